@@ -1,0 +1,174 @@
+"""The learned scattering network with phase collapses (Guth, Zarka, Mallat, ICLR 2022).
+
+One block, for an input ``x`` with ``C`` channels (``Fw`` = fixed wavelet filtering,
+``rho`` = pointwise non-linearity, ``Std`` = standardization, ``Pc`` = learned complex
+1x1 convolution, ``N`` = per-pixel normalization):
+
+* ``lscat``:      ``N(Pc(Std([x * phi, rho(x * psi_1), ..., rho(x * psi_L)])))``,
+  ``C (1 + L)`` channels into ``Pc``; the low-pass stays linear.
+* ``lscat_skip``: ``N(Pc(Std([Wx, rho(Wx)])))`` with ``Wx = [x * phi, x * psi_l]``,
+  ``2 C (1 + L)`` channels into ``Pc``; the linear coefficients skip the non-linearity.
+
+(The reference's ``run.py`` labels these ``skip=True``/``skip=False`` the other way
+round; we name them explicitly.) The classifier is the only part with biases:
+BatchNorm2d over the real and imaginary parts of the last block, flattened without
+spatial pooling, then a Linear layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from pcn.features import SplitFeatures
+from pcn.filters import block_filter_spec, block_filter_type
+from pcn.layers import ComplexProjection, GlobalBatchNorm2d, Standardization, normalize_pixels
+from pcn.nonlinearities import NONLINEARITIES, PointwiseNonlinearity
+from pcn.wavelet import BACKENDS, WaveletFilter, output_size
+
+ARCHITECTURES = ("lscat", "lscat_skip")
+
+
+@dataclass
+class PhaseCollapseConfig:
+    """Architecture of a phase-collapse network (defaults: the paper's CIFAR-10 LScat)."""
+
+    in_channels: int = 3                      # image channels
+    image_size: int = 32                      # square input side
+    num_classes: int = 10
+    widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512, 512)  # Pc output channels per block
+    n_angles: int = 4                         # L
+    full_angles: bool = False                 # angles over 2 pi instead of pi
+    factorize_from: int = 0                   # F: blocks i < F use standard filters
+    arch: str = "lscat"                       # lscat | lscat_skip
+    nonlinearity: str = "mod"                 # mod | cst | ms | mc | tanh | relu
+    nonlinearity_learned: bool = True         # train cst/ms parameters (reference: yes)
+    threshold_init: float = 0.1               # cst lambda
+    gain_init: float = 1.0                    # ms g
+    bias_init: float = 0.0                    # ms b
+    sigma0: float = 0.8
+    filtering: str = "auto"                   # auto | spatial | fft
+    kernel_tolerance: float = 1e-7
+    normalize_eps: float = 0.0                # 0 = reference (no epsilon)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch {self.arch!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
+        if self.nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity {self.nonlinearity!r} is not valid; valid: {', '.join(NONLINEARITIES)}")
+        if self.filtering not in BACKENDS:
+            raise ValueError(f"filtering {self.filtering!r} is not valid; valid: {', '.join(BACKENDS)}")
+        if not self.widths:
+            raise ValueError("widths must list at least one block width")
+        size = self.image_size
+        for i, _ in enumerate(self.widths):
+            if size < 3:
+                raise ValueError(f"{len(self.widths)} blocks do not fit a {self.image_size}x{self.image_size} image: "
+                                 f"block {i} would get a {size}x{size} input (at least 3x3 is needed)")
+            size = output_size(size, self.block_spec(i).subsample)
+        if size < 1:
+            raise ValueError(f"{len(self.widths)} blocks reduce a {self.image_size}-pixel image to nothing")
+
+    def block_spec(self, i: int):
+        return block_filter_spec(block_filter_type(i, self.factorize_from), self.n_angles,
+                                 self.full_angles, self.sigma0)
+
+    def spatial_sizes(self) -> list[int]:
+        """Input side of every block, then the final side."""
+        sizes = [self.image_size]
+        for i in range(len(self.widths)):
+            sizes.append(output_size(sizes[-1], self.block_spec(i).subsample))
+        return sizes
+
+
+class PhaseCollapseBlock(nn.Module):
+    """``Fw -> rho -> Std -> Pc -> N`` (see the module docstring)."""
+
+    def __init__(self, cfg: PhaseCollapseConfig, index: int, in_channels: int, real_input: bool, size: int):
+        super().__init__()
+        L = cfg.n_angles
+        self.arch, self.normalize_eps = cfg.arch, cfg.normalize_eps
+        self.wavelet = WaveletFilter(in_channels, real_input, (size, size), cfg.block_spec(index), L,
+                                     cfg.full_angles, cfg.filtering, cfg.kernel_tolerance)
+        low_complex, low_real = (0, in_channels) if real_input else (in_channels, 0)
+        if cfg.arch == "lscat":      # rho on the band-pass channels only
+            rho_complex, rho_real = in_channels * L, 0
+        else:                        # rho on all of Wx
+            rho_complex, rho_real = low_complex + in_channels * L, low_real
+        self.rho = PointwiseNonlinearity(cfg.nonlinearity, rho_complex, rho_real, cfg.nonlinearity_learned,
+                                         cfg.threshold_init, cfg.gain_init, cfg.bias_init)
+        rho_out_complex = 0 if cfg.nonlinearity == "mod" else rho_complex
+        rho_out_real = rho_complex + rho_real if cfg.nonlinearity == "mod" else rho_real
+        if cfg.arch == "lscat":
+            n_complex, n_real = low_complex + rho_out_complex, low_real + rho_out_real
+        else:
+            n_complex = low_complex + in_channels * L + rho_out_complex
+            n_real = low_real + rho_out_real
+        self.std = Standardization(n_complex, n_real)
+        self.proj = ComplexProjection(n_complex, n_real, cfg.widths[index])
+        self.out_size = self.wavelet.out_size[0]
+
+    def forward(self, x: SplitFeatures) -> SplitFeatures:
+        low, band = self.wavelet(x)
+        if self.arch == "lscat":
+            z = SplitFeatures.cat([low, self.rho(band)])
+        else:
+            linear = SplitFeatures.cat([low, band])
+            z = SplitFeatures.cat([linear, self.rho(linear)])
+        return normalize_pixels(self.proj(self.std(z)), self.normalize_eps)
+
+
+class ComplexClassifier(nn.Module):
+    """BatchNorm2d (affine) over ``[Re, Im]`` of the last block, flatten (no pooling), Linear with bias."""
+
+    def __init__(self, channels: int, size: int, num_classes: int):
+        super().__init__()
+        self.bn = GlobalBatchNorm2d(2 * channels)
+        self.fc = nn.Linear(2 * channels * size * size, num_classes)
+
+    def forward(self, x: SplitFeatures) -> Tensor:
+        return self.fc(torch.flatten(self.bn(x.stacked_real()), 1))
+
+
+class PhaseCollapseNet(nn.Module):
+    """Stack of :class:`PhaseCollapseBlock` followed by :class:`ComplexClassifier`."""
+
+    def __init__(self, cfg: PhaseCollapseConfig):
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        blocks, channels, real, size = [], cfg.in_channels, True, cfg.image_size
+        for i, width in enumerate(cfg.widths):
+            block = PhaseCollapseBlock(cfg, i, channels, real, size)
+            blocks.append(block)
+            channels, real, size = width, False, block.out_size
+        self.blocks = nn.ModuleList(blocks)
+        self.classifier = ComplexClassifier(channels, size, cfg.num_classes)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    def forward_features(self, x: Tensor) -> list[SplitFeatures]:
+        """Outputs of every block for images ``x`` (B, C, H, W)."""
+        feats, z = [], SplitFeatures(real=x)
+        for block in self.blocks:
+            z = block(z)
+            feats.append(z)
+        return feats
+
+    def layer_features(self, x: Tensor) -> list[Tensor]:
+        """Real views (B, 2K, h, w) of every block output, for separation measurements."""
+        return [f.stacked_real() for f in self.forward_features(x)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        z = SplitFeatures(real=x)
+        for block in self.blocks:
+            z = block(z)
+        return self.classifier(z)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of real parameters (a complex weight counts twice)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

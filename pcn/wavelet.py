@@ -1,0 +1,217 @@
+"""Fixed wavelet filtering ``Fw`` of one block: depthwise ``[x * phi, x * psi_1 .. x * psi_L]``.
+
+Geometry (paper-spec section 1.3), for an input of size ``M x N``:
+
+1. reflect-pad to ``Mp = ((M + 2) // 2 + 1) * 2`` (``(Mp - M) // 2`` before, the rest after);
+2. circular convolution with the periodized filters on the ``Mp x Np`` grid;
+3. optional decimation by 2 at even positions;
+4. crop: rows/columns ``[2, Mp - 2)`` without subsampling (step 1), ``[2, Mp - 2)``
+   at even positions with subsampling (the reference's crop ``[1:-1]`` of the folded grid).
+
+Two backends compute the same function:
+
+* ``fft``: the reference formulation (pad, FFT, multiply by the real spectra, fold the
+  spectrum for subsampling, inverse FFT, crop).
+* ``spatial``: one grouped ``conv2d`` with the truncated spatial kernels (see
+  :func:`pcn.filters.spatial_kernels`) on the circularly padded map, evaluated only at
+  the output positions (stride 2 when subsampling). Equal to ``fft`` up to the
+  kernel truncation tolerance; much faster on CPU for small kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from pcn.features import SplitFeatures
+from pcn.filters import BandPassSpec, fourier_filters, padded_size, spatial_kernels
+
+BACKENDS = ("auto", "spatial", "fft")
+
+
+def output_size(size: int, subsample: bool) -> int:
+    """Spatial output length of a block for an input length ``size``."""
+    mp = padded_size(size)
+    return mp // 2 - 2 if subsample else mp - 4
+
+
+class WaveletFilter(nn.Module):
+    """Depthwise filtering of every input channel by ``L + 1`` fixed filters.
+
+    Parameters
+    ----------
+    in_channels : int
+        Number of input channels ``C``.
+    real_input : bool
+        True for a real input (block 0): the low-pass output then stays real.
+    size : tuple of int
+        Input spatial size ``(M, N)``.
+    spec : BandPassSpec
+        Filter parameters (sigma, xi, slant, low-pass sigma, subsampling).
+    n_angles, full_angles
+        Number and span of orientations.
+    backend : {"auto", "spatial", "fft"}
+        Filtering algorithm; ``auto`` picks ``spatial`` when the kernel has at most
+        ``auto_max_taps`` taps, else ``fft``.
+    tolerance : float
+        Relative truncation threshold of the spatial kernels.
+
+    Forward returns ``(low, band)``: ``low`` has ``C`` channels (real for a real input,
+    complex otherwise), ``band`` has ``C * L`` complex channels in input-channel-major
+    order (index ``c * L + l``).
+    """
+
+    def __init__(self, in_channels: int, real_input: bool, size: tuple[int, int], spec: BandPassSpec,
+                 n_angles: int, full_angles: bool = False, backend: str = "auto",
+                 tolerance: float = 1e-7, auto_max_taps: int = 49):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown filtering backend {backend!r}; valid: {', '.join(BACKENDS)}")
+        M, N = size
+        if min(M, N) < 3:
+            raise ValueError(f"wavelet filtering needs inputs of at least 3x3 pixels, got {M}x{N}: "
+                             "too many blocks for this image size")
+        self.in_channels, self.real_input, self.size = in_channels, real_input, (M, N)
+        self.n_angles, self.subsample = n_angles, spec.subsample
+        self.padded = (padded_size(M), padded_size(N))
+        self.pad = ((self.padded[0] - M) // 2, (self.padded[0] - M + 1) // 2,
+                    (self.padded[1] - N) // 2, (self.padded[1] - N + 1) // 2)   # (top, bottom, left, right)
+        self.torch_pad = (self.pad[2], self.pad[3], self.pad[0], self.pad[1])         # F.pad order
+        fourier = fourier_filters(*self.padded, spec, n_angles, full_angles)  # (L+1, Mp, Np)
+        self.register_buffer("fourier", torch.tensor(fourier, dtype=torch.float32))
+        kernels, a0, b0 = spatial_kernels(fourier, tolerance)  # (L+1, ka, kb) complex
+        self.kernel_size = kernels.shape[1:]
+        # circular padding (before, after) per axis so that correlation realizes the convolution
+        ka, kb = self.kernel_size
+        self.circular = (kb - 1 - b0, b0, ka - 1 - a0, a0)  # F.pad order: last dim first
+        self.register_buffer("weight", self._correlation_weight(kernels, real_input))
+        if backend == "auto":
+            backend = "spatial" if ka * kb <= auto_max_taps else "fft"
+        self.backend = backend
+        self.out_size = (output_size(M, spec.subsample), output_size(N, spec.subsample))
+
+    @staticmethod
+    def _correlation_weight(kernels: np.ndarray, real_input: bool) -> Tensor:
+        """Per-channel conv weight realizing the complex convolutions.
+
+        Complex input ``z = a + i b`` and filter ``h = h_r + i h_i``:
+        ``Re(h * z) = h_r * a - h_i * b`` and ``Im(h * z) = h_i * a + h_r * b``.
+        Output order per input channel: ``[phi, Re psi_1..L, Im psi_1..L]`` for a real input,
+        ``[Re phi, Re psi_1..L, Im phi, Im psi_1..L]`` for a complex one, so that the
+        parts can be taken apart with ``split`` (cheap backward) instead of indexing.
+        """
+        flipped = kernels[:, ::-1, ::-1]  # correlation = convolution with the flipped kernel
+        hr, hi = flipped.real, flipped.imag
+        if real_input:
+            rows = [[hr[0]]] + [[hr[f]] for f in range(1, len(hr))] + [[hi[f]] for f in range(1, len(hr))]
+        else:
+            rows = [[hr[f], -hi[f]] for f in range(len(hr))] + [[hi[f], hr[f]] for f in range(len(hr))]
+        return torch.tensor(np.array(rows), dtype=torch.float32)  # (n_out, n_in, ka, kb)
+
+    def extra_repr(self) -> str:
+        return (f"in_channels={self.in_channels}, size={self.size}, real_input={self.real_input}, "
+                f"subsample={self.subsample}, backend={self.backend}, kernel={tuple(self.kernel_size)}")
+
+    def forward(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
+        if self.backend == "fft":
+            return self.forward_fft(x)
+        return self.forward_spatial(x)
+
+    def _check(self, x: SplitFeatures) -> None:
+        t = x.any_tensor()
+        expected = (self.in_channels, *self.size)
+        if tuple(t.shape[1:]) != expected or (x.n_real > 0) != self.real_input:
+            raise ValueError(f"WaveletFilter expects {'real' if self.real_input else 'complex'} input of "
+                             f"shape (B, {expected[0]}, {expected[1]}, {expected[2]}), got "
+                             f"{x.n_complex} complex + {x.n_real} real channels of size {tuple(t.shape[2:])}")
+
+    def _split(self, re: Tensor, im: Tensor | None, low_real: Tensor | None = None):
+        """(B, C, L+1 or L, H, W) parts -> (low, band) SplitFeatures, band channels ``c * L + l``."""
+        B, C, _, H, W = re.shape
+        L = self.n_angles
+        if low_real is not None:
+            low = SplitFeatures(real=low_real.reshape(B, C, H, W))
+            band_re, band_im = re, im
+        else:
+            low_re, band_re = re.split([1, L], dim=2)
+            low_im, band_im = im.split([1, L], dim=2)
+            low = SplitFeatures(re=low_re.reshape(B, C, H, W), im=low_im.reshape(B, C, H, W))
+        return low, SplitFeatures(re=band_re.reshape(B, C * L, H, W), im=band_im.reshape(B, C * L, H, W))
+
+    def forward_spatial(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
+        self._check(x)
+        C, L = self.in_channels, self.n_angles
+        if self.real_input:
+            stacked = x.real                                              # (B, C, M, N)
+        else:
+            B, _, M, N = x.re.shape
+            stacked = torch.stack([x.re, x.im], dim=2).reshape(B, 2 * C, M, N)
+        B = stacked.shape[0]
+        padded = F.pad(stacked, self.torch_pad, mode="reflect")                 # (B, C', Mp, Np)
+        padded = F.pad(padded, self.circular, mode="circular")            # (B, C', Mp+ka-1, Np+kb-1)
+        step = 2 if self.subsample else 1
+        last_r = self.padded[0] - (4 if self.subsample else 3)
+        last_c = self.padded[1] - (4 if self.subsample else 3)
+        ka, kb = self.kernel_size
+        window = padded[:, :, 2:last_r + ka, 2:last_c + kb]
+        n_in = 1 if self.real_input else 2
+        # channels as batch: one dense conv with n_in inputs per image-channel
+        out = F.conv2d(window.reshape(B * C, n_in, *window.shape[-2:]), self.weight, stride=step)
+        H, W = out.shape[-2:]
+        if self.real_input:
+            low, re, im = out.view(B, C, 1 + 2 * L, H, W).split([1, L, L], dim=2)
+            return self._split(re, im, low_real=low)
+        re, im = out.view(B, C, 2, L + 1, H, W).unbind(2)
+        return self._split(re, im)
+
+    def forward_fft(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
+        self._check(x)
+        if self.real_input:
+            z = x.real
+        else:
+            B, C, M, N = x.re.shape
+            re, im = F.pad(torch.stack([x.re, x.im], 1).reshape(B, 2 * C, M, N), self.torch_pad,
+                           mode="reflect").view(B, 2, C, *self.padded).unbind(1)
+            z = torch.complex(re, im)
+        z = fft_filter(z, self.fourier, None if not self.real_input else self.pad, self.subsample)
+        re, im = torch.view_as_real(z).unbind(-1)                         # (B, C, L+1, H', W') each
+        if self.real_input:
+            low, band_re = re.split([1, self.n_angles], dim=2)
+            return self._split(band_re, im.split([1, self.n_angles], dim=2)[1], low_real=low)
+        return self._split(re, im)
+
+
+def reflect_pad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
+    """Reflection padding of a real or complex (B, C, M, N) tensor; ``pad`` is (top, bottom, left, right)."""
+    torch_pad = (pad[2], pad[3], pad[0], pad[1])
+    if x.is_complex():
+        return torch.complex(F.pad(x.real, torch_pad, mode="reflect"), F.pad(x.imag, torch_pad, mode="reflect"))
+    return F.pad(x, torch_pad, mode="reflect")
+
+
+def fft_filter(x: Tensor, fourier: Tensor, pad: tuple[int, int, int, int] | None, subsample: bool) -> Tensor:
+    """Reference FFT-domain filtering: pad, FFT, multiply, fold, inverse FFT, crop.
+
+    Parameters
+    ----------
+    x : Tensor, (B, C, M, N), real or complex
+    fourier : Tensor, (F, Mp, Np), real spectra of the filters
+    pad : (top, bottom, left, right) reflection padding, or None if ``x`` is already padded
+    subsample : bool
+        Fold the spectrum onto the half grid,
+        :math:`Y[a, b] = \\frac14 \\sum_{i, j \\in \\{0, 1\\}} Y[a + i M_p/2, b + j N_p/2]`,
+        which equals decimation ``y[2u]`` of the full-resolution convolution.
+
+    Returns
+    -------
+    Tensor, complex64, (B, C, F, H', W')
+    """
+    spectrum = torch.fft.fft2(x if pad is None else reflect_pad(x, pad))  # (B, C, Mp, Np)
+    product = spectrum.unsqueeze(2) * fourier                            # (B, C, F, Mp, Np)
+    if subsample:
+        B, C, Fn, Mp, Np = product.shape
+        product = product.view(B, C, Fn, 2, Mp // 2, 2, Np // 2).mean(dim=(3, 5))
+        return torch.fft.ifft2(product)[..., 1:-1, 1:-1]
+    return torch.fft.ifft2(product)[..., 2:-2, 2:-2]
+

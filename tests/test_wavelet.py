@@ -1,0 +1,72 @@
+"""Wavelet filtering: geometry, the two backends, and an independent NumPy computation."""
+import numpy as np
+import pytest
+import torch
+
+from pcn.features import SplitFeatures
+from pcn.filters import block_filter_spec, fourier_filters, padded_size
+from pcn.wavelet import WaveletFilter, output_size
+
+
+def make_filter(size, kind="half", L=4, channels=2, real=False, backend="spatial"):
+    return WaveletFilter(channels, real, (size, size), block_filter_spec(kind, L), L, backend=backend)
+
+
+def numpy_reference(x: np.ndarray, size: int, kind: str, L: int) -> np.ndarray:
+    """Reflect-pad, circular convolution by FFT in NumPy float64, decimate, crop (paper-spec 1.3)."""
+    spec = block_filter_spec(kind, L)
+    mp = padded_size(size)
+    before, after = (mp - size) // 2, (mp - size + 1) // 2
+    padded = np.pad(x, ((0, 0), (before, after), (before, after)), mode="reflect")
+    bank = fourier_filters(mp, mp, spec, L)
+    y = np.fft.ifft2(np.fft.fft2(padded)[:, None] * bank[None])      # (C, L+1, mp, mp)
+    if spec.subsample:
+        return y[..., ::2, ::2][..., 1:-1, 1:-1]
+    return y[..., 2:-2, 2:-2]
+
+
+@pytest.mark.parametrize("size,kind,L", [(16, "half", 4), (16, "half_sub", 4), (12, "standard", 8),
+                                         (7, "half", 8), (7, "half_sub", 4), (8, "half_sub", 8)])
+@pytest.mark.parametrize("backend", ["spatial", "fft"])
+def test_matches_independent_numpy(size, kind, L, backend):
+    torch.manual_seed(0)
+    re, im = torch.randn(3, 2, size, size), torch.randn(3, 2, size, size)
+    filt = make_filter(size, kind, L, backend=backend)
+    low, band = filt(SplitFeatures(re=re, im=im))
+    z = (re + 1j * im).numpy().astype(np.complex128)
+    for b in range(3):
+        ref = numpy_reference(z[b], size, kind, L)                      # (C, L+1, H, W)
+        got_low = (low.re[b] + 1j * low.im[b]).numpy()
+        got_band = (band.re[b] + 1j * band.im[b]).numpy().reshape(2, L, *got_low.shape[-2:])
+        scale = np.abs(ref).max()
+        assert np.abs(got_low - ref[:, 0]).max() < 1e-5 * scale
+        assert np.abs(got_band - ref[:, 1:]).max() < 1e-5 * scale
+    assert low.re.shape[-1] == output_size(size, block_filter_spec(kind, L).subsample)
+
+
+@pytest.mark.parametrize("kind", ["standard", "half"])
+def test_backends_agree_on_real_input(kind):
+    torch.manual_seed(1)
+    x = torch.randn(4, 3, 32, 32)
+    outs = []
+    for backend in ("spatial", "fft"):
+        low, band = make_filter(32, kind, 4, 3, real=True, backend=backend)(SplitFeatures(real=x))
+        assert low.re is None and low.real.shape == (4, 3, *low.real.shape[-2:])
+        outs.append((low.real, band.re, band.im))
+    for a, b in zip(*outs):
+        assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_output_sizes():
+    assert [output_size(m, True) for m in (32, 16, 8, 4, 224, 7)] == [16, 8, 4, 2, 112, 3]
+    assert [output_size(m, False) for m in (32, 16, 7)] == [32, 16, 6]
+
+
+def test_rejects_wrong_input():
+    filt = make_filter(16)
+    with pytest.raises(ValueError, match="expects complex input"):
+        filt(SplitFeatures(real=torch.randn(1, 2, 16, 16)))
+    with pytest.raises(ValueError, match="at least 3x3"):
+        make_filter(2)
+    with pytest.raises(ValueError, match="valid: auto, spatial, fft"):
+        make_filter(16, backend="wavelets")
