@@ -171,7 +171,8 @@ class ComplexProjection(nn.Module):
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         inputs = torch.cat([t for t in (x.re, x.real, x.im) if t is not None], dim=1)  # (B, 2Cc+Cr, H, W)
-        y = torch.einsum("oc,bchw->bohw", self.real_matrix(), inputs)     # (B, 2K, H, W)
+        # under CUDA autocast this product runs in bf16; everything after it is float32 again
+        y = torch.einsum("oc,bchw->bohw", self.real_matrix(), inputs).to(inputs.dtype)  # (B, 2K, H, W)
         re, im = y.split(self.out_channels, dim=1)
         return SplitFeatures(re=re, im=im)
 

@@ -114,9 +114,11 @@ class WaveletFilter(nn.Module):
                 f"subsample={self.subsample}, backend={self.backend}, kernel={tuple(self.kernel_size)}")
 
     def forward(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
-        if self.backend == "fft":
-            return self.forward_fft(x)
-        return self.forward_spatial(x)
+        device_type = x.any_tensor().device.type
+        with torch.autocast(device_type, enabled=False):    # filtering stays in float32 under AMP
+            if self.backend == "fft":
+                return self.forward_fft(x)
+            return self.forward_spatial(x)
 
     def _check(self, x: SplitFeatures) -> None:
         t = x.any_tensor()

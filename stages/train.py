@@ -9,6 +9,7 @@ the final outputs are written.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -62,6 +63,10 @@ def main() -> None:
     params = load_params()
     variant = params.variant(args.variant)
     tp = params.train
+    if tp.launcher == "torchrun" and "RANK" not in os.environ:
+        # re-launch this stage under torchrun (one process per GPU, or CPU processes with gloo)
+        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                  f"--nproc-per-node={tp.nproc}", __file__, *sys.argv[1:]])
     info = dist_info()
     device = select_device(tp.device, info)
     init_distributed(info, device.type)
@@ -126,6 +131,12 @@ def main() -> None:
         tags = run_tags(params, "train", args.variant)
         if previous_run:
             tags["resumed_from"] = previous_run
+            client = mlflow.tracking.MlflowClient()
+            try:
+                if client.get_run(previous_run).info.status == "RUNNING":   # the interrupted run
+                    client.set_terminated(previous_run, "KILLED")
+            except mlflow.exceptions.MlflowException:
+                pass                                                        # e.g. logged to another store
         run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train@{args.variant}", tags=tags)
         mlflow.log_params(flatten({"seed": params.seed, "data": asdict(params.data), "filters": asdict(params.filters),
                                    "network": asdict(params.network), "model": asdict(variant), "train": asdict(tp), "recipe": recipe,

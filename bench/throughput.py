@@ -1,0 +1,157 @@
+"""Training throughput of our implementation against the reference's FFT formulation.
+
+For each preset (CIFAR-10 LScat+skip, ImageNet LScat by default) and each implementation
+(``ours``: split real/complex features, real-channel savings in Pc, filtering backend
+chosen per block; ``reference``: :class:`pcn.reference.ReferenceFFTNet`, native complex
+tensors, FFT filtering and 4-multiplication complex Pc for every channel), one training
+step (forward + backward + SGD step) on random data is timed after warm-up. Every
+measurement runs in its own subprocess so that the peak memory (max RSS on CPU, peak
+allocated on CUDA) belongs to it alone. Before timing, the two implementations are
+checked to give the same logits on the same batch.
+
+Usage::
+
+    python bench/throughput.py                       # CPU, both presets
+    python bench/throughput.py --device cuda --batch 128 --amp
+
+Prints a table and writes bench/out/throughput.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PRESETS = {
+    "cifar10_lscat_skip": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat_skip", n_angles=4,
+                               factorize_from=0, widths=(64, 128, 256, 512, 512, 512, 512, 512)),
+    "imagenet_lscat": dict(in_channels=3, image_size=224, num_classes=1000, arch="lscat", n_angles=8,
+                           factorize_from=1, widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256)),
+}
+
+
+def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bool, channels_last: bool,
+            compile_model: bool, threads: int) -> dict:
+    import torch
+
+    from pcn.model import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
+    from pcn.reference import ReferenceFFTNet
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = PhaseCollapseConfig(**PRESETS[preset])
+    model = PhaseCollapseNet(cfg).to(device).train()
+    net = ReferenceFFTNet(model) if impl == "reference" else model
+    if compile_model and impl == "ours":
+        net = torch.compile(net)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, cfg.num_classes, (batch,), device=device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda")
+
+    def step():
+        with autocast:
+            logits = net(x)
+        loss = torch.nn.functional.cross_entropy(logits.float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    step()
+    step()
+    sync()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    median = times[len(times) // 2]
+    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"preset": preset, "impl": impl, "batch": batch, "steps": steps, "median_step_s": median,
+            "images_per_s": batch / median, "peak_memory_bytes": peak,
+            "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
+            "n_parameters": count_parameters(model), "device": device, "amp": amp, "compile": compile_model,
+            "backends": [b.wavelet.backend for b in model.blocks]}
+
+
+def check_equal(preset: str, device: str) -> float:
+    """Max relative difference of logits between the two implementations on a small batch."""
+    import torch
+
+    from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
+    from pcn.reference import ReferenceFFTNet
+    torch.manual_seed(0)
+    model = PhaseCollapseNet(PhaseCollapseConfig(**PRESETS[preset])).to(device).train()
+    x = torch.randn(2, 3, model.cfg.image_size, model.cfg.image_size, device=device)
+    with torch.no_grad():
+        a, b = model(x), ReferenceFFTNet(model)(x)
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--batch", type=int, default=0, help="images per step (default: 8 CPU CIFAR, 2 CPU ImageNet)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--amp", action="store_true", help="CUDA: bf16 autocast of the Pc matrix products")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="torch.compile our model")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "throughput.json"))
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        preset, impl, batch = args.worker.split(":")
+        print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
+                                 args.compile, args.threads)))
+        return
+    rows, checks = [], {}
+    for preset in args.presets:
+        checks[preset] = check_equal(preset, args.device)
+        batch = args.batch or (8 if preset.startswith("cifar") else 2) * (16 if args.device == "cuda" else 1)
+        for impl in ("ours", "reference"):
+            cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
+                   "--device", args.device, "--threads", str(args.threads)]
+            cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            rows.append(json.loads(out.strip().splitlines()[-1]))
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
+              "processor": platform.processor() or platform.machine(), "rows": rows,
+              "max_relative_logit_difference": checks, "speedup": {}}
+    print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'peak MiB':>9s}")
+    for row in rows:
+        print(f"{row['preset']:22s} {row['impl']:10s} {row['batch']:5d} {row['images_per_s']:9.2f} "
+              f"{row['median_step_s']:8.3f} {row['peak_memory_bytes'] / 2**20:9.0f}")
+    for preset in args.presets:
+        ours = next(r for r in rows if r["preset"] == preset and r["impl"] == "ours")
+        ref = next(r for r in rows if r["preset"] == preset and r["impl"] == "reference")
+        result["speedup"][preset] = ours["images_per_s"] / ref["images_per_s"]
+        print(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x; "
+              f"logits max rel. difference {checks[preset]:.1e}")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
