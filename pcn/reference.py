@@ -23,7 +23,17 @@ from torch import Tensor, nn
 from pcn.features import SplitFeatures
 from pcn.layers import STD_EPS
 from pcn.model import PhaseCollapseBlock, PhaseCollapseNet
-from pcn.wavelet import fft_filter
+from pcn.wavelet import reflect_pad
+
+
+def reference_fft_filter(x: Tensor, fourier: Tensor, pad: tuple[int, int, int, int], subsample: bool) -> Tensor:
+    """Pad, FFT, multiply, fold (mean over the 2 x 2 aliased copies), inverse FFT, crop: (B, C, F, H', W')."""
+    product = torch.fft.fft2(reflect_pad(x, pad)).unsqueeze(2) * fourier   # (B, C, F, Mp, Np)
+    if subsample:
+        B, C, Fn, Mp, Np = product.shape
+        product = product.view(B, C, Fn, 2, Mp // 2, 2, Np // 2).mean(dim=(3, 5))
+        return torch.fft.ifft2(product)[..., 1:-1, 1:-1]
+    return torch.fft.ifft2(product)[..., 2:-2, 2:-2]
 
 
 def complex_standardize(z: Tensor) -> Tensor:
@@ -51,7 +61,7 @@ class ReferenceFFTBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         blk = self.block
         w = blk.wavelet
-        z = fft_filter(x, w.fourier, w.pad, w.subsample)                   # (B, C, L+1, H, W) complex
+        z = reference_fft_filter(x, w.fourier, w.pad, w.subsample)         # (B, C, L+1, H, W) complex
         B, C, _, H, W = z.shape
         low = z[:, :, 0]
         band = z[:, :, 1:].reshape(B, C * w.n_angles, H, W)
