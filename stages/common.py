@@ -12,7 +12,12 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(os.environ.get("DVC_ROOT", Path(__file__).resolve().parents[1])).resolve()
+# Outputs go to the workspace the stage runs in (a temporary copy under .dvc/tmp/exps for queued
+# experiments); the MLflow store lives in the repository DVC was started from (DVC_ROOT), so that
+# queued and temporary runs land in the same, persistent database. Relative data.root paths
+# (raw CIFAR-10 downloads, which git ignores and DVC does not copy) are resolved there too.
+ROOT = Path(__file__).resolve().parents[1]
+ORIGIN_ROOT = Path(os.environ.get("DVC_ROOT", ROOT)).resolve()
 sys.path.insert(0, str(ROOT))
 
 from pcn.config import Params, ParamsError, parse_params  # noqa: E402
@@ -58,7 +63,7 @@ def select_device(name: str, info: DistInfo):
 
 def tracking_uri(params: Params) -> str:
     from pcn.tracking import default_tracking_uri
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ROOT)
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
 
 
 def start_tracking(params: Params) -> str:
@@ -70,7 +75,7 @@ def start_tracking(params: Params) -> str:
     uri = tracking_uri(params)
     try:
         check_tracking_uri(uri)
-        experiment_id = ensure_experiment(uri, params.tracking.experiment, ROOT / "mlartifacts")
+        experiment_id = ensure_experiment(uri, params.tracking.experiment, ORIGIN_ROOT / "mlartifacts")
     except TrackingError as exc:
         sys.exit(f"error: {exc}")
     mlflow.set_tracking_uri(uri)

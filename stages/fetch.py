@@ -1,7 +1,7 @@
 """Stage `fetch`: materialize the chosen data set under data/prepared with its data card."""
 from __future__ import annotations
 
-from common import DATA_DIR, ROOT, load_params
+from common import DATA_DIR, ORIGIN_ROOT, load_params
 
 from pcn.data import DataError, prepare
 
@@ -9,7 +9,7 @@ from pcn.data import DataError, prepare
 def main() -> None:
     params = load_params()
     d = params.data
-    root = (ROOT / d.root) if not d.root.startswith("/") else d.root
+    root = (ORIGIN_ROOT / d.root) if not d.root.startswith("/") else d.root
     try:
         card = prepare(d.name, DATA_DIR, root=root, download=d.download, test_fraction=d.test_fraction,
                        seed=params.seed, synthetic=vars(d.synthetic))

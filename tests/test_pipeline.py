@@ -229,3 +229,25 @@ def test_non_finite_loss_stops_training_and_keeps_checkpoint(tmp_path, default_p
     if failed_epoch > 0:                                                # epochs before the fault were saved
         assert torch.load(repo / "checkpoints/modulus/last.pt", weights_only=False)["epoch"] == failed_epoch
     assert not (repo / "results/train/modulus/metrics.json").exists()
+
+
+def test_queued_experiment_logs_to_the_origin_store(tmp_path, default_params):
+    """`dvc exp run --queue` runs in .dvc/tmp/exps/<copy>: outputs stay there, MLflow runs land in
+    the origin repository's database (an in-copy relative store would be deleted with the copy)."""
+    repo = make_project(tmp_path / "repo", tiny_params(default_params, variants=("modulus",)))
+    dvc("exp", "run", "--queue", "-S", "train.lr=0.02", "-n", "lr002", cwd=repo)
+    dvc("queue", "start", "-j", "1", cwd=repo)
+    deadline = time.time() + 600
+    status = ""
+    while time.time() < deadline:
+        time.sleep(3)
+        status = dvc("queue", "status", cwd=repo).stdout
+        if "Running" not in status and "Queued" not in status:
+            break
+    assert "Success" in status, status + dvc("queue", "logs", "lr002", cwd=repo, check=False).stdout
+    assert not (repo / "data" / "prepared").exists()                   # outputs stayed in the copy
+    _, runs, _ = mlflow_runs(repo)
+    train = [r for r in runs if r.info.run_name == "train@modulus"]
+    assert len(train) == 1 and train[0].data.tags["dvc.exp_name"] == "lr002"
+    assert train[0].data.params["train.lr"] == "0.02" and train[0].info.status == "FINISHED"
+    assert "lr002" in dvc("exp", "show", "--no-pager", "--csv", cwd=repo).stdout
