@@ -27,7 +27,11 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
             ax = axes[r, c]
             ax.set_xticks([]), ax.set_yticks([])
             if c < images.shape[0]:
-                ax.imshow(images[c], cmap="RdBu_r" if "Re" in label or "Fourier" in label else "viridis")
+                if "Re" in label or "Fourier" in label:      # signed: diverging map centred on 0
+                    vmax = float(np.abs(images[c]).max()) or 1.0
+                    ax.imshow(images[c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+                else:
+                    ax.imshow(images[c], cmap="viridis")
                 ax.set_title("phi" if c == 0 else f"psi_{c}", fontsize=7)
             else:
                 ax.axis("off")

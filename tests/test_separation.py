@@ -87,3 +87,43 @@ def test_layer_separation_end_to_end():
     assert feature_vectors(images[:2], "flatten").shape == (2, 32)
     with pytest.raises(ValueError, match="valid: spatial_mean, flatten"):
         feature_vectors(images, "pool")
+
+
+def _sharded_statistics(rank: int, world: int, port: int, x, y, out) -> None:
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    stats = ClassStatistics(3, x.shape[1])
+    stats.update(x[rank::world], y[rank::world])
+    stats.all_reduce()
+    counter = NearestMeanCounter(stats.means())
+    counter.update(x[rank::world], y[rank::world])
+    counter.all_reduce()
+    if rank == 0:
+        out.put((stats.measures(), counter.accuracy()))
+    dist.destroy_process_group()
+
+
+def test_statistics_reduced_across_ranks_equal_single_process():
+    import multiprocessing as mp
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.manual_seed(0)
+    y = torch.arange(101) % 3
+    x = torch.randn(101, 5, dtype=torch.float64) + y[:, None].double()
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_sharded_statistics, args=(r, 2, port, x, y, queue)) for r in range(2)]
+    for p in procs:
+        p.start()
+    reduced, accuracy = queue.get(timeout=120)
+    for p in procs:
+        p.join(timeout=60)
+    single = ClassStatistics(3, 5)
+    single.update(x, y)
+    counter = NearestMeanCounter(single.means())
+    counter.update(x, y)
+    assert accuracy == pytest.approx(counter.accuracy())
+    for key, value in single.measures().items():
+        assert reduced[key] == pytest.approx(value, rel=1e-12), key
