@@ -14,7 +14,7 @@ from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, input_spec, load_params, run
                     start_tracking, write_csv, write_json)
 from torch.utils.data import DataLoader
 
-from pcn.config import VariantConfig
+from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
 from pcn.data import DataError, build_datasets, read_card
 from pcn.distributed import DistInfo
 from pcn.engine import evaluate
@@ -44,8 +44,10 @@ def main() -> None:
         train_set, test_set = build_datasets(DATA_DIR, card, "none")
     except DataError as exc:
         raise SystemExit(f"error: {exc}")
+    # rebuild the model with the configuration it was trained with
     variant = VariantConfig(**saved["variant"])
-    model = build_model(params.network, params.filters, variant, input_spec(card))
+    model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]), variant,
+                        input_spec(card))
     model.load_state_dict(saved["state_dict"])
     model.to(device).eval()
 
