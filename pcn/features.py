@@ -38,10 +38,6 @@ class SplitFeatures:
     def n_real(self) -> int:
         return 0 if self.real is None else self.real.shape[1]
 
-    @property
-    def n_channels(self) -> int:
-        return self.n_complex + self.n_real
-
     def any_tensor(self) -> Tensor:
         return self.re if self.re is not None else self.real
 

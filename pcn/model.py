@@ -146,10 +146,6 @@ class PhaseCollapseNet(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.classifier = ComplexClassifier(channels, size, cfg.num_classes)
 
-    @property
-    def n_layers(self) -> int:
-        return len(self.blocks)
-
     def forward_features(self, x: Tensor) -> list[SplitFeatures]:
         """Outputs of every block for images ``x`` (B, C, H, W)."""
         feats, z = [], SplitFeatures(real=x)

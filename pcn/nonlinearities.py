@@ -87,10 +87,6 @@ class PointwiseNonlinearity(nn.Module):
     def extra_repr(self) -> str:
         return f"kind={self.kind}, n_complex={self.n_complex}, n_real={self.n_real}"
 
-    @property
-    def collapses_phase(self) -> bool:
-        return self.kind == "mod"
-
     def _amplitude(self, amplitude: Tensor, channels: slice) -> Tensor:
         """Gain ``f(|z|) / (|z| + eps)`` multiplying ``z`` (phase-preserving kinds)."""
         def per_channel(p):

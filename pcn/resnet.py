@@ -105,10 +105,6 @@ class BiasFreeResNet18(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    @property
-    def n_layers(self) -> int:
-        return 1 + len(self.stages)
-
     def layer_features(self, x: Tensor) -> list[Tensor]:
         feats = [self.stem(x)]
         for stage in self.stages:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import subprocess
 import urllib.error
@@ -106,6 +105,3 @@ def git_commit(repo_root: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
-
-def digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
