@@ -176,8 +176,9 @@ class ComplexProjection(nn.Module):
         if x.re is not None:
             ac, bc = a[:, :cc], b[:, :cc]
             if torch.is_autocast_enabled(x.re.device.type):
-                re = self._mm(torch.cat([ac, -bc], 1), torch.cat([x.re, x.im], 1))
-                im = self._mm(torch.cat([bc, ac], 1), torch.cat([x.re, x.im], 1))
+                stacked = torch.cat([x.re, x.im], 1)                    # concatenated once for both parts
+                re = self._mm(torch.cat([ac, -bc], 1), stacked)
+                im = self._mm(torch.cat([bc, ac], 1), stacked)
             else:
                 t1, t2 = self._mm(ac, x.re), self._mm(bc, x.im)
                 t3 = self._mm(ac + bc, x.re + x.im)
