@@ -6,8 +6,11 @@ chosen per block; ``reference``: :class:`pcn.reference.ReferenceFFTNet`, native 
 tensors, FFT filtering and 4-multiplication complex Pc for every channel), one training
 step (forward + backward + SGD step) on random data is timed after warm-up. Every
 measurement runs in its own subprocess so that the peak memory (max RSS on CPU, peak
-allocated on CUDA) belongs to it alone. Before timing, the two implementations are
-checked to give the same logits on the same batch.
+allocated on CUDA) belongs to it alone; the two implementations alternate over ``--rounds``
+rounds so that drifts in the speed of a shared machine hit both, and the table reports the
+median over rounds. Before timing, the two implementations are checked to give the same
+logits on the same batch. Both run with :func:`pcn.runtime.retain_freed_memory` (what the
+train stage does on CPU) unless ``--default-malloc`` is given.
 
 Usage::
 
@@ -22,6 +25,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -40,8 +44,11 @@ PRESETS = {
 
 
 def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bool, channels_last: bool,
-            compile_model: bool, threads: int) -> dict:
+            compile_model: bool, threads: int, retain_memory: bool) -> dict:
     import torch
+
+    from pcn.runtime import retain_freed_memory
+    retained = retain_freed_memory() if retain_memory else False
 
     from pcn.model import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
     from pcn.reference import ReferenceFFTNet
@@ -77,21 +84,22 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
     sync()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         step()
         sync()
         times.append(time.perf_counter() - t0)
-    times.sort()
-    median = times[len(times) // 2]
+        cpu_times.append(time.process_time() - c0)
+    median = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"preset": preset, "impl": impl, "batch": batch, "steps": steps, "median_step_s": median,
+            "median_step_cpu_s": statistics.median(cpu_times),
             "images_per_s": batch / median, "peak_memory_bytes": peak,
             "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
             "n_parameters": count_parameters(model), "device": device, "amp": amp, "compile": compile_model,
-            "backends": [b.wavelet.backend for b in model.blocks]}
+            "retain_freed_memory": retained, "backends": [b.wavelet.backend for b in model.blocks]}
 
 
 def check_equal(preset: str, device: str) -> float:
@@ -118,36 +126,53 @@ def main() -> None:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (ours, reference)")
+    parser.add_argument("--default-malloc", action="store_true", help="do not call retain_freed_memory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         preset, impl, batch = args.worker.split(":")
         print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
-                                 args.compile, args.threads)))
+                                 args.compile, args.threads, not args.default_malloc)))
         return
     rows, checks = [], {}
     for preset in args.presets:
         checks[preset] = check_equal(preset, args.device)
         batch = args.batch or (8 if preset.startswith("cifar") else 2) * (16 if args.device == "cuda" else 1)
-        for impl in ("ours", "reference"):
-            cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
-                   "--device", args.device, "--threads", str(args.threads)]
-            cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-            rows.append(json.loads(out.strip().splitlines()[-1]))
+        for round_index in range(args.rounds):
+            for impl in ("ours", "reference"):
+                cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
+                       "--device", args.device, "--threads", str(args.threads)]
+                cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
+                cmd += ["--default-malloc"] * args.default_malloc
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+                rows.append({**json.loads(out.strip().splitlines()[-1]), "round": round_index})
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "processor": platform.processor() or platform.machine(), "rows": rows,
-              "max_relative_logit_difference": checks, "speedup": {}}
-    print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'peak MiB':>9s}")
-    for row in rows:
-        print(f"{row['preset']:22s} {row['impl']:10s} {row['batch']:5d} {row['images_per_s']:9.2f} "
-              f"{row['median_step_s']:8.3f} {row['peak_memory_bytes'] / 2**20:9.0f}")
+              "max_relative_logit_difference": checks, "speedup": {}, "summary": []}
+    print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'cpu s':>8s} {'peak MiB':>9s}"
+          "  (median of rounds)")
     for preset in args.presets:
-        ours = next(r for r in rows if r["preset"] == preset and r["impl"] == "ours")
-        ref = next(r for r in rows if r["preset"] == preset and r["impl"] == "reference")
-        result["speedup"][preset] = ours["images_per_s"] / ref["images_per_s"]
-        print(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x; "
+        medians, cpu_medians = {}, {}
+        for impl in ("ours", "reference"):
+            runs = [r for r in rows if r["preset"] == preset and r["impl"] == impl]
+            step = statistics.median(r["median_step_s"] for r in runs)
+            cpu = statistics.median(r["median_step_cpu_s"] for r in runs)
+            peak = max(r["peak_memory_bytes"] for r in runs)
+            medians[impl], cpu_medians[impl] = step, cpu
+            result["summary"].append({"preset": preset, "impl": impl, "batch": runs[0]["batch"], "median_step_s": step,
+                                      "median_step_cpu_s": cpu, "images_per_s": runs[0]["batch"] / step,
+                                      "peak_memory_bytes": peak})
+            print(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
+                  f"{cpu:8.3f} {peak / 2**20:9.0f}")
+        per_round = [ref["median_step_s"] / ours["median_step_s"]
+                     for ours, ref in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
+                                            for impl in ("ours", "reference")])]
+        result["speedup"][preset] = medians["reference"] / medians["ours"]
+        result.setdefault("speedup_cpu_time", {})[preset] = cpu_medians["reference"] / cpu_medians["ours"]
+        print(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x wall (per round: "
+              f"{', '.join(f'{x:.2f}' for x in per_round)}), {result['speedup_cpu_time'][preset]:.2f}x CPU time; "
               f"logits max rel. difference {checks[preset]:.1e}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -23,7 +23,7 @@ FEATURES = ("spatial_mean", "flatten")
 DEVICES = ("auto", "cpu", "cuda")
 LAUNCHERS = ("python", "torchrun")
 AUGMENTATIONS = ("none", "cifar", "imagenet")
-BACKENDS = ("auto", "spatial", "fft")
+BACKENDS = ("auto", "spatial", "fft", "fft_smooth")
 STEMS = ("imagenet", "small")
 SELECTIONS = ("last", "best")
 

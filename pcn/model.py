@@ -25,6 +25,7 @@ from pcn.features import SplitFeatures
 from pcn.filters import block_filter_spec, block_filter_type
 from pcn.layers import ComplexProjection, GlobalBatchNorm2d, Standardization, normalize_pixels
 from pcn.nonlinearities import NONLINEARITIES, PointwiseNonlinearity
+from pcn.standardized_projection import standardized_projection
 from pcn.wavelet import BACKENDS, WaveletFilter, output_size
 
 ARCHITECTURES = ("lscat", "lscat_skip")
@@ -51,6 +52,7 @@ class PhaseCollapseConfig:
     filtering: str = "auto"                   # auto | spatial | fft
     kernel_tolerance: float = 1e-7
     normalize_eps: float = 0.0                # 0 = reference (no epsilon)
+    fused_projection: bool = True             # Std folded into Pc (same function, faster); see below
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -88,7 +90,7 @@ class PhaseCollapseBlock(nn.Module):
     def __init__(self, cfg: PhaseCollapseConfig, index: int, in_channels: int, real_input: bool, size: int):
         super().__init__()
         L = cfg.n_angles
-        self.arch, self.normalize_eps = cfg.arch, cfg.normalize_eps
+        self.arch, self.normalize_eps, self.fused = cfg.arch, cfg.normalize_eps, cfg.fused_projection
         self.wavelet = WaveletFilter(in_channels, real_input, (size, size), cfg.block_spec(index), L,
                                      cfg.full_angles, cfg.filtering, cfg.kernel_tolerance)
         low_complex, low_real = (0, in_channels) if real_input else (in_channels, 0)
@@ -112,11 +114,17 @@ class PhaseCollapseBlock(nn.Module):
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         low, band = self.wavelet(x)
         if self.arch == "lscat":
-            z = SplitFeatures.cat([low, self.rho(band)])
+            parts = [low, *self.rho.forward_parts([band])]
         else:
-            linear = SplitFeatures.cat([low, band])
-            z = SplitFeatures.cat([linear, self.rho(linear)])
-        return normalize_pixels(self.proj(self.std(z)), self.normalize_eps)
+            parts = [low, band, *self.rho.forward_parts([low, band])]
+        # The fused path computes the same Pc(Std(cat(parts))) without the concatenation or the
+        # standardized copy (pcn.standardized_projection); under autocast the modules run one by
+        # one so that Pc's products can run in bf16 while Std stays in float32.
+        if self.fused and not torch.is_autocast_enabled(low.any_tensor().device.type):
+            projected = standardized_projection(parts, self.std, self.proj)
+        else:
+            projected = self.proj(self.std(SplitFeatures.cat(parts)))
+        return normalize_pixels(projected, self.normalize_eps)
 
 
 class ComplexClassifier(nn.Module):

@@ -102,22 +102,39 @@ class PointwiseNonlinearity(nn.Module):
             return torch.tanh(amplitude) / safe
         raise AssertionError(self.kind)
 
+    def _complex(self, re: Tensor, im: Tensor, channels: slice) -> SplitFeatures:
+        if self.kind == "mod":
+            return SplitFeatures(real=modulus(re, im))
+        if self.kind == "relu":
+            return SplitFeatures(re=torch.relu(re), im=torch.relu(im))
+        g = self._amplitude(modulus(re, im), channels)
+        return SplitFeatures(re=g * re, im=g * im)
+
+    def _real(self, x: Tensor, channels: slice) -> SplitFeatures:
+        if self.kind == "mod":
+            return SplitFeatures(real=x.abs())
+        if self.kind == "relu":
+            return SplitFeatures(real=torch.relu(x))
+        return SplitFeatures(real=self._amplitude(x.abs(), channels) * x)
+
+    def forward_parts(self, parts: list[SplitFeatures]) -> list[SplitFeatures]:
+        """The non-linearity of ``SplitFeatures.cat(parts)``, as parts (nothing is concatenated).
+
+        Concatenating the returned list gives ``forward(SplitFeatures.cat(parts))``: the
+        complex channels of every part first, then the real ones, each with its own
+        per-channel parameters.
+        """
+        n_complex = sum(p.n_complex for p in parts)
+        out_complex, out_real = [], []
+        start_c, start_r = 0, n_complex
+        for p in parts:
+            if p.re is not None:
+                out_complex.append(self._complex(p.re, p.im, slice(start_c, start_c + p.n_complex)))
+                start_c += p.n_complex
+            if p.real is not None:
+                out_real.append(self._real(p.real, slice(start_r, start_r + p.n_real)))
+                start_r += p.n_real
+        return out_complex + out_real
+
     def forward(self, x: SplitFeatures) -> SplitFeatures:
-        cc = x.n_complex
-        complex_part, real_part = SplitFeatures(), SplitFeatures()
-        if x.re is not None:
-            if self.kind == "mod":
-                complex_part = SplitFeatures(real=modulus(x.re, x.im))
-            elif self.kind == "relu":
-                complex_part = SplitFeatures(re=torch.relu(x.re), im=torch.relu(x.im))
-            else:
-                g = self._amplitude(modulus(x.re, x.im), slice(0, cc))
-                complex_part = SplitFeatures(re=g * x.re, im=g * x.im)
-        if x.real is not None:
-            if self.kind == "mod":
-                real_part = SplitFeatures(real=x.real.abs())
-            elif self.kind == "relu":
-                real_part = SplitFeatures(real=torch.relu(x.real))
-            else:
-                real_part = SplitFeatures(real=self._amplitude(x.real.abs(), slice(cc, None)) * x.real)
-        return SplitFeatures.cat([complex_part, real_part])
+        return SplitFeatures.cat(self.forward_parts([x]))

@@ -58,6 +58,8 @@ def select_device(name: str, info: DistInfo):
         if not torch.cuda.is_available():
             sys.exit("error: train.device is 'cuda' but no CUDA device is available; valid: auto, cpu, cuda")
         return torch.device("cuda", info.local_rank)
+    from pcn.runtime import retain_freed_memory
+    retain_freed_memory()          # large CPU temporaries reuse memory instead of page-faulting
     return torch.device("cpu")
 
 

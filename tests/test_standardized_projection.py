@@ -1,0 +1,127 @@
+"""The fused ``Pc(Std(.))`` against the unfused modules and finite differences."""
+import pytest
+import torch
+
+import pcn.standardized_projection as sp
+
+from pcn.features import SplitFeatures
+from pcn.layers import ComplexProjection, Standardization
+from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
+from pcn.standardized_projection import channel_moments, standardized_projection
+
+
+@pytest.fixture(params=["folded", "per_sample"])
+def layout(request, monkeypatch):
+    """Run a test with the batch folded into the columns (small maps) and with per-sample products."""
+    monkeypatch.setattr(sp, "FOLD_BELOW_PIXELS", 10**9 if request.param == "folded" else 0)
+    return request.param
+
+
+def make_parts(dtype=torch.float32, seed=0):
+    """Two complex parts and two real ones, with non-zero means and unequal scales."""
+    g = torch.Generator().manual_seed(seed)
+
+    def t(c, shift):
+        return (torch.randn(3, c, 4, 5, generator=g, dtype=dtype) * (1 + shift) + shift).requires_grad_()
+    return [SplitFeatures(re=t(2, 0.5), im=t(2, -1.0)), SplitFeatures(re=t(3, 0.0), im=t(3, 2.0)),
+            SplitFeatures(real=t(2, 3.0)), SplitFeatures(real=t(1, 0.2))]
+
+
+def modules(dtype=torch.float32):
+    std, proj = Standardization(5, 3).to(dtype), ComplexProjection(5, 3, 4).to(dtype)
+    with torch.no_grad():
+        proj.weight.copy_(torch.randn(proj.weight.shape, generator=torch.Generator().manual_seed(1)))
+    return std, proj
+
+
+def leaves(parts):
+    return [t for p in parts for t in (p.re, p.im, p.real) if t is not None]
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_equals_unfused_modules(training, layout):
+    parts = make_parts()
+    std_a, proj_a = modules()
+    std_b, proj_b = modules()
+    if not training:                       # give the running statistics non-trivial values first
+        with torch.no_grad():
+            std_a(SplitFeatures.cat(make_parts(seed=5)))
+            std_b.load_state_dict(std_a.state_dict())
+        std_a.eval(), std_b.eval()
+    expected = proj_a(std_a(SplitFeatures.cat(parts)))
+    got = standardized_projection(parts, std_b, proj_b)
+    for e, o in ((expected.re, got.re), (expected.im, got.im)):
+        assert torch.allclose(o, e, atol=1e-5, rtol=1e-5)
+    for name, buffer in std_a.named_buffers():
+        assert torch.allclose(getattr(std_b, name), buffer, atol=1e-6), name
+    cotangent = (torch.randn_like(got.re), torch.randn_like(got.im))
+    inputs = leaves(parts)
+    grads_e = torch.autograd.grad((expected.re, expected.im), [proj_a.weight, *inputs], cotangent)
+    grads_o = torch.autograd.grad((got.re, got.im), [proj_b.weight, *inputs], cotangent)
+    for e, o in zip(grads_e, grads_o):
+        assert torch.allclose(o, e, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_gradient_matches_finite_differences(training, layout):
+    parts = make_parts(torch.float64)
+    std, proj = modules(torch.float64)
+    std.train(training)
+    inputs = leaves(parts)
+
+    def f(weight, *tensors):
+        it = iter(tensors)
+        rebuilt = [SplitFeatures(re=next(it), im=next(it)) if p.re is not None else SplitFeatures(real=next(it))
+                   for p in parts]
+        with torch.no_grad():                        # keep the running statistics fixed across probes
+            saved = {k: v.clone() for k, v in std.named_buffers()}
+        out = standardized_projection(rebuilt, std, _WeightView(proj, weight))
+        for k, v in saved.items():
+            getattr(std, k).copy_(v)
+        return out.re, out.im
+    weight = proj.weight.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(f, (weight, *inputs))
+
+
+class _WeightView(torch.nn.Module):
+    """A ComplexProjection stand-in whose weight is a given (differentiable) tensor."""
+
+    def __init__(self, proj, weight):
+        super().__init__()
+        self.n_complex, self.n_real, self.out_channels, self.weight = proj.n_complex, proj.n_real, proj.out_channels, weight
+
+
+def test_channel_moments_equal_two_pass_statistics():
+    parts = make_parts()
+    pairs = [(p.re, p.im) for p in parts if p.re is not None]
+    reals = [p.real for p in parts if p.real is not None]
+    mean_re, mean_im, var, n = channel_moments(pairs, reals)
+    z = torch.cat([torch.complex(u, v) for u, v in pairs] + [r.to(torch.complex64) for r in reals], 1).detach()
+    mean = z.mean((0, 2, 3))
+    expected_var = (z - mean.view(1, -1, 1, 1)).abs().pow(2).mean((0, 2, 3))
+    assert n == 3 * 4 * 5
+    assert torch.allclose(mean_re.float(), mean.real, atol=1e-6)
+    assert torch.allclose(mean_im.float(), mean.imag, atol=1e-6)
+    assert torch.allclose(var.float(), expected_var, rtol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["lscat", "lscat_skip"])
+@pytest.mark.parametrize("nonlinearity", ["mod", "cst"])
+def test_network_same_with_and_without_fusion(arch, nonlinearity, layout):
+    torch.manual_seed(0)
+    kw = dict(in_channels=1, image_size=16, num_classes=3, widths=(6, 8), n_angles=4, arch=arch,
+              nonlinearity=nonlinearity, factorize_from=1)
+    fused = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=True))
+    plain = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=False))
+    plain.load_state_dict(fused.state_dict())
+    x, y = torch.randn(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])
+    losses = []
+    for net in (fused, plain):
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        loss.backward()
+        losses.append(loss.item())
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+    for (name, p), q in zip(fused.named_parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-5, rtol=1e-4), name
+    for (name, b), c in zip(fused.named_buffers(), plain.buffers()):
+        assert torch.allclose(b, c, atol=1e-6), name
