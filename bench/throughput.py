@@ -44,12 +44,13 @@ PRESETS = {
 
 
 def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bool, channels_last: bool,
-            compile_model: bool, threads: int, retain_memory: bool) -> dict:
+            compile_model: bool, threads: int, retain_memory: bool, warmup: int) -> dict:
     import torch
 
     from pcn.runtime import retain_freed_memory
     retained = retain_freed_memory() if retain_memory else False
 
+    from pcn.engine import build_optimizer
     from pcn.model import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
     from pcn.reference import ReferenceFFTNet
     if threads:
@@ -60,7 +61,7 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
     net = ReferenceFFTNet(model) if impl == "reference" else model
     if compile_model and impl == "ours":
         net = torch.compile(net)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=1e-4)
+    opt = build_optimizer(model, lr=1e-3, momentum=0.9, weight_decay=1e-4)   # the train stage's (fused) SGD
     x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -79,8 +80,8 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
         if device == "cuda":
             torch.cuda.synchronize()
 
-    step()
-    step()
+    for _ in range(warmup):           # the first steps page-fault while the allocator's pools grow
+        step()
     sync()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -94,7 +95,7 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
     median = statistics.median(times)
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"preset": preset, "impl": impl, "batch": batch, "steps": steps, "median_step_s": median,
+    return {"preset": preset, "impl": impl, "batch": batch, "steps": steps, "warmup": warmup, "median_step_s": median,
             "median_step_cpu_s": statistics.median(cpu_times),
             "images_per_s": batch / median, "peak_memory_bytes": peak,
             "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
@@ -121,7 +122,8 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=0, help="images per step (default: 8 CPU CIFAR, 2 CPU ImageNet)")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=4, help="untimed steps before them")
     parser.add_argument("--amp", action="store_true", help="CUDA: bf16 autocast of the Pc matrix products")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
@@ -134,7 +136,7 @@ def main() -> None:
     if args.worker:
         preset, impl, batch = args.worker.split(":")
         print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
-                                 args.compile, args.threads, not args.default_malloc)))
+                                 args.compile, args.threads, not args.default_malloc, args.warmup)))
         return
     rows, checks = [], {}
     for preset in args.presets:
@@ -143,7 +145,7 @@ def main() -> None:
         for round_index in range(args.rounds):
             for impl in ("ours", "reference"):
                 cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
-                       "--device", args.device, "--threads", str(args.threads)]
+                       "--warmup", str(args.warmup), "--device", args.device, "--threads", str(args.threads)]
                 cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
                 cmd += ["--default-malloc"] * args.default_malloc
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout

@@ -23,7 +23,7 @@ FEATURES = ("spatial_mean", "flatten")
 DEVICES = ("auto", "cpu", "cuda")
 LAUNCHERS = ("python", "torchrun")
 AUGMENTATIONS = ("none", "cifar", "imagenet")
-BACKENDS = ("auto", "spatial", "fft", "fft_smooth")
+BACKENDS = ("auto", "spatial", "fft", "fft_smooth", "matrix")
 STEMS = ("imagenet", "small")
 SELECTIONS = ("last", "best")
 

@@ -129,13 +129,14 @@ def unitary_init(out_channels: int, in_channels: int, generator: torch.Generator
 
     Draw :math:`G \\in \\mathbb{C}^{K \\times C}` with i.i.d. standard complex Gaussian
     entries, take the thin SVD :math:`G = U S V^H` and return ``U`` if ``K > C`` else
-    :math:`V^H`. Returned as a real tensor (K, C, 2) holding (Re, Im).
+    :math:`V^H`. Returned as a real tensor (2, K, C): ``[Re W, Im W]``.
     """
     g = torch.complex(torch.randn(out_channels, in_channels, generator=generator),
                       torch.randn(out_channels, in_channels, generator=generator))
     u, _, vh = torch.linalg.svd(g, full_matrices=False)
     w = u if out_channels > in_channels else vh
-    return torch.view_as_real(w.to(torch.complex64)).contiguous()
+    w = w.to(torch.complex64)
+    return torch.stack([w.real, w.imag]).contiguous()
 
 
 class ComplexProjection(nn.Module):
@@ -152,8 +153,9 @@ class ComplexProjection(nn.Module):
     :math:`\\mathrm{Im} = t_3 - t_1 - t_2`, and real channels cost 2 real multiplications:
     ``3 Cc + 2 Cr`` real products per output channel instead of the reference's
     ``4 (Cc + Cr)``. Under autocast (bf16) the 4-multiplication form is used, since Gauss's
-    form loses accuracy in low precision. The weight is stored as (K, Cc + Cr, 2), so
-    weight decay acts on ``|w|^2``; input channel order is ``[complex..., real...]``.
+    form loses accuracy in low precision. The weight is stored as (2, K, Cc + Cr) =
+    ``[A, B]`` (planar, so that ``A`` and ``B`` are contiguous matrices), weight decay acts on
+    ``|w|^2``; input channel order is ``[complex..., real...]``.
     """
 
     def __init__(self, n_complex: int, n_real: int, out_channels: int):
@@ -170,7 +172,7 @@ class ComplexProjection(nn.Module):
         return torch.einsum("oc,bchw->bohw", w, x).to(x.dtype)
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
-        a, b = self.weight[..., 0], self.weight[..., 1]                  # (K, Cc + Cr) each
+        a, b = self.weight                                                # (K, Cc + Cr) each
         cc, k = self.n_complex, self.out_channels
         re = im = None
         if x.re is not None:

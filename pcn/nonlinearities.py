@@ -38,14 +38,14 @@ class StableModulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, re: Tensor, im: Tensor) -> Tensor:
-        modulus = torch.sqrt(re * re + im * im)
+        modulus = torch.hypot(re, im)                 # one pass, no overflow of re^2 + im^2
         ctx.save_for_backward(re, im, modulus)
         return modulus
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         re, im, modulus = ctx.saved_tensors
-        scale = torch.where(modulus > 0, grad / modulus, torch.zeros_like(grad))
+        scale = torch.div(grad, modulus).masked_fill_(modulus == 0, 0)
         return scale * re, scale * im
 
 

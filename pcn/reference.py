@@ -46,10 +46,10 @@ def complex_standardize(z: Tensor) -> Tensor:
 
 def block_real_conv(z: Tensor, weight: Tensor) -> Tensor:
     """Complex 1x1 convolution via one real conv2d with the (2K, 2C) block matrix ``[[A, -B], [B, A]]``."""
-    a, b = weight[..., 0], weight[..., 1]                                  # (K, C)
+    a, b = weight                                                          # (K, C) each
     block = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)   # (2K, 2C)
     y = F.conv2d(torch.cat([z.real, z.imag], 1), block[:, :, None, None])
-    k = weight.shape[0]
+    k = weight.shape[1]
     return torch.complex(y[:, :k], y[:, k:])
 
 

@@ -154,10 +154,10 @@ def _grouped(xs: list[Tensor], n_pairs: int) -> list:
 
 
 def _weights(weight: Tensor, cols: slice, scale: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Contiguous ``(A, B)`` (K, c) of the columns ``cols``, times ``scale`` (``A'``, ``B'``) if given."""
+    """``(A, B)`` (K, c) of the columns ``cols`` (views of the weight), or ``(A', B')`` if ``scale`` is given."""
     if scale is None:
-        return weight[:, cols, 0].contiguous(), weight[:, cols, 1].contiguous()
-    return weight[:, cols, 0] * scale[cols], weight[:, cols, 1] * scale[cols]
+        return weight[0, :, cols], weight[1, :, cols]
+    return weight[0, :, cols] * scale[cols], weight[1, :, cols] * scale[cols]
 
 
 class _StandardizedProjectionFunction(torch.autograd.Function):
@@ -177,9 +177,9 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, weight: Tensor, mean_re: Tensor, mean_im: Tensor, scale: Tensor, count: int,
                 batch_statistics: bool, n_pairs: int, *tensors: Tensor):
-        # weight (K, C, 2); mean_re, mean_im, scale (C,); tensors (B, c_i, H, W)
+        # weight (2, K, C) = [A, B]; mean_re, mean_im, scale (C,); tensors (B, c_i, H, W)
         B, _, H, W = tensors[0].shape
-        K = weight.shape[0]
+        K = weight.shape[1]
         lay = _Layout(B, H * W)
         segments = _segments([t.shape[1] for t in tensors], n_pairs)
         if lay.folded:
@@ -191,17 +191,17 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
         else:
             xs = [lay.rows(t) for t in tensors]
             weight_scale = scale
-            # bias -W' mu in one product over the interleaved (K, 2C) weight: columns give Re and Im
-            sm_re, sm_im = scale * mean_re, scale * mean_im
-            probes = torch.stack([torch.stack([sm_re, -sm_im], 1), torch.stack([sm_im, sm_re], 1)], 2)  # (C, 2, 2)
-            bias = -(weight.reshape(K, -1) @ probes.reshape(-1, 2))        # (K, 2): -Re, -Im of W' mu
-            out_re, out_im = lay.filled(bias[:, 0]), lay.filled(bias[:, 1])  # rows(K)
+            # bias -W' mu from one pass over the weight: [A; B] (2K, C) x [s mu_re, s mu_im] (C, 2)
+            prods = weight.reshape(2 * K, -1) @ torch.stack([scale * mean_re, scale * mean_im], 1)
+            a_mu, b_mu = prods[:K], prods[K:]                               # (K, 2) each
+            out_re = lay.filled(b_mu[:, 1] - a_mu[:, 0])                    # -(A' mu_re - B' mu_im), rows(K)
+            out_im = lay.filled(-(b_mu[:, 0] + a_mu[:, 1]))                 # -(B' mu_re + A' mu_im)
         for (kind, cols), x in zip(segments, _grouped(xs, n_pairs)):
             a, b = _weights(weight, cols, weight_scale)                    # (K, c)
             if kind == "complex":                                           # Gauss: 3 products
                 u, v = x
                 t1, t2 = lay.apply(a, u), lay.apply(b, v)
-                lay.apply(a.add_(b), u + v, out_im).sub_(t1).sub_(t2)
+                lay.apply(a + b, u + v, out_im).sub_(t1).sub_(t2)
                 out_re.add_(t1).sub_(t2)
             else:
                 lay.apply(a, x, out_re)
@@ -217,11 +217,12 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
         lay, n_pairs, segments = ctx.layout, ctx.n_pairs, ctx.segments
         standardized = lay.folded                     # xs hold zhat (folded) or z (per-sample)
         g_re, g_im = lay.rows(grad_re), lay.rows(grad_im)                  # rows(K)
-        K, C = weight.shape[:2]
+        K, C = weight.shape[1:]
         grouped = list(zip(segments, _grouped(xs, n_pairs)))
 
         # weight gradient: dW = sum dy zhat^H = (sum dy z^H - (sum dy) mu^H) diag(s)
-        d_re, d_im = g_re.new_empty(K, C), g_re.new_empty(K, C)             # dL/dA, dL/dB
+        grad_weight = weight.new_empty(2, K, C)
+        d_re, d_im = grad_weight                                            # dL/dA, dL/dB (views)
         g_diff = g_re - g_im
         for (kind, cols), x in grouped:
             if kind == "complex":
@@ -238,8 +239,7 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
             means = torch.stack([mean_re, mean_im])                         # (2, C)
             d_re.addmm_(torch.stack([sum_re, sum_im], 1), means, alpha=-1)
             d_im.addmm_(torch.stack([sum_im, -sum_re], 1), means, alpha=-1)
-            d_re.mul_(scale), d_im.mul_(scale)
-        grad_weight = torch.stack([d_re, d_im], -1)                         # (K, C, 2)
+            grad_weight.mul_(scale)
 
         # input gradient, from dzhat = W^H dy per channel: s (dzhat - mean(dzhat)) - s zhat R / n
         # in training mode (R = sum dzhat . zhat), s dzhat with running statistics
@@ -255,7 +255,7 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
             a_t, b_t = a.t(), b.t()                                         # (c, K)
             if kind == "complex":
                 p1, p2 = lay.apply(a_t, g_re), lay.apply(b_t, g_im)
-                dv = lay.apply(a_t.sub_(b_t), g_sum, p2 - p1)               # A^T dyi - B^T dyr
+                dv = lay.apply(a_t - b_t, g_sum, p2 - p1)                   # A^T dyi - B^T dyr
                 dxs += [p1.add_(p2), dv]                                    # A^T dyr + B^T dyi
             else:
                 dxs.append(lay.apply(b_t, g_im, lay.apply(a_t, g_re)))
@@ -275,14 +275,15 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
                 coef = -R / n                                               # per channel, times zhat
                 offset = [-m_re, -m_im]                                     # then all times s
             else:                                     # sums from the weight gradient
-                R = (weight * grad_weight).view(K, 2 * C).sum(0).view(C, 2).sum(1)   # sum_k A dA + B dB
+                R = (weight * grad_weight).view(2 * K, C).sum(0)            # sum_k A dA + B dB
                 reduced = _all_reduce(torch.cat([sum_re, sum_im, R]))
                 s_re, s_im, R = reduced[:K], reduced[K:2 * K], reduced[2 * K:]
-                proj_re, proj_im = (torch.stack([s_re, s_im]) @ weight.reshape(K, -1)).view(2, C, 2).unbind(0)
+                # [A^T s_re + B^T s_im, A^T s_im - B^T s_re] from one pass over [A; B] (2K, C)
+                probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])   # (2, 2K)
+                w_re, w_im = probes @ weight.reshape(2 * K, C)
                 beta = -scale * scale * R / n
                 coef = beta                                                 # times z
-                offset = [-scale * (proj_re[:, 0] + proj_im[:, 1]) / n - beta * mean_re,   # A^T s_re + B^T s_im
-                          -scale * (proj_im[:, 0] - proj_re[:, 1]) / n - beta * mean_im]   # A^T s_im - B^T s_re
+                offset = [-scale * w_re / n - beta * mean_re, -scale * w_im / n - beta * mean_im]
         grads = []
         for dx, x, c, imag, shape in zip(dxs, xs, channel_cols, is_imag, ctx.shapes):
             if dx is None:

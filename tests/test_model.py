@@ -101,10 +101,10 @@ def test_equals_reference_fft_formulation(arch, nonlinearity, backend):
 
 def test_unitary_init():
     w = unitary_init(4, 10)
-    c = torch.complex(w[..., 0], w[..., 1]).to(torch.complex128)
+    c = torch.complex(w[0], w[1]).to(torch.complex128)
     assert torch.allclose(c @ c.conj().T, torch.eye(4, dtype=torch.complex128), atol=1e-5)
     w = unitary_init(10, 4)
-    c = torch.complex(w[..., 0], w[..., 1]).to(torch.complex128)
+    c = torch.complex(w[0], w[1]).to(torch.complex128)
     assert torch.allclose(c.conj().T @ c, torch.eye(4, dtype=torch.complex128), atol=1e-5)
 
 
@@ -112,7 +112,7 @@ def test_projection_matches_complex_matmul():
     torch.manual_seed(0)
     proj = ComplexProjection(3, 2, 5)
     x = SplitFeatures(re=torch.randn(2, 3, 4, 4), im=torch.randn(2, 3, 4, 4), real=torch.randn(2, 2, 4, 4))
-    w = torch.complex(proj.weight[..., 0], proj.weight[..., 1])
+    w = torch.complex(proj.weight[0], proj.weight[1])
     expected = torch.einsum("kc,bchw->bkhw", w, x.to_complex())
     y = proj(x)
     assert torch.allclose(torch.complex(y.re, y.im), expected, atol=1e-5)

@@ -27,7 +27,7 @@ def numpy_reference(x: np.ndarray, size: int, kind: str, L: int) -> np.ndarray:
 
 @pytest.mark.parametrize("size,kind,L", [(16, "half", 4), (16, "half_sub", 4), (12, "standard", 8),
                                          (7, "half", 8), (7, "half_sub", 4), (8, "half_sub", 8)])
-@pytest.mark.parametrize("backend", ["spatial", "fft", "fft_smooth"])
+@pytest.mark.parametrize("backend", ["spatial", "fft", "fft_smooth", "matrix"])
 def test_matches_independent_numpy(size, kind, L, backend):
     torch.manual_seed(0)
     re, im = torch.randn(3, 2, size, size), torch.randn(3, 2, size, size)
@@ -49,7 +49,7 @@ def test_backends_agree_on_real_input(kind):
     torch.manual_seed(1)
     x = torch.randn(4, 3, 32, 32)
     outs = []
-    for backend in ("spatial", "fft", "fft_smooth"):
+    for backend in ("spatial", "fft", "fft_smooth", "matrix"):
         low, band = make_filter(32, kind, 4, 3, real=True, backend=backend)(SplitFeatures(real=x))
         assert low.re is None and low.real.shape == (4, 3, *low.real.shape[-2:])
         outs.append((low.real, band.re, band.im))
