@@ -17,7 +17,10 @@ Usage::
     python bench/throughput.py                       # CPU, both presets
     python bench/throughput.py --device cuda --batch 128 --amp
 
-Prints a table and writes bench/out/throughput.json.
+Prints a table and writes bench/out/throughput.json. The device's matmul and copy-bandwidth
+ceilings are measured first (``bench/ceilings.py``); "of mm" is the useful FLOP rate of the
+Pc matrix products (:func:`projection_flops`) over the whole step, as a fraction of the
+matmul ceiling.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 PRESETS = {
     "cifar10_lscat_skip": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat_skip", n_angles=4,
@@ -99,8 +103,24 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
             "median_step_cpu_s": statistics.median(cpu_times),
             "images_per_s": batch / median, "peak_memory_bytes": peak,
             "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
-            "n_parameters": count_parameters(model), "device": device, "amp": amp, "compile": compile_model,
+            "n_parameters": count_parameters(model), "projection_flops": projection_flops(model, batch, impl),
+            "device": device, "amp": amp, "compile": compile_model,
             "retain_freed_memory": retained, "backends": [b.wavelet.backend for b in model.blocks]}
+
+
+def projection_flops(model, batch: int, impl: str) -> int:
+    """Real FLOPs of the Pc matrix products in one training step (forward + 2 backward products).
+
+    Per output channel, pixel and sample: ``3 Cc + 2 Cr`` real multiply-adds for ours (Gauss's
+    form, real channels at half cost), ``4 (Cc + Cr)`` for the reference formulation.
+    """
+    total = 0
+    for block in model.blocks:
+        proj, pixels = block.proj, block.out_size ** 2
+        per_output = (3 * proj.n_complex + 2 * proj.n_real if impl == "ours"
+                      else 4 * (proj.n_complex + proj.n_real))
+        total += 3 * 2 * batch * pixels * proj.out_channels * per_output
+    return total
 
 
 def check_equal(preset: str, device: str) -> float:
@@ -138,6 +158,8 @@ def main() -> None:
         print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
                                  args.compile, args.threads, not args.default_malloc, args.warmup)))
         return
+    from ceilings import measure as measure_ceilings
+    ceilings = measure_ceilings(args.device)
     rows, checks = [], {}
     for preset in args.presets:
         checks[preset] = check_equal(preset, args.device)
@@ -152,9 +174,11 @@ def main() -> None:
                 rows.append({**json.loads(out.strip().splitlines()[-1]), "round": round_index})
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "processor": platform.processor() or platform.machine(), "rows": rows,
-              "max_relative_logit_difference": checks, "speedup": {}, "summary": []}
+              "max_relative_logit_difference": checks, "speedup": {}, "summary": [], "ceilings": ceilings}
+    print(f"matmul ceiling {ceilings['matmul_float32_flops'] / 1e9:.0f} GFLOP/s, copy bandwidth "
+          f"{ceilings['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({ceilings['device_name']})")
     print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'cpu s':>8s} {'peak MiB':>9s}"
-          "  (median of rounds)")
+          f" {'Pc GFLOP':>8s} {'of mm':>7s}  (median of rounds)")
     for preset in args.presets:
         medians, cpu_medians = {}, {}
         for impl in ("ours", "reference"):
@@ -163,11 +187,14 @@ def main() -> None:
             cpu = statistics.median(r["median_step_cpu_s"] for r in runs)
             peak = max(r["peak_memory_bytes"] for r in runs)
             medians[impl], cpu_medians[impl] = step, cpu
+            # Pc products' useful FLOP rate over the whole step, as a fraction of the matmul ceiling
+            matmul_fraction = runs[0]["projection_flops"] / step / ceilings["matmul_float32_flops"]
             result["summary"].append({"preset": preset, "impl": impl, "batch": runs[0]["batch"], "median_step_s": step,
                                       "median_step_cpu_s": cpu, "images_per_s": runs[0]["batch"] / step,
-                                      "peak_memory_bytes": peak})
+                                      "peak_memory_bytes": peak, "projection_flops": runs[0]["projection_flops"],
+                                      "projection_matmul_fraction": matmul_fraction})
             print(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
-                  f"{cpu:8.3f} {peak / 2**20:9.0f}")
+                  f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}")
         per_round = [ref["median_step_s"] / ours["median_step_s"]
                      for ours, ref in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
                                             for impl in ("ours", "reference")])]
