@@ -26,6 +26,11 @@ class DistInfo:
         return self.rank == 0
 
 
+def is_distributed() -> bool:
+    """True inside an initialized process group of more than one process."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def init_distributed(info: DistInfo, device_type: str) -> None:
     """Join the process group (NCCL on CUDA, gloo on CPU); no-op for a single process."""
     if not info.enabled or dist.is_initialized():

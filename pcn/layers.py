@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from pcn.distributed import is_distributed
 from pcn.features import SplitFeatures
 
 STD_EPS = 1e-5
@@ -17,7 +18,7 @@ def global_sum(t: Tensor) -> Tensor:
     function as one process on the whole batch (the reference's DataParallel used
     per-GPU statistics instead).
     """
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if is_distributed():
         from torch.distributed.nn.functional import all_reduce
         return all_reduce(t)
     return t
@@ -26,7 +27,7 @@ def global_sum(t: Tensor) -> Tensor:
 def batch_count(x: Tensor) -> int:
     """Number of (sample, pixel) positions per channel in the global batch."""
     n = torch.tensor(float(x.numel() // x.shape[1]), device=x.device)
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if is_distributed():
         dist.all_reduce(n)
     return int(n.item())
 
@@ -39,7 +40,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (self.training and is_distributed()):
             return super().forward(x)
         dims = (0, 2, 3)
         n = batch_count(x)

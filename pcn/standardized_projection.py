@@ -42,16 +42,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from pcn.distributed import is_distributed
 from pcn.features import SplitFeatures
 from pcn.layers import STD_EPS, ComplexProjection, Standardization, batch_count
 
 
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
 def _all_reduce(t: Tensor) -> Tensor:
-    if _distributed():
+    if is_distributed():
         dist.all_reduce(t)
     return t
 

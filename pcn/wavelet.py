@@ -211,6 +211,16 @@ class WaveletFilter(nn.Module):
             low = SplitFeatures(re=low_re.reshape(B, C, H, W), im=low_im.reshape(B, C, H, W))
         return low, SplitFeatures(re=band_re.reshape(B, C * L, H, W), im=band_im.reshape(B, C * L, H, W))
 
+    def _split_filtered(self, re: Tensor, im: Tensor) -> tuple[SplitFeatures, SplitFeatures]:
+        """(B, C, L+1, H, W) real and imaginary parts of all filter outputs -> (low, band).
+
+        For a real input the low-pass output is real: its (zero) imaginary part is dropped.
+        """
+        if self.real_input:
+            low, band_re = re.split([1, self.n_angles], dim=2)
+            return self._split(band_re, im.split([1, self.n_angles], dim=2)[1], low_real=low)
+        return self._split(re, im)
+
     def _window(self, x: SplitFeatures, lead: tuple[int, int] = (0, 0)) -> Tensor:
         """Reflect- then circularly-padded input, cut to what the kept outputs need.
 
@@ -264,10 +274,7 @@ class WaveletFilter(nn.Module):
         H, W = self.out_size
         z = torch.fft.ifft2(product)[..., first[0]:first[0] + H, first[1]:first[1] + W]
         re, im = torch.view_as_real(z).unbind(-1)                         # (B, C, L+1, H, W) each
-        if self.real_input:
-            low, band_re = re.split([1, self.n_angles], dim=2)
-            return self._split(band_re, im.split([1, self.n_angles], dim=2)[1], low_real=low)
-        return self._split(re, im)
+        return self._split_filtered(re, im)
 
     def forward_matrix(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
         self._check(x)
@@ -280,10 +287,7 @@ class WaveletFilter(nn.Module):
             out = torch.addmm(x.re.reshape(B * C, M * N) @ self.operator_re, x.im.reshape(B * C, M * N),
                               self.operator_im)
         re, im = out.view(B, C, 2, -1, H, W).unbind(2)                    # (B, C, L+1, H, W) each
-        if self.real_input:
-            low, band_re = re.split([1, self.n_angles], dim=2)
-            return self._split(band_re, im.split([1, self.n_angles], dim=2)[1], low_real=low)
-        return self._split(re, im)
+        return self._split_filtered(re, im)
 
     def forward_fft(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
         self._check(x)
@@ -296,10 +300,7 @@ class WaveletFilter(nn.Module):
             z = torch.complex(re, im)
         z = fft_filter(z, self.fourier, None if not self.real_input else self.pad, self.subsample)
         re, im = torch.view_as_real(z).unbind(-1)                         # (B, C, L+1, H', W') each
-        if self.real_input:
-            low, band_re = re.split([1, self.n_angles], dim=2)
-            return self._split(band_re, im.split([1, self.n_angles], dim=2)[1], low_real=low)
-        return self._split(re, im)
+        return self._split_filtered(re, im)
 
 
 def reflect_pad(x: Tensor, pad: tuple[int, int, int, int]) -> Tensor:
