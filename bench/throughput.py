@@ -105,7 +105,7 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
             "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
             "n_parameters": count_parameters(model), "projection_flops": projection_flops(model, batch, impl),
             "device": device, "amp": amp, "compile": compile_model,
-            "retain_freed_memory": retained, "backends": [b.wavelet.backend for b in model.blocks]}
+            "retain_freed_memory": retained, "backends": [b.wavelet.backend_name for b in model.blocks]}
 
 
 def projection_flops(model, batch: int, impl: str) -> int:

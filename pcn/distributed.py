@@ -1,14 +1,21 @@
 """torch.distributed helpers for training under ``torchrun`` (DDP), rank 0 doing all I/O.
 
-The launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK) is read by the stage script
-and passed in; nothing here reads the environment.
+Every "is there a process group?" question in pcn goes through :func:`is_initialized`
+(any group) or :func:`is_distributed` (a group of more than one process). The launcher's
+environment (RANK, WORLD_SIZE, LOCAL_RANK) is read by the stage script and passed in as a
+:class:`DistInfo`; nothing here reads the environment.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
+
+#: How the train stage starts its processes: in the stage's own process, or under torchrun (DDP).
+LAUNCHERS = ("python", "torchrun")
 
 
 @dataclass(frozen=True)
@@ -26,14 +33,60 @@ class DistInfo:
         return self.rank == 0
 
 
+def is_initialized() -> bool:
+    """True inside an initialized process group (of any size)."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def is_distributed() -> bool:
     """True inside an initialized process group of more than one process."""
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_initialized() else 1
+
+
+def all_reduce_sum_(t: Tensor) -> Tensor:
+    """Sum ``t`` over all ranks in place (no autograd); identity outside torch.distributed."""
+    if is_distributed():
+        dist.all_reduce(t)
+    return t
+
+
+def global_sum(t: Tensor) -> Tensor:
+    """Sum of ``t`` over all ranks, differentiable; identity outside torch.distributed.
+
+    Batch statistics built from it are those of the global batch, so a DDP run computes the
+    same function as one process on the whole batch.
+    """
+    if is_distributed():
+        from torch.distributed.nn.functional import all_reduce
+        return all_reduce(t)
+    return t
+
+
+def all_gather_objects(obj) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` (a one-element list outside torch.distributed)."""
+    if not is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_object(obj, src: int = 0):
+    """Send a picklable object from rank ``src`` to every rank."""
+    if not is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
 
 
 def init_distributed(info: DistInfo, device_type: str) -> None:
     """Join the process group (NCCL on CUDA, gloo on CPU); no-op for a single process."""
-    if not info.enabled or dist.is_initialized():
+    if not info.enabled or is_initialized():
         return
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
@@ -42,19 +95,16 @@ def init_distributed(info: DistInfo, device_type: str) -> None:
 
 
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.barrier()
 
 
-def broadcast_object(obj, src: int = 0):
-    """Send a picklable object from rank ``src`` to every rank."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def cleanup() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.destroy_process_group()
+
+
+def torchrun_command(nproc: int, script: str, argv: list[str]) -> list[str]:
+    """The command that runs ``script argv`` in ``nproc`` DDP processes on this machine."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            script, *argv]

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from pcn.features import SplitFeatures
 from pcn.layers import STD_EPS
 from pcn.model import PhaseCollapseBlock, PhaseCollapseNet
-from pcn.wavelet import reflect_pad
+from pcn.fft_filtering import reflect_pad
 
 
 def reference_fft_filter(x: Tensor, fourier: Tensor, pad: tuple[int, int, int, int], subsample: bool) -> Tensor:
@@ -61,11 +61,11 @@ class ReferenceFFTBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         blk = self.block
         w = blk.wavelet
-        z = reference_fft_filter(x, w.fourier, w.pad, w.subsample)         # (B, C, L+1, H, W) complex
+        z = reference_fft_filter(x, w.fourier, w.geometry.pad, w.geometry.subsample)         # (B, C, L+1, H, W) complex
         B, C, _, H, W = z.shape
         low = z[:, :, 0]
-        band = z[:, :, 1:].reshape(B, C * w.n_angles, H, W)
-        low_split = SplitFeatures(real=low.real) if w.real_input else SplitFeatures(re=low.real, im=low.imag)
+        band = z[:, :, 1:].reshape(B, C * w.geometry.n_angles, H, W)
+        low_split = SplitFeatures(real=low.real) if w.geometry.real_input else SplitFeatures(re=low.real, im=low.imag)
         band_split = SplitFeatures(re=band.real, im=band.imag)
         if blk.arch == "lscat":
             feats = SplitFeatures.cat([low_split, blk.rho(band_split)])

@@ -1,57 +1,57 @@
-"""``Pc(Std(z))`` as one autograd function: standardization folded into the projection weights.
+"""``Pc(Std(z))`` as one autograd function: the fast path of a block's standardization and projection.
 
-The standardization ``Std`` is a per-channel affine map, so it can be folded into the
-learned complex 1x1 projection ``Pc`` (weight ``W = A + iB``, shape K x C):
+:class:`pcn.layers.Standardization` followed by :class:`pcn.layers.ComplexProjection` is the
+readable specification; this module computes the same function (tests compare values,
+gradients and running statistics, and check gradients against finite differences in
+float64) without materializing the concatenated input or the standardized copy. It reuses
+the specification's pieces: :func:`pcn.layers.batch_moments`,
+:meth:`pcn.layers.Standardization.update_running_statistics` and
+:func:`pcn.layers.complex_product`.
+
+``Std`` is a per-channel affine map, so it folds into the projection (weight ``W = A + iB``,
+K x C):
 
 .. math::
 
     y = W\\,\\mathrm{diag}(s)\\,(z - \\mu) = W' z - W' \\mu, \\qquad W' = W\\,\\mathrm{diag}(s),
     \\quad s_c = (v_c + 10^{-5})^{-1/2}
 
-with ``mu_c`` and ``v_c`` the channel mean and (total, for complex channels) variance.
-The standardized tensor ``zhat = (z - mu) s`` is never materialized, and the input need
-not be concatenated: the features arrive as a list of parts (complex ``(re, im)`` pairs
-and real tensors) whose channels map to contiguous column ranges of ``W`` in the usual
-``[complex..., real...]`` order.
+The features arrive as a list of parts (complex ``(re, im)`` pairs and real tensors) whose
+channels map to contiguous column ranges of ``W`` in the usual ``[complex..., real...]``
+order. Two placements of the standardization, chosen by :class:`_Layout`:
 
-Backward, with ``dy`` the output gradient and sums over the batch and pixels:
+* per-sample (large maps): ``s`` and ``mu`` go into the weights (``W'`` and the bias
+  ``-W' mu``) and no activation is rewritten;
+* folded (small maps, where the weight matrix is larger than the activations): the
+  activations are standardized in the copy that folds the batch into matrix columns,
+  ``zhat = (z - mu) s``, and the products use ``W`` itself.
 
-* weights: :math:`\\partial L / \\partial W = (\\sum dy\\, z^H - (\\sum dy)\\, \\mu^H)\\,
-  \\mathrm{diag}(s)`;
-* input: :math:`\\partial L / \\partial z = W'^H dy + \\alpha + \\beta z` per channel. In
-  training mode ``mu`` and ``v`` depend on ``z`` (batch statistics) and, with
-  :math:`\\hat{dz} = W^H dy` and :math:`R_c = \\sum \\mathrm{Re}(\\overline{\\hat{dz}_c}\\, \\hat z_c)
-  = \\sum_k (A \\odot \\partial_A L + B \\odot \\partial_B L)_{kc}`,
-  the batch-norm gradient :math:`s(\\hat{dz} - \\overline{\\hat{dz}}) - s \\hat z R / n` gives
-  :math:`\\beta = -s^2 R / n` and :math:`\\alpha = -s\\, W^H (\\sum dy) / n - \\beta \\mu`. In
-  evaluation mode (running statistics) ``alpha = beta = 0``.
+Backward, with ``dy`` the output gradient and sums over the batch and pixels, in three parts:
 
-Under torch.distributed the statistics are those of the global batch (like
-:class:`pcn.layers.Standardization`): the forward all-reduces the channel sums, the backward
-all-reduces ``sum dy`` and ``R``. Complex products use Gauss's 3-multiplication form in the
-forward and in both backward products. Numerically this equals ``Pc(Std(cat(parts)))`` to
-float32 rounding (tests compare values and gradients with the unfused modules and with
-finite differences in float64). Measured on the 2-core CPU (bench/RESULTS.md): 3-10% less CPU
-time over a training step's blocks and 10-15% less peak memory than the separate modules. On
-small maps the products run with the batch folded into the matrix columns and the
-standardization is applied in that folding copy (see :class:`_StandardizedProjectionFunction`).
+* :func:`_weight_gradient`: :math:`\\partial L / \\partial W = (\\sum dy\\, z^H - (\\sum dy)\\,
+  \\mu^H)\\,\\mathrm{diag}(s) = \\sum dy\\, \\hat z^H`;
+* :func:`_input_gradient`: :math:`\\hat{dz} = W^H dy` per channel (times ``s``);
+* :func:`_statistics_terms`: in training mode ``mu`` and ``v`` depend on ``z``, and with
+  :math:`R_c = \\sum \\mathrm{Re}(\\overline{\\hat{dz}_c}\\, \\hat z_c)` the batch-norm gradient
+  :math:`s(\\hat{dz} - \\overline{\\hat{dz}}) - s \\hat z R / n` adds
+  :math:`\\alpha + \\beta z` per channel, :math:`\\beta = -s^2 R / n`,
+  :math:`\\alpha = -s\\, W^H (\\sum dy) / n - \\beta \\mu`. In evaluation mode (running
+  statistics) there is no such term.
+
+Under torch.distributed the statistics are those of the global batch: the forward's
+moments are all-reduced (:func:`pcn.layers.batch_moments`), the backward all-reduces
+``sum dy`` and ``R``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from pcn.distributed import is_distributed
+from pcn.distributed import all_reduce_sum_
 from pcn.features import SplitFeatures
-from pcn.layers import STD_EPS, ComplexProjection, Standardization, batch_count
-
-
-def _all_reduce(t: Tensor) -> Tensor:
-    if is_distributed():
-        dist.all_reduce(t)
-    return t
-
+from pcn.layers import STD_EPS, ComplexProjection, Standardization, batch_moments, complex_product
 
 FOLD_BELOW_PIXELS = 1024
 
@@ -134,22 +134,32 @@ class _Layout:
         return acc
 
 
-def _segments(channels: list[int], n_pairs: int) -> list[tuple[str, slice]]:
-    """``(kind, weight columns)`` of every part, from the channel counts of the input tensors:
-    ``n_pairs`` complex (re, im) pairs first, then real tensors."""
-    out, col = [], 0
+@dataclass
+class _Part:
+    """One input part: its kind, its weight columns and its tensors in layout rows."""
+
+    complex: bool
+    cols: slice
+    tensors: tuple[Tensor, ...]       # (re, im) or (real,)
+
+
+def _parts(xs: list[Tensor], n_pairs: int) -> list[_Part]:
+    """Group the flat list of tensors (``n_pairs`` (re, im) pairs, then real tensors) into parts."""
+    parts, col = [], 0
     for i in range(n_pairs):
-        out.append(("complex", slice(col, col + channels[2 * i])))
-        col += channels[2 * i]
-    for c in channels[2 * n_pairs:]:
-        out.append(("real", slice(col, col + c)))
+        c = xs[2 * i].shape[0 if xs[2 * i].dim() == 2 else 1]
+        parts.append(_Part(True, slice(col, col + c), (xs[2 * i], xs[2 * i + 1])))
         col += c
-    return out
+    for x in xs[2 * n_pairs:]:
+        c = x.shape[0 if x.dim() == 2 else 1]
+        parts.append(_Part(False, slice(col, col + c), (x,)))
+        col += c
+    return parts
 
 
-def _grouped(xs: list[Tensor], n_pairs: int) -> list:
-    """The tensors of every part: ``(re, im)`` for complex ones, the tensor for real ones."""
-    return [(xs[2 * i], xs[2 * i + 1]) for i in range(n_pairs)] + list(xs[2 * n_pairs:])
+def _flat(parts: list[_Part]) -> list[tuple[slice, int, Tensor]]:
+    """``(columns, 0 for real parts and real halves / 1 for imaginary halves, tensor)`` per input tensor."""
+    return [(p.cols, i, x) for p in parts for i, x in enumerate(p.tensors)]
 
 
 def _weights(weight: Tensor, cols: slice, scale: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -159,19 +169,83 @@ def _weights(weight: Tensor, cols: slice, scale: Tensor | None) -> tuple[Tensor,
     return weight[0, :, cols] * scale[cols], weight[1, :, cols] * scale[cols]
 
 
-class _StandardizedProjectionFunction(torch.autograd.Function):
-    """See the module docstring. Inputs after the statistics: ``n_pairs`` (re, im) pairs, then real tensors.
+def _weight_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tensor, g_im: Tensor,
+                     mean_re: Tensor, mean_im: Tensor, scale: Tensor, standardized: bool) -> Tensor:
+    """:math:`\\partial L / \\partial [A, B]` (2, K, C): :math:`\\sum dy\\, \\hat z^H`.
 
-    Two placements of the standardization, chosen with the layout:
-
-    * folded (small maps, where the weight matrix is larger than the activations): the
-      activations are standardized in the copy that folds them, ``zhat = (z - mu) s``, and the
-      products use ``W`` itself; the statistics' gradient terms are channel sums over
-      activations.
-    * per-sample (large maps): ``s`` and ``mu`` go into the weights (``W'`` and the bias
-      ``-W' mu``) and no activation is rewritten; the statistics' gradient terms come from
-      the weight gradient.
+    Folded, the saved activations are ``zhat`` already; per-sample they are ``z`` and
+    :math:`\\sum dy\\, \\hat z^H = (\\sum dy\\, z^H - (\\sum dy)\\, \\mu^H)\\,\\mathrm{diag}(s)`.
     """
+    K, C = weight.shape[1:]
+    grad = weight.new_empty(2, K, C)
+    d_re, d_im = grad                                                   # dL/dA, dL/dB (views)
+    g_sum = g_re + g_im
+    for p in parts:
+        if p.complex:                                                   # dy z^H = (g_re + i g_im)(u - i v)^T
+            re, im = complex_product(lay.outer_sum, g_re, g_im, *p.tensors, conj_u=True, left=g_sum)
+            d_re[:, p.cols], d_im[:, p.cols] = re, im
+        else:
+            d_re[:, p.cols] = lay.outer_sum(g_re, p.tensors[0])
+            d_im[:, p.cols] = lay.outer_sum(g_im, p.tensors[0])
+    if not standardized:
+        sum_re, sum_im = lay.channel_sum(g_re), lay.channel_sum(g_im)  # (K,)
+        means = torch.stack([mean_re, mean_im])                         # (2, C)
+        d_re.addmm_(torch.stack([sum_re, sum_im], 1), means, alpha=-1)  # - Re((sum dy) mu^H)
+        d_im.addmm_(torch.stack([sum_im, -sum_re], 1), means, alpha=-1)  # - Im((sum dy) mu^H)
+        grad.mul_(scale)
+    return grad
+
+
+def _input_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tensor, g_im: Tensor,
+                    scale: Tensor | None, wanted: list[bool]) -> list[Tensor | None]:
+    """:math:`W^H dy` for every input tensor (``W'`` per-sample, i.e. ``scale`` given), in layout rows."""
+    dxs: list[Tensor | None] = []
+    g_sum = g_re + g_im
+    flags = iter(wanted)
+    for p in parts:
+        want = [next(flags) for _ in p.tensors]
+        if not any(want):
+            dxs += [None] * len(want)
+            continue
+        a, b = _weights(weight, p.cols, scale)
+        if p.complex:                                                   # (A^T - i B^T)(g_re + i g_im)
+            dxs += complex_product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True)
+        else:
+            dxs.append(lay.apply(b.t(), g_im, lay.apply(a.t(), g_re)))
+    return dxs
+
+
+def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None], weight: Tensor,
+                      grad_weight: Tensor, g_re: Tensor, g_im: Tensor, mean_re: Tensor, mean_im: Tensor,
+                      scale: Tensor, count: int, standardized: bool) -> tuple[Tensor, list[Tensor]]:
+    """Per channel ``(coef, [offset_re, offset_im])`` of the statistics' gradient, ``coef x + offset``.
+
+    Folded (``x = zhat``): ``coef = -R / n``, ``offset = -mean(dzhat)``, all to be multiplied
+    by ``s``. Per-sample (``x = z``): ``coef = beta``, ``offset = alpha`` (module docstring),
+    with ``R`` and ``W^H sum dy`` taken from the weight gradient.
+    """
+    C, n = weight.shape[2], count
+    if standardized:                                   # channel sums over the activations
+        sums = torch.zeros(3, C, dtype=g_re.dtype, device=g_re.device)   # [sum dzhat_re, sum dzhat_im, R]
+        for dx, (cols, imag, x) in zip(dxs, _flat(parts)):
+            if dx is not None:
+                sums[imag, cols] += lay.channel_sum(dx)
+                sums[2, cols] += lay.channel_dot(dx, x)
+        m_re, m_im, R = all_reduce_sum_(sums.view(-1)).view(3, C)
+        return -R / n, [-m_re / n, -m_im / n]
+    K = weight.shape[1]
+    R = (weight * grad_weight).view(2 * K, C).sum(0)                    # sum_k A dA + B dB
+    reduced = all_reduce_sum_(torch.cat([lay.channel_sum(g_re), lay.channel_sum(g_im), R]))
+    s_re, s_im, R = reduced[:K], reduced[K:2 * K], reduced[2 * K:]
+    # [A^T s_re + B^T s_im, A^T s_im - B^T s_re] from one pass over [A; B] (2K, C)
+    probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])   # (2, 2K)
+    w_re, w_im = probes @ weight.reshape(2 * K, C)
+    beta = -scale * scale * R / n
+    return beta, [-scale * w_re / n - beta * mean_re, -scale * w_im / n - beta * mean_im]
+
+
+class _StandardizedProjectionFunction(torch.autograd.Function):
+    """See the module docstring. Inputs after the statistics: ``n_pairs`` (re, im) pairs, then real tensors."""
 
     @staticmethod
     def forward(ctx, weight: Tensor, mean_re: Tensor, mean_im: Tensor, scale: Tensor, count: int,
@@ -180,11 +254,10 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
         B, _, H, W = tensors[0].shape
         K = weight.shape[1]
         lay = _Layout(B, H * W)
-        segments = _segments([t.shape[1] for t in tensors], n_pairs)
         if lay.folded:
-            means = [mean_re, mean_im] * n_pairs + [mean_re] * (len(tensors) - 2 * n_pairs)
-            cols = [c for kind, c in segments for _ in range(2 if kind == "complex" else 1)]
-            xs = [lay.rows_standardized(t, m[c], scale[c]) for t, m, c in zip(tensors, means, cols)]
+            channel_parts = _parts(list(tensors), n_pairs)
+            xs = [lay.rows_standardized(t, m[p.cols], scale[p.cols])
+                  for p in channel_parts for t, m in zip(p.tensors, (mean_re, mean_im))]
             weight_scale = None
             out_re, out_im = lay.filled(weight.new_zeros(K)), lay.filled(weight.new_zeros(K))
         else:
@@ -195,125 +268,42 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
             a_mu, b_mu = prods[:K], prods[K:]                               # (K, 2) each
             out_re = lay.filled(b_mu[:, 1] - a_mu[:, 0])                    # -(A' mu_re - B' mu_im), rows(K)
             out_im = lay.filled(-(b_mu[:, 0] + a_mu[:, 1]))                 # -(B' mu_re + A' mu_im)
-        for (kind, cols), x in zip(segments, _grouped(xs, n_pairs)):
-            a, b = _weights(weight, cols, weight_scale)                    # (K, c)
-            if kind == "complex":                                           # Gauss: 3 products
-                u, v = x
-                t1, t2 = lay.apply(a, u), lay.apply(b, v)
-                lay.apply(a + b, u + v, out_im).sub_(t1).sub_(t2)
-                out_re.add_(t1).sub_(t2)
+        for p in _parts(xs, n_pairs):
+            a, b = _weights(weight, p.cols, weight_scale)                  # (K, c)
+            if p.complex:
+                complex_product(lay.apply, a, b, *p.tensors, out=(out_re, out_im))
             else:
-                lay.apply(a, x, out_re)
-                lay.apply(b, x, out_im)
+                lay.apply(a, p.tensors[0], out_re)
+                lay.apply(b, p.tensors[0], out_im)
         ctx.save_for_backward(weight, mean_re, mean_im, scale, *xs)
         ctx.n_pairs, ctx.count, ctx.batch_statistics = n_pairs, count, batch_statistics
-        ctx.layout, ctx.shapes, ctx.segments = lay, [t.shape for t in tensors], segments
+        ctx.layout, ctx.shapes = lay, [t.shape for t in tensors]
         return lay.unrows(out_re, (B, K, H, W)), lay.unrows(out_im, (B, K, H, W))
 
     @staticmethod
     def backward(ctx, grad_re: Tensor, grad_im: Tensor):
         weight, mean_re, mean_im, scale, *xs = ctx.saved_tensors
-        lay, n_pairs, segments = ctx.layout, ctx.n_pairs, ctx.segments
+        lay = ctx.layout
         standardized = lay.folded                     # xs hold zhat (folded) or z (per-sample)
         g_re, g_im = lay.rows(grad_re), lay.rows(grad_im)                  # rows(K)
-        K, C = weight.shape[1:]
-        grouped = list(zip(segments, _grouped(xs, n_pairs)))
-
-        # weight gradient: dW = sum dy zhat^H = (sum dy z^H - (sum dy) mu^H) diag(s)
-        grad_weight = weight.new_empty(2, K, C)
-        d_re, d_im = grad_weight                                            # dL/dA, dL/dB (views)
-        g_diff = g_re - g_im
-        for (kind, cols), x in grouped:
-            if kind == "complex":
-                u, v = x
-                q1, q2 = lay.outer_sum(g_re, u), lay.outer_sum(g_im, v)
-                q3 = lay.outer_sum(g_diff, u + v)
-                torch.add(q1, q2, out=d_re[:, cols])                       # sum(dyr u + dyi v)
-                torch.sub(q1, q2, out=d_im[:, cols]).sub_(q3)               # sum(dyi u - dyr v)
-            else:
-                d_re[:, cols] = lay.outer_sum(g_re, x)
-                d_im[:, cols] = lay.outer_sum(g_im, x)
-        sum_re, sum_im = lay.channel_sum(g_re), lay.channel_sum(g_im)      # (K,), local
-        if not standardized:
-            means = torch.stack([mean_re, mean_im])                         # (2, C)
-            d_re.addmm_(torch.stack([sum_re, sum_im], 1), means, alpha=-1)
-            d_im.addmm_(torch.stack([sum_im, -sum_re], 1), means, alpha=-1)
-            grad_weight.mul_(scale)
-
-        # input gradient, from dzhat = W^H dy per channel: s (dzhat - mean(dzhat)) - s zhat R / n
-        # in training mode (R = sum dzhat . zhat), s dzhat with running statistics
-        needed = iter(ctx.needs_input_grad[7:])
-        wanted = [[next(needed) for _ in range(2 if kind == "complex" else 1)] for kind, _ in segments]
-        dxs = []                                      # per tensor: s dzhat (per-sample) or dzhat (folded)
-        g_sum = g_re + g_im
-        for ((kind, cols), x), want in zip(grouped, wanted):
-            if not any(want):
-                dxs += [None] * len(want)
-                continue
-            a, b = _weights(weight, cols, None if standardized else scale)
-            a_t, b_t = a.t(), b.t()                                         # (c, K)
-            if kind == "complex":
-                p1, p2 = lay.apply(a_t, g_re), lay.apply(b_t, g_im)
-                dv = lay.apply(a_t - b_t, g_sum, p2 - p1)                   # A^T dyi - B^T dyr
-                dxs += [p1.add_(p2), dv]                                    # A^T dyr + B^T dyi
-            else:
-                dxs.append(lay.apply(b_t, g_im, lay.apply(a_t, g_re)))
-        channel_cols = [c for (kind, c), _ in grouped for _ in range(2 if kind == "complex" else 1)]
-        is_imag = [i < 2 * n_pairs and i % 2 == 1 for i in range(len(xs))]
+        parts = _parts(xs, ctx.n_pairs)
+        grad_weight = _weight_gradient(lay, parts, weight, g_re, g_im, mean_re, mean_im, scale, standardized)
+        dxs = _input_gradient(lay, parts, weight, g_re, g_im, None if standardized else scale,
+                              list(ctx.needs_input_grad[7:]))
         if ctx.batch_statistics:
-            n = ctx.count
-            if standardized:                          # channel sums over activations
-                mean_d = [torch.zeros(C, dtype=g_re.dtype, device=g_re.device) for _ in range(2)]
-                R = torch.zeros(C, dtype=g_re.dtype, device=g_re.device)
-                for dx, x, c, imag in zip(dxs, xs, channel_cols, is_imag):
-                    if dx is not None:
-                        mean_d[imag][c] += lay.channel_sum(dx)
-                        R[c] += lay.channel_dot(dx, x)
-                reduced = _all_reduce(torch.cat([mean_d[0], mean_d[1], R]))
-                m_re, m_im, R = reduced[:C] / n, reduced[C:2 * C] / n, reduced[2 * C:]
-                coef = -R / n                                               # per channel, times zhat
-                offset = [-m_re, -m_im]                                     # then all times s
-            else:                                     # sums from the weight gradient
-                R = (weight * grad_weight).view(2 * K, C).sum(0)            # sum_k A dA + B dB
-                reduced = _all_reduce(torch.cat([sum_re, sum_im, R]))
-                s_re, s_im, R = reduced[:K], reduced[K:2 * K], reduced[2 * K:]
-                # [A^T s_re + B^T s_im, A^T s_im - B^T s_re] from one pass over [A; B] (2K, C)
-                probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])   # (2, 2K)
-                w_re, w_im = probes @ weight.reshape(2 * K, C)
-                beta = -scale * scale * R / n
-                coef = beta                                                 # times z
-                offset = [-scale * w_re / n - beta * mean_re, -scale * w_im / n - beta * mean_im]
+            coef, offset = _statistics_terms(lay, parts, dxs, weight, grad_weight, g_re, g_im, mean_re, mean_im,
+                                             scale, ctx.count, standardized)
         grads = []
-        for dx, x, c, imag, shape in zip(dxs, xs, channel_cols, is_imag, ctx.shapes):
+        for dx, (cols, imag, x), shape in zip(dxs, _flat(parts), ctx.shapes):
             if dx is None:
                 grads.append(None)
                 continue
             if ctx.batch_statistics:
-                dx.addcmul_(lay.channel(coef[c]), x).add_(lay.channel(offset[imag][c]))
+                dx.addcmul_(lay.channel(coef[cols]), x).add_(lay.channel(offset[imag][cols]))
             if standardized:
-                dx.mul_(lay.channel(scale[c]))
+                dx.mul_(lay.channel(scale[cols]))
             grads.append(lay.unrows(dx, shape))
         return (grad_weight, None, None, None, None, None, None, *grads)
-
-
-def channel_moments(pairs: list[tuple[Tensor, Tensor]], reals: list[Tensor]) -> tuple[Tensor, Tensor, Tensor, int]:
-    """Global-batch channel means and (total) variances of the parts, in float64.
-
-    One pass per tensor for the sums and one for the sums of squares (float32 accumulation,
-    which is exact enough for ``v = E|z|^2 - |E z|^2`` unless a channel's mean exceeds its
-    standard deviation by orders of magnitude). Returns ``mean_re (C,)``, ``mean_im (C,)``
-    (zero on real channels), ``var (C,)`` and the count ``n`` of (sample, pixel) positions.
-    """
-    dims = (0, 2, 3)
-    s_re = [u.sum(dims) for u, _ in pairs] + [r.sum(dims) for r in reals]
-    s_im = [v.sum(dims) for _, v in pairs] + [torch.zeros_like(r[0, :, 0, 0]) for r in reals]
-    s_sq = [(u * u).sum(dims) + (v * v).sum(dims) for u, v in pairs] + [(r * r).sum(dims) for r in reals]
-    C = sum(t.shape[0] for t in s_re)
-    sums = _all_reduce(torch.cat(s_re + s_im + s_sq).double())
-    n = batch_count((pairs[0][0] if pairs else reals[0]))
-    mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n, sums[2 * C:] / n
-    var = (mean_sq - mean_re * mean_re - mean_im * mean_im).clamp_min(0)
-    return mean_re, mean_im, var, n
 
 
 def standardized_projection(parts: list[SplitFeatures], std: Standardization, proj: ComplexProjection) -> SplitFeatures:
@@ -324,22 +314,16 @@ def standardized_projection(parts: list[SplitFeatures], std: Standardization, pr
     """
     pairs = [(p.re, p.im) for p in parts if p.re is not None]
     reals = [p.real for p in parts if p.real is not None]
-    cc = sum(u.shape[1] for u, _ in pairs)
     dtype = (pairs[0][0] if pairs else reals[0]).dtype
     if std.training:
         with torch.no_grad():
-            mean_re, mean_im, var, n = channel_moments(pairs, reals)
-            unbiased = var * n / max(n - 1, 1)
-            for name, value in (("running_mean_re", mean_re[:cc]), ("running_mean_im", mean_im[:cc]),
-                                ("running_var_complex", unbiased[:cc]), ("running_mean_real", mean_re[cc:]),
-                                ("running_var_real", unbiased[cc:])):
-                std._update(name, value.to(dtype))
-        mean_re, mean_im, var = mean_re.to(dtype), mean_im.to(dtype), var.to(dtype)
+            moments = batch_moments(pairs, reals)
+            std.update_running_statistics(moments)
+        n = moments.count
+        mean_re, mean_im, var = (t.to(dtype) for t in (moments.mean_re, moments.mean_im, moments.var))
     else:
         n = 0
-        mean_re = torch.cat([std.running_mean_re, std.running_mean_real])
-        mean_im = torch.cat([std.running_mean_im, torch.zeros_like(std.running_mean_real)])
-        var = torch.cat([std.running_var_complex, std.running_var_real])
+        mean_re, mean_im, var = std.running_moments()
     scale = torch.rsqrt(var + STD_EPS)
     tensors = [t for pair in pairs for t in pair] + reals
     re, im = _StandardizedProjectionFunction.apply(proj.weight, mean_re, mean_im, scale, n, std.training,

@@ -7,7 +7,8 @@ import pcn.standardized_projection as sp
 from pcn.features import SplitFeatures
 from pcn.layers import ComplexProjection, Standardization
 from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
-from pcn.standardized_projection import channel_moments, standardized_projection
+from pcn.layers import batch_moments
+from pcn.standardized_projection import standardized_projection
 
 
 @pytest.fixture(params=["folded", "per_sample"])
@@ -91,11 +92,12 @@ class _WeightView(torch.nn.Module):
         self.n_complex, self.n_real, self.out_channels, self.weight = proj.n_complex, proj.n_real, proj.out_channels, weight
 
 
-def test_channel_moments_equal_two_pass_statistics():
+def test_batch_moments_equal_two_pass_statistics():
     parts = make_parts()
     pairs = [(p.re, p.im) for p in parts if p.re is not None]
     reals = [p.real for p in parts if p.real is not None]
-    mean_re, mean_im, var, n = channel_moments(pairs, reals)
+    m = batch_moments(pairs, reals)
+    mean_re, mean_im, var, n = m.mean_re, m.mean_im, m.var, m.count
     z = torch.cat([torch.complex(u, v) for u, v in pairs] + [r.to(torch.complex64) for r in reals], 1).detach()
     mean = z.mean((0, 2, 3))
     expected_var = (z - mean.view(1, -1, 1, 1)).abs().pow(2).mean((0, 2, 3))

@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from pcn.factory import InputSpec
 from pcn.features import SplitFeatures
 from pcn.filters import block_filter_spec, fourier_filters, padded_size
-from pcn.wavelet import SpectralProduct, WaveletFilter, output_size
+from pcn.fft_filtering import SpectralProduct, output_size
+from pcn.wavelet import WaveletFilter
 
 
 def make_filter(size, kind="half", L=4, channels=2, real=False, backend="spatial"):
@@ -94,5 +96,36 @@ def test_rejects_wrong_input():
         filt(SplitFeatures(real=torch.randn(1, 2, 16, 16)))
     with pytest.raises(ValueError, match="at least 3x3"):
         make_filter(2)
-    with pytest.raises(ValueError, match="valid: auto, spatial, fft"):
+    with pytest.raises(ValueError, match="valid: auto, fft, fft_smooth, spatial, matrix"):
         make_filter(16, backend="wavelets")
+
+
+@pytest.mark.parametrize("preset,size,expected", [
+    ("params.yaml", 28, ["fft", "fft", "fft", "matrix"]),
+    ("presets/cifar10.yaml", 32, ["fft"] * 4 + ["matrix"] * 4),
+    ("presets/imagenet.yaml", 224, ["fft_smooth"] * 2 + ["fft"] * 7 + ["matrix"] * 2),
+])
+def test_auto_backend_of_every_shipped_block(preset, size, expected):
+    """The ``auto`` rule (pcn.filter_backends.choose_backend) on every block of the shipped presets."""
+    import yaml
+    from conftest import ROOT
+
+    from pcn.config import parse_params
+    from pcn.factory import phase_collapse_config
+    from pcn.model import PhaseCollapseNet
+    params = parse_params(yaml.safe_load((ROOT / preset).read_text()))
+    assert params.filters.backend == "auto"
+    cfg = phase_collapse_config(params.network, params.filters, params.models["modulus"],
+                                InputSpec(1, size, 10))
+    cfg.widths = (2,) * len(cfg.widths)                       # the choice depends on sizes and filters only
+    assert [b.wavelet.backend_name for b in PhaseCollapseNet(cfg).blocks] == expected
+
+
+def test_backends_build_only_their_own_buffers():
+    names = {}
+    for backend in ("fft", "fft_smooth", "spatial", "matrix"):
+        filt = make_filter(8, "half_sub", 4, backend=backend)
+        names[backend] = sorted(name for name, _ in filt.backend.named_buffers())
+        assert filt.state_dict() == {}                          # derived from the configuration: never saved
+    assert names == {"fft": ["spectra"], "fft_smooth": ["spectra"], "spatial": ["weight"],
+                     "matrix": ["operator_im", "operator_re"]}
