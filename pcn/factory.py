@@ -2,12 +2,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
+from pcn import model as phase_collapse
+from pcn import resnet
 from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
+from pcn.nonlinearities import NONLINEARITIES
 from pcn.resnet import BiasFreeResNet18
+
+#: Valid ``models.<name>.arch`` values and the non-linearities each accepts.
+ARCHITECTURES = (*phase_collapse.ARCHITECTURES, resnet.ARCHITECTURE)
+
+
+if TYPE_CHECKING:                      # typed configurations (pcn.config reads the choices above)
+    from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
+
+
+def nonlinearities_of(arch: str) -> tuple[str, ...]:
+    """Valid non-linearities of an architecture."""
+    return resnet.RESNET_NONLINEARITIES if arch == resnet.ARCHITECTURE else NONLINEARITIES
 
 
 @dataclass(frozen=True)
@@ -23,7 +38,7 @@ def threshold_init(variant: VariantConfig) -> float:
     """Initial threshold: the variant's, else the reference's (0.1 for ``cst``, 1.0 for ResNet ``thresh``)."""
     if variant.threshold_init is not None:
         return variant.threshold_init
-    return 1.0 if variant.arch == "resnet18" else 0.1
+    return 1.0 if variant.arch == resnet.ARCHITECTURE else 0.1
 
 
 def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
@@ -34,14 +49,14 @@ def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, varian
         factorize_from=filters.factorize_from, arch=variant.arch, nonlinearity=variant.nonlinearity,
         nonlinearity_learned=variant.learned, threshold_init=threshold_init(variant),
         gain_init=variant.gain_init, bias_init=variant.bias_init, sigma0=filters.sigma0,
-        filtering=filters.backend, kernel_tolerance=filters.kernel_tolerance,
+        backend=filters.backend, kernel_tolerance=filters.kernel_tolerance,
         normalize_eps=network.normalize_eps)
 
 
 def build_model(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
                 inputs: InputSpec) -> nn.Module:
     """A :class:`PhaseCollapseNet` or a :class:`BiasFreeResNet18`, per ``variant.arch``."""
-    if variant.arch == "resnet18":
+    if variant.arch == resnet.ARCHITECTURE:
         return BiasFreeResNet18(inputs.channels, inputs.num_classes, variant.nonlinearity, variant.learned,
                                 threshold_init(variant),
                                 network.resnet_stem)

@@ -26,7 +26,9 @@ from pcn.filters import block_filter_spec, block_filter_type
 from pcn.layers import ComplexProjection, GlobalBatchNorm2d, Standardization, normalize_pixels
 from pcn.nonlinearities import NONLINEARITIES, PointwiseNonlinearity
 from pcn.standardized_projection import standardized_projection
-from pcn.wavelet import BACKENDS, WaveletFilter, output_size
+from pcn.fft_filtering import output_size
+from pcn.filter_backends import BACKENDS
+from pcn.wavelet import WaveletFilter
 
 ARCHITECTURES = ("lscat", "lscat_skip")
 
@@ -49,7 +51,7 @@ class PhaseCollapseConfig:
     gain_init: float = 1.0                    # ms g
     bias_init: float = 0.0                    # ms b
     sigma0: float = 0.8
-    filtering: str = "auto"                   # auto | spatial | fft
+    backend: str = "auto"                     # filtering backend, one of pcn.filter_backends.BACKENDS
     kernel_tolerance: float = 1e-7
     normalize_eps: float = 0.0                # 0 = reference (no epsilon)
     fused_projection: bool = True             # Std folded into Pc (same function, faster); see below
@@ -59,8 +61,8 @@ class PhaseCollapseConfig:
             raise ValueError(f"arch {self.arch!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
         if self.nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity {self.nonlinearity!r} is not valid; valid: {', '.join(NONLINEARITIES)}")
-        if self.filtering not in BACKENDS:
-            raise ValueError(f"filtering {self.filtering!r} is not valid; valid: {', '.join(BACKENDS)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend {self.backend!r} is not valid; valid: {', '.join(BACKENDS)}")
         if not self.widths:
             raise ValueError("widths must list at least one block width")
         size = self.image_size
@@ -92,7 +94,7 @@ class PhaseCollapseBlock(nn.Module):
         L = cfg.n_angles
         self.arch, self.normalize_eps, self.fused = cfg.arch, cfg.normalize_eps, cfg.fused_projection
         self.wavelet = WaveletFilter(in_channels, real_input, (size, size), cfg.block_spec(index), L,
-                                     cfg.full_angles, cfg.filtering, cfg.kernel_tolerance)
+                                     cfg.full_angles, cfg.backend, cfg.kernel_tolerance)
         low_complex, low_real = (0, in_channels) if real_input else (in_channels, 0)
         if cfg.arch == "lscat":      # rho on the band-pass channels only
             rho_complex, rho_real = in_channels * L, 0

@@ -57,28 +57,64 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_layer_curves(curves: dict[str, list[dict]], metric: str, path: Path, log: bool = False) -> None:
-    """``metric`` against layer index (0 = input image), one line per variant."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name, rows in curves.items():
-        ax.plot([r["layer"] for r in rows], [r[metric] for r in rows], marker="o", label=name)
+def _band(ax, x, mean, sd, label, marker="o"):
+    """A mean curve with a shaded band of one standard deviation (none for a single seed)."""
+    line, = ax.plot(x, mean, marker=marker, markersize=3, label=label)
+    if all(v is not None for v in sd):
+        lo = [m - s for m, s in zip(mean, sd)]
+        hi = [m + s for m, s in zip(mean, sd)]
+        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+
+
+def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log: bool = False) -> None:
+    """``metric`` against layer (0 = input): every variant's mean over seeds with a +-1 sd band, on one axes."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for r in rows:
+        curve = r["layers"][metric]
+        _band(ax, list(range(len(curve["mean"]))), curve["mean"], curve["sd"],
+              f"{r['variant']} (n={r['test_error']['n']})")
     ax.set_xlabel("layer (0 = input)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(label)
     if log:
         ax.set_yscale("log")
+    ax.set_title(f"{label}: mean over seeds, band = ±1 sd", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None:
+    """Test accuracy by epoch: every variant's mean over seeds with a +-1 sd band."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, runs in histories.items():
+        epochs = min(len(h) for h in runs)
+        values = [[h[e]["test_acc"] for h in runs] for e in range(epochs)]
+        mean = [sum(v) / len(v) for v in values]
+        sd = [float(np.std(v, ddof=1)) if len(v) > 1 else None for v in values]
+        _band(ax, list(range(1, epochs + 1)), mean, sd, f"{name} (n={len(runs)})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("test accuracy: mean over seeds, band = ±1 sd", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
 
 def plot_errors(rows: list[dict], path: Path) -> None:
-    """Horizontal bars of test error per variant."""
-    fig, ax = plt.subplots(figsize=(6, 0.5 * len(rows) + 1.5))
+    """Test error per variant: one dot per seed, the mean as a bar with a +-1 sd whisker."""
+    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(rows) + 1.5))
     names = [r["variant"] for r in rows]
-    ax.barh(names, [r["test_error"] for r in rows])
-    ax.set_xlabel("test error (%)")
+    means = [r["test_error"]["mean"] for r in rows]
+    sds = [r["test_error"]["sd"] or 0.0 for r in rows]
+    ax.barh(names, means, xerr=sds, color="lightsteelblue", capsize=3)
+    for i, r in enumerate(rows):
+        values = list(r["test_error_by_seed"].values())
+        ax.plot(values, [i] * len(values), "k.", markersize=5)
+    ax.set_xlabel("test error (%): bar = mean, whisker = ±1 sd, dots = seeds")
     ax.invert_yaxis()
     fig.tight_layout()
     fig.savefig(path, dpi=90)

@@ -26,8 +26,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from pcn.config import RESNET_NONLINEARITIES
 from pcn.layers import GlobalBatchNorm2d
+
+#: The architecture name of this model in params.yaml.
+ARCHITECTURE = "resnet18"
+RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")
+#: First layers: torchvision's 7x7/2 convolution and max-pool, or a 3x3/1 convolution for small images.
+STEMS = ("imagenet", "small")
 
 
 class NonLinearity(nn.Module):
@@ -88,6 +93,8 @@ class BiasFreeResNet18(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, nonlinearity: str = "relu", learned: bool = True,
                  threshold: float = 1.0, stem: str = "imagenet"):
         super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"unknown ResNet stem {stem!r}; valid: {', '.join(STEMS)}")
         if stem == "imagenet":
             self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), _bn(64),
                                       NonLinearity(nonlinearity, 64, learned, threshold), nn.MaxPool2d(3, 2, 1))

@@ -1,13 +1,57 @@
-"""Process-level settings that make CPU training faster without changing any result."""
+"""Process-level settings that change speed, not results: device choice, allocator, OpenMP waiting.
+
+This module does not import torch at import time, so that :func:`thread_environment` can be
+applied before torch (and its OpenMP runtime) is loaded.
+"""
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
+
+#: Valid ``train.device`` values: CUDA when present (``auto``), or forced.
+DEVICES = ("auto", "cpu", "cuda")
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 RETAIN_BYTES = 1 << 30
+
+#: OpenMP settings applied (unless already set) before torch is imported; see :func:`thread_environment`.
+THREAD_ENVIRONMENT: dict[str, str] = {}
+
+
+def thread_environment(environ: dict | None = None) -> dict:
+    """Set :data:`THREAD_ENVIRONMENT` in ``environ`` (default ``os.environ``) where not set; returns it.
+
+    With OpenMP's default (active) waiting, a thread that has finished its share of a parallel
+    region spins for a while before sleeping. pcn's steps run many small parallel regions, so
+    on a machine where another process holds a core the spinning threads steal the time the
+    working thread needs: measured in bench/RESULTS.md (contention). ``PASSIVE`` makes idle
+    threads sleep at once. It must be in the environment before the OpenMP runtime loads,
+    i.e. before ``import torch``.
+    """
+    environ = os.environ if environ is None else environ
+    for key, value in THREAD_ENVIRONMENT.items():
+        environ.setdefault(key, value)
+    return environ
+
+
+def select_device(name: str, local_rank: int = 0):
+    """The ``torch.device`` for ``train.device`` ``name`` (one of :data:`DEVICES`).
+
+    Raises ``ValueError`` if CUDA is asked for and absent. On CPU, also applies
+    :func:`retain_freed_memory`.
+    """
+    import torch
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; valid: {', '.join(DEVICES)}")
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("train.device is 'cuda' but no CUDA device is available; valid: auto, cpu, cuda")
+        return torch.device("cuda", local_rank)
+    retain_freed_memory()
+    return torch.device("cpu")
 
 
 def retain_freed_memory(limit_bytes: int = RETAIN_BYTES) -> bool:
@@ -17,11 +61,10 @@ def retain_freed_memory(limit_bytes: int = RETAIN_BYTES) -> bool:
     to the system when freed, and gives the top of the heap back once enough of it is free, so
     each large temporary of a training step (FFT products, activations of the first blocks)
     pays a page fault per 4 KiB page when first written. This call raises the ``mmap``
-    threshold to ``limit_bytes`` and disables trimming. Measured on the 2-core development
-    machine: writing a new 31 MiB tensor took 19 ms by default and 2.9 ms after this call. The
-    cost is that freed memory stays in the process (its resident size stays at its peak).
-    Same effect as the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
-    ``MALLOC_TRIM_THRESHOLD_=-1``.
+    threshold to ``limit_bytes`` and disables trimming (the effect is measured in
+    bench/RESULTS.md). The cost is that freed memory stays in the process (its resident size
+    stays at its peak). Same effect as the environment variables ``MALLOC_MMAP_THRESHOLD_``
+    and ``MALLOC_TRIM_THRESHOLD_=-1``.
 
     Returns True if applied (Linux with glibc), False elsewhere (nothing is changed).
     """

@@ -27,11 +27,33 @@ output); ``spatial_mean`` averages over space first (``D = 2K``).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
+from pcn.distributed import all_reduce_sum_
+
+#: Valid ``evaluate.feature`` values (see the module docstring).
 FEATURES = ("spatial_mean", "flatten")
+
+
+@dataclass(frozen=True)
+class LayerMetric:
+    """How to show one per-layer measure."""
+
+    label: str
+    log_scale: bool
+    higher_separates: bool          # a larger value means better separated classes
+
+
+#: The per-layer measures, in the order they are reported.
+LAYER_METRICS = {
+    "ncm_accuracy": LayerMetric("NCM test accuracy", False, True),
+    "fisher_ratio": LayerMetric("Fisher ratio Tr B / Tr W", True, True),
+    "cdnv": LayerMetric("class-distance normalized variance (CDNV)", True, False),
+    "mean_energy_ratio": LayerMetric("share of energy in class means", False, True),
+}
 
 
 def feature_vectors(layer_output: Tensor, feature: str) -> Tensor:
@@ -62,9 +84,8 @@ class ClassStatistics:
 
     def all_reduce(self) -> None:
         """Sum the raw statistics over all ranks (no-op outside torch.distributed)."""
-        if dist.is_available() and dist.is_initialized():
-            for t in (self.counts, self.sums, self.sq_norms):
-                dist.all_reduce(t)
+        for t in (self.counts, self.sums, self.sq_norms):
+            all_reduce_sum_(t)
 
     def means(self) -> Tensor:
         return self.sums / self.counts.clamp_min(1)[:, None]
@@ -109,9 +130,8 @@ class NearestMeanCounter:
         self.total += labels.numel()
 
     def all_reduce(self) -> None:
-        if dist.is_available() and dist.is_initialized():
-            for t in (self.correct, self.total):
-                dist.all_reduce(t)
+        for t in (self.correct, self.total):
+            all_reduce_sum_(t)
 
     def accuracy(self) -> float:
         return float(self.correct / self.total.clamp_min(1))

@@ -1,87 +1,115 @@
-"""Stage `evaluate@<variant>`: test accuracy and per-layer class separation of a trained model.
+"""Stage `evaluate@<variant>-<seed>`: test accuracy and per-layer class separation of a trained model.
 
 Layer 0 is the input image; layer j >= 1 is the output of block j (phase-collapse
 networks) or of the stem and the 4 stages (ResNet-18). Class statistics come from the
-training set (no augmentation), NCM accuracy from the test set.
+training set (no augmentation), NCM accuracy from the test set. A model trained with other
+params than the current params.yaml is refused.
 """
 from __future__ import annotations
 
+from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, input_spec, load_params, resolve_data_root, run_name,
+                    stage_run)
+
 import argparse
-from dataclasses import asdict
 
 import torch
-from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, input_spec, load_params, run_tags, select_device,
-                    start_tracking, write_csv, write_json)
-from torch.utils.data import DataLoader
-
+from pcn import checkpoint
+from pcn.atomic import write_csv, write_json
+from pcn.checkpoint import CheckpointError, changed_keys
 from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
-from pcn.data import DataError, build_datasets, read_card
-from pcn.distributed import DistInfo
+from pcn.data import IN_MEMORY, DataError, load_split, read_card
 from pcn.engine import evaluate
 from pcn.factory import build_model
-from pcn.plots import plot_layer_curves
-from pcn.separation import layer_separation
+from pcn.input_pipeline import DeviceBatches, LoaderBatches
+from pcn.runtime import select_device
+from pcn.separation import LAYER_METRICS, layer_separation
 from pcn.tracking import flatten
 
-METRICS = ("ncm_accuracy", "fisher_ratio", "cdnv", "mean_energy_ratio")
+
+def eval_batches(params, card: dict, batch_size: int, device: torch.device):
+    """Training (for the class statistics) and test batches, in order, without augmentation."""
+    if card["name"] in IN_MEMORY:
+        norm = card["normalization"]
+        splits = [load_split(DATA_DIR, card, split) for split in ("train", "test")]
+        return [DeviceBatches(s.images, s.labels, norm["mean"], norm["std"], batch_size, device, shuffle=False,
+                              augment=False, seed=0, pad=False) for s in splits]
+    from pcn.imagenet import default_workers, image_folders, image_loader
+    workers = params.runtime.num_workers
+    workers = default_workers(1) if workers == "auto" else workers
+    return [LoaderBatches(image_loader(ds, batch_size, train=False, seed=0, rank=0, world=1, workers=workers,
+                                       pin_memory=device.type == "cuda"), device)
+            for ds in image_folders(resolve_data_root(card["root"]), "none")]
+
+
+def load_model_file(params, variant: str, seed: int) -> dict:
+    """models/<variant>-<seed>/model.pt, refused unless it was trained with the current params."""
+    path = MODELS_DIR / run_name(variant, seed) / "model.pt"
+    try:
+        saved = checkpoint.load(path, "model file")
+    except CheckpointError as exc:
+        fail(str(exc))
+    if saved is None:
+        fail(f"{path} is missing; run train@{run_name(variant, seed)} first")
+    if saved.get("params_hash") != params.training_hash(variant, seed):
+        changed = changed_keys(saved.get("training_params", {}), params.training_params(variant, seed))
+        fail(f"{path} was trained with other params than params.yaml now holds ({', '.join(changed) or 'unknown'});"
+             f" run dvc repro to retrain it")
+    return saved
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", required=True)
+    parser.add_argument("--seed", required=True, type=int)
     args = parser.parse_args()
     params = load_params()
-    params.variant(args.variant)
-    ev = params.evaluate
-    device = select_device(params.train.device, DistInfo())
-    experiment_id = start_tracking(params)
-    model_path = MODELS_DIR / args.variant / "model.pt"
-    if not model_path.is_file():
-        raise SystemExit(f"error: {model_path} is missing; run train@{args.variant} first")
-    saved = torch.load(model_path, map_location="cpu", weights_only=False)
-    try:
-        card = read_card(DATA_DIR)
-        train_set, test_set = build_datasets(DATA_DIR, card, "none")
-    except DataError as exc:
-        raise SystemExit(f"error: {exc}")
-    # rebuild the model with the configuration it was trained with
-    variant = VariantConfig(**saved["variant"])
-    model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]), variant,
-                        input_spec(card))
-    model.load_state_dict(saved["state_dict"])
-    model.to(device).eval()
+    if args.variant not in params.models:
+        fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
+    name, ev = run_name(args.variant, args.seed), params.evaluate
+    with stage_run(params, "evaluate", args.variant, args.seed) as run:
+        try:
+            device = select_device(params.train.device)
+        except ValueError as exc:
+            fail(str(exc))
+        saved = load_model_file(params, args.variant, args.seed)
+        try:
+            card = read_card(DATA_DIR)
+            train_batches, test_batches = eval_batches(params, card, ev.batch_size, device)
+        except DataError as exc:
+            fail(str(exc))
+        run.log_params(flatten({"evaluate": vars(ev), "seed": args.seed, "model": saved["variant"]}))
+        run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
+        run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
+                        {"train": card["splits"]["train"], "test": card["splits"]["test"]})
+        model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
+                            VariantConfig(**saved["variant"]), input_spec(card))
+        model.load_state_dict(saved["state_dict"])
+        model.to(device).eval()
+        try:
+            acc = evaluate(model, test_batches.epoch(0), device)
+        except FloatingPointError as exc:
+            fail(f"evaluate@{name}: {exc}")
 
-    train_loader = DataLoader(train_set, batch_size=ev.batch_size, shuffle=False, num_workers=params.data.num_workers)
-    test_loader = DataLoader(test_set, batch_size=ev.batch_size, shuffle=False, num_workers=params.data.num_workers)
-    acc = evaluate(model, test_loader, device)
+        def extract(images):
+            return [images] + model.layer_features(images)
 
-    def extract(images):
-        return [images] + model.layer_features(images)
-
-    rows = layer_separation(extract, train_loader, test_loader, card["num_classes"], ev.feature, device,
-                            ev.max_train_samples)
-    rows = [{"layer": i, **r} for i, r in enumerate(rows)]
-    out_dir = EVAL_DIR / args.variant
-    metrics = {"test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
-               "test_loss": acc.loss, "feature": ev.feature, "n_layers": len(rows) - 1,
-               "last_layer": {k: rows[-1][k] for k in METRICS}}
-    write_json(metrics, out_dir / "metrics.json")
-    write_csv(rows, out_dir / "separation.csv")
-    for metric in METRICS:
-        plot_layer_curves({args.variant: rows}, metric, out_dir / f"{metric}.png",
-                          log=metric in ("fisher_ratio", "cdnv"))
-
-    import mlflow
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"evaluate@{args.variant}",
-                          tags={**run_tags(params, "evaluate", args.variant),
-                                "train_run_id": saved.get("mlflow_run_id") or ""}):
-        mlflow.log_params(flatten({"evaluate": asdict(ev), "model": asdict(variant)}))
-        mlflow.log_metrics({"test_acc": acc.top1, "test_error": metrics["test_error"], "test_top5": acc.top5})
+        rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
+                                ev.feature, device, ev.max_train_samples)
+        rows = [{"layer": i, **r} for i, r in enumerate(rows)]
+        out_dir = EVAL_DIR / name
+        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": saved["params_hash"],
+                   "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
+                   "test_loss": acc.loss, "feature": ev.feature, "n_layers": len(rows) - 1,
+                   "last_layer": {k: rows[-1][k] for k in LAYER_METRICS}}
+        write_json(out_dir / "metrics.json", metrics)
+        write_csv(out_dir / "separation.csv", rows)
+        run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5,
+                         **{f"{k}_last": rows[-1][k] for k in LAYER_METRICS}})
         for r in rows:
-            mlflow.log_metrics({f"layer_{k}": r[k] for k in ("ncm_accuracy", "fisher_ratio", "cdnv",
-                                                            "mean_energy_ratio")}, step=r["layer"])
-        mlflow.log_artifacts(str(out_dir))
-    print(f"evaluate@{args.variant}: test acc {acc.top1:.4f}; NCM accuracy per layer "
+            run.log_metrics({f"layer/{k}": r[k] for k in LAYER_METRICS}, step=r["layer"])
+        for file in ("metrics.json", "separation.csv"):
+            run.log_artifact(out_dir / file)
+    print(f"evaluate@{name}: test error {metrics['test_error']:.2f}%; NCM accuracy per layer "
           f"{[round(r['ncm_accuracy'], 3) for r in rows]}")
 
 

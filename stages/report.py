@@ -1,52 +1,88 @@
-"""Stage `report`: one paper-style table (Markdown + JSON) of all variants, with plots."""
+"""Stage `report`: the paper-style comparison over seeds (Markdown, JSON, PNGs) and the summary metrics.
+
+Reads every selected (variant, seed)'s training and evaluation results, refuses results
+computed with other params than params.yaml holds, and writes results/report/: table.md
+and table.json (test error mean, sd, min, max and n per variant; every ablation's paired
+difference to its architecture's phase-collapse network with a Student-t interval and a
+sentence that follows from it; the trend of each separation measure with depth),
+summary.json (mean test error per variant: the metrics DVC shows) and the figures.
+"""
 from __future__ import annotations
+
+from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, fail, load_params, run_name, stage_run
 
 import csv
 import json
 
-from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, load_params, run_tags, start_tracking, write_json
+from pcn.atomic import write_json, write_text
+from pcn.plots import plot_epoch_bands, plot_errors, plot_layer_bands
+from pcn.report import build_report, markdown, summary_metrics
+from pcn.separation import LAYER_METRICS
 
-from pcn.plots import plot_errors, plot_layer_curves
-from pcn.report import build_rows, markdown_table
-
-METRICS = {"ncm_accuracy": False, "fisher_ratio": True, "cdnv": True, "mean_energy_ratio": False}
+FIGURES = ["test_error.png", "test_accuracy.png"] + [f"{m}.png" for m in LAYER_METRICS]
 
 
-def read_separation(path) -> list[dict]:
+def read_csv(path) -> list[dict]:
     with open(path) as f:
-        return [{k: (int(v) if k == "layer" else float(v)) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: (int(v) if k in ("layer", "epoch") else float(v)) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def collect(params) -> dict[str, dict]:
+    """Per variant: arch, non-linearity and, per seed, its train/evaluate metrics, separation and history."""
+    variants = {}
+    for name in params.variants:
+        v = params.models[name]
+        seeds = {}
+        for seed in params.seeds:
+            run = run_name(name, seed)
+            expected = params.training_hash(name, seed)
+            try:
+                record = {"train": json.loads((TRAIN_DIR / run / "metrics.json").read_text()),
+                          "evaluate": json.loads((EVAL_DIR / run / "metrics.json").read_text()),
+                          "separation": read_csv(EVAL_DIR / run / "separation.csv"),
+                          "history": read_csv(TRAIN_DIR / run / "history.csv")}
+            except FileNotFoundError as exc:
+                fail(f"results of {run} are missing ({exc.filename}); run train@{run} and evaluate@{run}")
+            for stage in ("train", "evaluate"):
+                if record[stage].get("params_hash") != expected:
+                    fail(f"results/{stage}/{run} come from a model trained with other params than params.yaml "
+                         f"now holds; run dvc repro")
+            seeds[seed] = record
+        variants[name] = {"arch": v.arch, "nonlinearity": v.nonlinearity, "seeds": seeds}
+    return variants
 
 
 def main() -> None:
     params = load_params()
-    experiment_id = start_tracking(params)
-    variants = {}
-    for name in params.variants:
-        v = params.models[name]
-        try:
-            variants[name] = {
-                "arch": v.arch, "nonlinearity": v.nonlinearity,
-                "train": json.loads((TRAIN_DIR / name / "metrics.json").read_text()),
-                "evaluate": json.loads((EVAL_DIR / name / "metrics.json").read_text()),
-                "separation": read_separation(EVAL_DIR / name / "separation.csv")}
-        except FileNotFoundError as exc:
-            raise SystemExit(f"error: results of variant {name!r} are missing ({exc.filename}); "
-                             f"run train@{name} and evaluate@{name}")
-    rows = build_rows(params.data.name, variants)
-    REPORT_DIR.mkdir(parents=True, exist_ok=True)
-    (REPORT_DIR / "table.md").write_text(markdown_table(params.data.name, rows))
-    write_json({"dataset": params.data.name, "rows": rows}, REPORT_DIR / "table.json")
-    plot_errors(rows, REPORT_DIR / "test_error.png")
-    curves = {name: v["separation"] for name, v in variants.items()}
-    for metric, log in METRICS.items():
-        plot_layer_curves(curves, metric, REPORT_DIR / f"{metric}.png", log=log)
-
-    import mlflow
-    with mlflow.start_run(experiment_id=experiment_id, run_name="report", tags=run_tags(params, "report", None)):
-        for r in rows:
-            mlflow.log_metric(f"{r['variant']}.test_error", r["test_error"])
-        mlflow.log_artifacts(str(REPORT_DIR))
-    print((REPORT_DIR / "table.md").read_text())
+    with stage_run(params, "report") as run:
+        run.log_params({"seeds": params.seeds, "variants": params.variants, "confidence": params.report.confidence,
+                        "data.name": params.data.name})
+        variants = collect(params)
+        report = build_report(params.data.name, variants, params.report.confidence)
+        table = markdown(report)
+        write_text(REPORT_DIR / "table.md", table)
+        write_json(REPORT_DIR / "table.json", report)
+        summary = summary_metrics(report)
+        write_json(REPORT_DIR / "summary.json", summary)
+        plot_errors(report["rows"], REPORT_DIR / "test_error.png")
+        plot_epoch_bands({name: [r["history"] for r in v["seeds"].values()] for name, v in variants.items()},
+                         REPORT_DIR / "test_accuracy.png")
+        for metric, info in LAYER_METRICS.items():
+            plot_layer_bands(report["rows"], metric, info.label, REPORT_DIR / f"{metric}.png", log=info.log_scale)
+        headline = {f"test_error/{name}": value for name, value in summary.items()}
+        run.log_metrics(headline)
+        run.log_metrics({f"test_error_sd/{r['variant']}": r["test_error"]["sd"] for r in report["rows"]
+                         if r["test_error"]["sd"] is not None})
+        for c in report["comparisons"]:
+            i = c["interval"]
+            run.log_metrics({f"difference/{c['ablation']}": i["mean"],
+                             **({f"difference_low/{c['ablation']}": i["low"],
+                                 f"difference_high/{c['ablation']}": i["high"]} if i["low"] is not None else {})})
+        run.log_parent_metrics(headline)
+        for name in ["table.md", "table.json", "summary.json", *FIGURES]:
+            run.log_artifact(REPORT_DIR / name)
+    print(table)
 
 
 if __name__ == "__main__":

@@ -1,34 +1,107 @@
-"""Stage `train@<variant>`: train one model variant (CPU, one GPU, or DDP under torchrun).
+"""Stage `train@<variant>-<seed>`: train one model variant with one seed (CPU, one GPU, or DDP under torchrun).
 
-Resumable: an atomic checkpoint (model, optimizer, epoch, every rank's RNG states, history,
-MLflow run id) is written to checkpoints/<variant>/last.pt after every epoch, outside DVC's
-outputs. A rerun with the same stage params resumes from the last complete epoch; the new
-MLflow run is tagged ``resumed_from=<previous run id>``. The checkpoint is removed once
-the final outputs are written.
+Four parts: :func:`setup` (data, model, optimizer), :func:`resume` (the checkpoint, if its
+resume key matches), :func:`train_epochs` (after every epoch: the checkpoint, then the
+tracking calls) and :func:`write_outputs`. The resume key covers the training params, the
+source files this stage imports, the data card and the filter bank; a checkpoint of a
+finished run (epoch = epochs) goes straight to writing the outputs, and is kept afterwards
+(without optimizer state) so that outputs lost after training are rewritten without
+retraining.
 """
 from __future__ import annotations
 
+from common import (CHECKPOINTS_DIR, DATA_DIR, FILTERS_DIR, MODELS_DIR, ROOT, TRAIN_DIR, code_digest, dist_info,
+                    fail, file_sha256, input_spec, load_params, resolve_data_root, run_name, stage_run)
+
 import argparse
+import copy
 import os
-import shutil
+import subprocess
 import sys
-import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
-import torch.distributed as dist
-from common import (CHECKPOINTS_DIR, DATA_DIR, FILTERS_DIR, MODELS_DIR, TRAIN_DIR, dist_info, input_spec,
-                    load_params, run_tags, select_device, start_tracking, write_csv, write_json)
-from torch.utils.data import DataLoader, DistributedSampler, Subset
-
-from pcn.checkpoint import atomic_save, load_checkpoint, rng_state, set_rng_state
-from pcn.data import DataError, build_datasets, read_card
-from pcn.distributed import barrier, broadcast_object, cleanup, init_distributed
-from pcn.engine import NonFiniteError, build_optimizer, evaluate, step_lr, train_one_epoch
+from pcn import checkpoint
+from pcn.atomic import torch_save, write_csv, write_json
+from pcn.checkpoint import CheckpointError, key_differences
+from pcn.data import IN_MEMORY, DataError, load_split, read_card
+from pcn.distributed import (DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command)
+from pcn.engine import NonFiniteError, build_optimizer
 from pcn.factory import build_model
+from pcn.input_pipeline import DeviceBatches, LoaderBatches
 from pcn.model import PhaseCollapseNet, count_parameters
 from pcn.plots import plot_history
+from pcn.runtime import select_device
 from pcn.tracking import flatten
+from pcn.training import Schedule, TrainingState, final_state_dict, fit
+
+
+@dataclass
+class Setup:
+    """Everything a training run needs, built once."""
+
+    params: object
+    name: str                      # "<variant>-<seed>"
+    variant_name: str
+    seed: int
+    variant: object
+    recipe: dict
+    info: DistInfo
+    device: torch.device
+    card: dict
+    train_batches: object
+    test_batches: object
+    model: torch.nn.Module
+    train_model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    n_parameters: int
+    key_parts: dict
+    key: str
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return CHECKPOINTS_DIR / self.name / "last.pt"
+
+    @property
+    def out_dir(self) -> Path:
+        return TRAIN_DIR / self.name
+
+
+def parse_args(params) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True, help="a key of `models` in params.yaml")
+    parser.add_argument("--seed", required=True, type=int, help="one of `seeds` in params.yaml")
+    args = parser.parse_args()
+    if args.variant not in params.models:
+        fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
+    return args
+
+
+def key_parts(params, variant: str, seed: int) -> dict:
+    """What the run depends on: its params, the code it runs, the data card and the filter bank."""
+    return {"params": params.training_params(variant, seed), "code": code_digest("stages/train.py"),
+            "data": file_sha256(DATA_DIR / "card.json"), "filters": file_sha256(FILTERS_DIR / "filter_bank.pt")}
+
+
+def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: torch.device, seed: int):
+    """Training and test batches: on the device for in-memory data sets, a DataLoader for ImageNet."""
+    if card["name"] in IN_MEMORY:
+        norm = card["normalization"]
+        train, test = load_split(DATA_DIR, card, "train"), load_split(DATA_DIR, card, "test")
+        common = dict(rank=info.rank, world=info.world_size, seed=seed)
+        return (DeviceBatches(train.images, train.labels, norm["mean"], norm["std"], batch_size, device,
+                              shuffle=True, augment=params.data.augment == "cifar", **common),
+                DeviceBatches(test.images, test.labels, norm["mean"], norm["std"], max(batch_size, 256), device,
+                              shuffle=False, augment=False, pad=False, **common))
+    from pcn.imagenet import default_workers, image_folders, image_loader
+    workers = params.runtime.num_workers
+    workers = default_workers(info.world_size) if workers == "auto" else workers
+    train_set, test_set = image_folders(resolve_data_root(card["root"]), params.data.augment)
+    common = dict(seed=seed, rank=info.rank, world=info.world_size, workers=workers,
+                  pin_memory=device.type == "cuda")
+    return (LoaderBatches(image_loader(train_set, batch_size, train=True, **common), device),
+            LoaderBatches(image_loader(test_set, max(batch_size, 256), train=False, **common), device))
 
 
 def check_filter_bank(model: torch.nn.Module) -> None:
@@ -36,192 +109,229 @@ def check_filter_bank(model: torch.nn.Module) -> None:
     if not isinstance(model, PhaseCollapseNet):
         return
     path = FILTERS_DIR / "filter_bank.pt"
-    if not path.is_file():
-        raise SystemExit(f"error: {path} is missing; run the filters stage (dvc repro filters)")
-    bank = torch.load(path, weights_only=False)["blocks"]
-    if len(bank) != len(model.blocks):
-        raise SystemExit(f"error: {path} has {len(bank)} blocks, the model {len(model.blocks)}; rerun the filters stage")
-    for block, saved in zip(model.blocks, bank):
+    try:
+        bank = checkpoint.load(path, "filter bank")
+    except CheckpointError as exc:
+        fail(str(exc))
+    if bank is None:
+        fail(f"{path} is missing; run the filters stage (dvc repro filters)")
+    blocks = bank["blocks"]
+    if len(blocks) != len(model.blocks):
+        fail(f"{path} has {len(blocks)} blocks, the model {len(model.blocks)}; rerun the filters stage")
+    for block, saved in zip(model.blocks, blocks):
         if block.wavelet.fourier.shape != saved["fourier"].shape or \
                 not torch.allclose(block.wavelet.fourier, saved["fourier"], atol=1e-6):
-            raise SystemExit(f"error: filters of block {saved['index']} differ from {path}; rerun the filters stage")
+            fail(f"filters of block {saved['index']} differ from {path}; rerun the filters stage")
 
 
-def gather_rng_states() -> list:
-    state = rng_state()
-    if dist.is_available() and dist.is_initialized():
-        states = [None] * dist.get_world_size()
-        dist.all_gather_object(states, state)
-        return states
-    return [state]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True, help="a key of `models` in params.yaml")
-    args = parser.parse_args()
-    params = load_params()
+def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
     variant = params.variant(args.variant)
-    tp = params.train
-    if tp.launcher == "torchrun" and "RANK" not in os.environ:
-        # re-launch this stage under torchrun (one process per GPU, or CPU processes with gloo)
-        os.execv(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                  f"--nproc-per-node={tp.nproc}", __file__, *sys.argv[1:]])
-    info = dist_info()
-    device = select_device(tp.device, info)
-    init_distributed(info, device.type)
-    torch.set_float32_matmul_precision("high")
-
-    experiment_id = start_tracking(params) if info.is_main else None
+    recipe = variant.recipe(params.train)
     try:
         card = read_card(DATA_DIR)
-        train_set, test_set = build_datasets(DATA_DIR, card, params.data.augment)
+        batches = build_batches(params, card, recipe["batch_size"] // info.world_size, info, device, args.seed)
     except DataError as exc:
-        raise SystemExit(f"error: {exc}")
-
-    torch.manual_seed(params.seed)                      # identical initialization on every rank
+        fail(str(exc))
+    torch.manual_seed(args.seed)                       # identical initialization on every rank
     model = build_model(params.network, params.filters, variant, input_spec(card))
     check_filter_bank(model)
-    n_params = count_parameters(model)
+    n_parameters = count_parameters(model)
     model.to(device)
-    if tp.channels_last:
+    if params.train.channels_last:
         model.to(memory_format=torch.channels_last)
-    recipe = variant.recipe(tp)
-    lr0, epochs = recipe["lr"], recipe["epochs"]
-    optimizer = build_optimizer(model, lr0, tp.momentum, tp.weight_decay)
-
-    stage_hash = params.stage_hash(args.variant)
-    ckpt_dir = CHECKPOINTS_DIR / args.variant
-    ckpt = load_checkpoint(ckpt_dir / "last.pt")
-    start_epoch, history, best, previous_run = 0, [], {"acc": -1.0, "epoch": -1}, None
-    if ckpt is not None and ckpt["params_hash"] == stage_hash and ckpt["epoch"] < epochs:
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        start_epoch, history, best = ckpt["epoch"], ckpt["history"], ckpt["best"]
-        previous_run = ckpt.get("mlflow_run_id")
-        set_rng_state(ckpt["rng"][info.rank] if info.rank < len(ckpt["rng"]) else ckpt["rng"][0])
-        if info.is_main:
-            print(f"train@{args.variant}: resuming from {ckpt_dir / 'last.pt'} at epoch {start_epoch}")
-    else:
-        torch.manual_seed(params.seed + info.rank)      # per-rank augmentation randomness
-        if ckpt is not None and info.is_main:
-            print(f"train@{args.variant}: ignoring {ckpt_dir / 'last.pt'} (other params or already complete)")
-
+    optimizer = build_optimizer(model, recipe["lr"], params.train.momentum, params.train.weight_decay)
     train_model = model
     if info.enabled:
         train_model = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[info.local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
-    if tp.compile:
+    if params.train.compile:
         train_model = torch.compile(train_model)
+    parts = key_parts(params, args.variant, args.seed)
+    return Setup(params, run_name(args.variant, args.seed), args.variant, args.seed, variant, recipe, info, device,
+                 card, *batches, model, train_model, optimizer, n_parameters, parts, checkpoint.resume_key(parts))
 
-    per_rank_batch = recipe["batch_size"] // info.world_size
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank, shuffle=True,
-                                 seed=params.seed)
-    pin = device.type == "cuda"
-    train_loader = DataLoader(train_set, batch_size=per_rank_batch, sampler=sampler,
-                              num_workers=params.data.num_workers, pin_memory=pin,
-                              persistent_workers=params.data.num_workers > 0)
-    test_shard = Subset(test_set, range(info.rank, len(test_set), info.world_size))   # exact, no padding
-    test_loader = DataLoader(test_shard, batch_size=max(per_rank_batch, 256), shuffle=False,
-                             num_workers=params.data.num_workers, pin_memory=pin)
 
-    run = None
-    if info.is_main:
-        import mlflow
-        tags = run_tags(params, "train", args.variant)
-        if previous_run:
-            tags["resumed_from"] = previous_run
-            client = mlflow.tracking.MlflowClient()
-            try:
-                if client.get_run(previous_run).info.status == "RUNNING":   # the interrupted run
-                    client.set_terminated(previous_run, "KILLED")
-            except mlflow.exceptions.MlflowException:
-                pass                                                        # e.g. logged to another store
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train@{args.variant}", tags=tags)
-        mlflow.log_params(flatten({"seed": params.seed, "data": asdict(params.data), "filters": asdict(params.filters),
-                                   "network": asdict(params.network), "model": asdict(variant), "train": asdict(tp), "recipe": recipe,
-                                   "world_size": info.world_size, "n_parameters": n_params, "start_epoch": start_epoch}))
-        if (FILTERS_DIR / "filters.png").is_file():
-            mlflow.log_artifact(str(FILTERS_DIR / "filters.png"))
-        mlflow.log_dict(card, "data_card.json")
-    run_id = broadcast_object(run.info.run_id if run else None)
-
-    status = "FAILED"
+def resume(s: Setup, run) -> TrainingState:
+    """The state to start from: the checkpoint's if its resume key matches, else a fresh one."""
     try:
-        train_seconds, train_images = 0.0, 0
-        for epoch in range(start_epoch, epochs):
-            lr = step_lr(lr0, epoch, recipe["lr_step"], tp.lr_gamma)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            sampler.set_epoch(epoch)
-            progress = None
-            if tp.progress and info.is_main:
-                from tqdm import tqdm
-                progress = tqdm(total=len(train_loader), desc=f"train@{args.variant} epoch {epoch + 1}/{epochs}",
-                                file=sys.stderr, leave=False)
-            t0 = time.perf_counter()
-            tr = train_one_epoch(train_model, train_loader, optimizer, device, epoch, tp.amp, tp.channels_last,
-                                 progress)
-            seconds = time.perf_counter() - t0
-            if progress is not None:
-                progress.close()
-            te = evaluate(model, test_loader, device, tp.amp, tp.channels_last)
-            train_seconds, train_images = train_seconds + seconds, train_images + tr.samples
-            row = {"epoch": epoch + 1, "lr": lr, "train_loss": tr.loss, "train_acc": tr.top1, "test_loss": te.loss,
-                   "test_acc": te.top1, "test_top5": te.top5, "epoch_seconds": seconds,
-                   "images_per_second": tr.samples / seconds}
-            history.append(row)
-            improved = te.top1 > best["acc"]
-            if improved:
-                best = {"acc": te.top1, "top5": te.top5, "epoch": epoch + 1}
-            rng_states = gather_rng_states()
-            if info.is_main:
-                import mlflow
-                mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-                if improved and tp.select == "best":
-                    atomic_save(model.state_dict(), ckpt_dir / "best.pt")
-                atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                             "history": history, "best": best, "rng": rng_states, "params_hash": stage_hash,
-                             "mlflow_run_id": run_id}, ckpt_dir / "last.pt")
-                print(f"train@{args.variant} epoch {epoch + 1}/{epochs}: loss {tr.loss:.4f} "
-                      f"train acc {tr.top1:.4f} test acc {te.top1:.4f} ({tr.samples / seconds:.0f} img/s)")
-            barrier()
+        saved = checkpoint.load(s.checkpoint_path)
+    except CheckpointError as exc:
+        fail(str(exc))
+    if saved is None:
+        return TrainingState()
+    if saved.get("resume_key") != s.key:
+        changed = key_differences(saved.get("resume_parts", {}), s.key_parts)
+        if s.info.is_main:
+            print(f"train@{s.name}: not resuming {s.checkpoint_path} (changed since: {'; '.join(changed)}); "
+                  "starting over")
+        return TrainingState()
+    s.model.load_state_dict(saved["model"])
+    state = TrainingState.from_dict(saved["state"])
+    if state.epoch < s.recipe["epochs"]:
+        s.optimizer.load_state_dict(saved["optimizer"])
+    rngs = saved["rng"]
+    checkpoint.set_rng_state(rngs[s.info.rank] if s.info.rank < len(rngs) else rngs[0])
+    previous = saved.get("mlflow_run_id")
+    if s.info.is_main:
+        done = state.epoch >= s.recipe["epochs"]
+        print(f"train@{s.name}: resuming from {s.checkpoint_path} at epoch {state.epoch}"
+              + (" (training complete: writing the outputs)" if done else ""))
+        if previous:
+            run.set_tags({"resumed_from": previous})
+            mark_interrupted(run, previous)
+    return state
 
-        if info.is_main:
-            import mlflow
-            state = model.state_dict()
-            if tp.select == "best" and (ckpt_dir / "best.pt").is_file():
-                state = torch.load(ckpt_dir / "best.pt", weights_only=True)
-            out_dir = TRAIN_DIR / args.variant
-            final = history[-1]
-            metrics = {"final_test_acc": final["test_acc"], "final_test_error": 100 * (1 - final["test_acc"]),
-                       "final_test_top5": final["test_top5"], "final_train_acc": final["train_acc"],
-                       "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]),
-                       "best_epoch": best["epoch"], "epochs": epochs, "n_parameters": n_params,
-                       "selected": tp.select, "world_size": info.world_size,
-                       "images_per_second": train_images / train_seconds if train_seconds else None}
-            write_json(metrics, out_dir / "metrics.json")
-            write_csv(history, out_dir / "history.csv")
-            plot_history(history, out_dir / "curves.png", f"train@{args.variant}")
-            model_path = MODELS_DIR / args.variant / "model.pt"
-            atomic_save({"state_dict": state, "variant": asdict(variant), "network": asdict(params.network),
-                         "filters": asdict(params.filters), "card": {k: card[k] for k in
-                                                                     ("name", "channels", "image_size", "num_classes")},
-                         "params_hash": stage_hash, "mlflow_run_id": run_id}, model_path)
-            mlflow.log_metrics({"final_test_error": metrics["final_test_error"],
-                                "best_test_error": metrics["best_test_error"]})
-            for path in (out_dir / "metrics.json", out_dir / "history.csv", out_dir / "curves.png"):
-                mlflow.log_artifact(str(path))
-            mlflow.log_artifact(str(model_path), artifact_path="checkpoint")
-            shutil.rmtree(ckpt_dir, ignore_errors=True)
-        status = "FINISHED"
-    except NonFiniteError as exc:
-        raise SystemExit(f"error: train@{args.variant}: {exc}")
-    finally:
-        if run is not None:
-            import mlflow
-            mlflow.end_run(status=status)
+
+def mark_interrupted(run, run_id: str) -> None:
+    """An interrupted run (killed without a chance to close itself) still RUNNING becomes KILLED."""
+    try:
+        if run.client.get_run(run_id).info.status == "RUNNING":
+            run.client.set_terminated(run_id, "KILLED")
+    except Exception:               # logged to another store, or the store is down: nothing to mark
+        pass
+
+
+def save_checkpoint(s: Setup, state: TrainingState, run_id: str | None, rngs: list, with_optimizer: bool = True) -> None:
+    """The resume state (rank 0 writes it; ``rngs`` holds every rank's random state)."""
+    checkpoint.save(s.checkpoint_path, {
+        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict() if with_optimizer else {},
+        "state": state.as_dict(), "rng": rngs, "resume_key": s.key, "resume_parts": s.key_parts,
+        "mlflow_run_id": run_id or "", "world_size": s.info.world_size})
+
+
+def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
+    """The remaining epochs; after each one the checkpoint is written, then the epoch is logged."""
+    epochs = s.recipe["epochs"]
+
+    def on_epoch_end(state: TrainingState, row: dict) -> None:
+        rngs = all_gather_objects(checkpoint.rng_state())      # collective: every rank takes part
+        if s.info.is_main:
+            save_checkpoint(s, state, run.run_id, rngs)         # first the checkpoint, then the tracking
+            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            print(f"train@{s.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
+                  f"{row['train_acc']:.4f} test acc {row['test_acc']:.4f} ({row['images_per_second']:.0f} img/s)",
+                  flush=True)
         barrier()
+
+    progress = None
+    if s.params.runtime.progress and s.info.is_main:
+        from tqdm import tqdm
+
+        def progress(epoch: int, steps: int):
+            return tqdm(total=steps, desc=f"train@{s.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
+    tp = s.params.train
+    schedule = Schedule(s.recipe["lr"], epochs, s.recipe["lr_step"], tp.lr_gamma)
+    try:
+        return fit(s.model, s.train_model, s.optimizer, s.train_batches, s.test_batches, schedule, state, s.device,
+                   select=tp.select, amp=tp.amp, channels_last=tp.channels_last, on_epoch_end=on_epoch_end,
+                   progress=progress)
+    except NonFiniteError as exc:
+        kept = (f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}" if state.epoch
+                else "no checkpoint was written")
+        fail(f"train@{s.name}: {exc}: training stopped before saving epoch {exc.epoch}; {kept}. Lower "
+             f"train.lr (or models.{s.variant_name}.lr) or check the data")
+
+
+def check_unchanged(s: Setup) -> None:
+    """params.yaml and the code must still be what the run started with (else dvc.lock would lie)."""
+    now = {"params": load_params().training_params(s.variant_name, s.seed), "code": code_digest("stages/train.py")}
+    changed = key_differences({k: s.key_parts[k] for k in now}, now)
+    if changed:
+        fail(f"train@{s.name}: changed while training ran: {'; '.join(changed)}. The trained model follows the "
+             f"old values and is kept in {s.checkpoint_path}; run dvc repro again (it resumes if you revert "
+             "the change, and retrains otherwise)")
+
+
+def write_outputs(s: Setup, state: TrainingState, run) -> None:
+    """metrics.json, history.csv, curves.png, the model file, and the MLflow model (rank 0 only)."""
+    check_unchanged(s)
+    final, best = state.history[-1], state.best
+    seconds = sum(r["epoch_seconds"] for r in state.history)
+    images = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.history)
+    metrics = {"variant": s.variant_name, "seed": s.seed, "params_hash": s.params.training_hash(s.variant_name, s.seed),
+               "final_test_acc": final["test_acc"], "final_test_error": 100 * (1 - final["test_acc"]),
+               "final_test_top5": final["test_top5"], "final_train_acc": final["train_acc"],
+               "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]), "best_epoch": best["epoch"],
+               "epochs": s.recipe["epochs"], "n_parameters": s.n_parameters, "selected": s.params.train.select,
+               "world_size": s.info.world_size, "images_per_second": images / seconds if seconds else None}
+    write_json(s.out_dir / "metrics.json", metrics)
+    write_csv(s.out_dir / "history.csv", state.history)
+    plot_history(state.history, s.out_dir / "curves.png", f"train@{s.name}")
+    weights = final_state_dict(s.model, state, s.params.train.select)
+    torch_save(MODELS_DIR / s.name / "model.pt", {
+        "state_dict": weights, "variant": asdict(s.variant), "network": asdict(s.params.network),
+        "filters": asdict(s.params.filters), "seed": s.seed,
+        "card": {k: s.card[k] for k in ("name", "channels", "image_size", "num_classes")},
+        "params_hash": metrics["params_hash"], "training_params": s.key_parts["params"], "resume_key": s.key,
+        "mlflow_run_id": run.run_id or ""})
+    # kept without the optimizer state: a finished run is never trained again
+    save_checkpoint(s, state, run.run_id, [checkpoint.rng_state()], with_optimizer=False)
+    run.log_metrics({"test_error": metrics["final_test_error"], "best_test_error": metrics["best_test_error"]})
+    for name in ("metrics.json", "history.csv", "curves.png"):
+        run.log_artifact(s.out_dir / name)
+    if s.params.runtime.log_models:
+        log_model(s, weights, run)
+
+
+def log_model(s: Setup, weights: dict, run) -> None:
+    """The trained model as an MLflow model (torch.export ``pt2``, with the pcn code), registered as ``pcn-<variant>``."""
+    import mlflow
+    from mlflow.models import infer_signature
+    model = copy.deepcopy(s.model).cpu().eval()
+    model.load_state_dict(weights)
+    images, _ = next(iter(s.test_batches.epoch(0)))
+    example = images[:2].float().cpu()
+    with torch.no_grad():
+        logits = model(example)
+    try:
+        mlflow.pytorch.log_model(model, name="model", run_id=run.run_id, input_example=example.numpy(),
+                                 signature=infer_signature(example.numpy(), logits.numpy()),
+                                 serialization_format="pt2", registered_model_name=f"pcn-{s.variant_name}",
+                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+                                 code_paths=[str(ROOT / "pcn")], validate_serving_input=False)
+    except Exception as exc:          # the stage's results stand without it
+        print(f"warning: train@{s.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
+              file=sys.stderr)
+
+
+def log_run_start(s: Setup, state: TrainingState, run) -> None:
+    run.log_params(flatten({"seed": s.seed, **s.key_parts["params"], "recipe": s.recipe,
+                            "world_size": s.info.world_size, "n_parameters": s.n_parameters,
+                            "start_epoch": state.epoch}))
+    run.log_dataset(f"{s.card['name']}", s.card["digest"], str(DATA_DIR), "training",
+                    {"train": s.card["splits"]["train"], "test": s.card["splits"]["test"]})
+    if (FILTERS_DIR / "filters.png").is_file() and state.epoch == 0:
+        run.log_artifact(FILTERS_DIR / "filters.png")
+
+
+def main() -> None:
+    params = load_params()
+    args = parse_args(params)
+    tp = params.train
+    info = dist_info()
+    if tp.launcher == "torchrun" and "RANK" not in os.environ:
+        # the DDP processes run this same stage under torchrun; this process waits for them
+        sys.exit(subprocess.call(torchrun_command(tp.nproc, __file__, sys.argv[1:])))
+    try:
+        device = select_device(tp.device, info.local_rank)
+    except ValueError as exc:
+        fail(str(exc))
+    init_distributed(info, device.type)
+    torch.set_float32_matmul_precision("high")
+    try:
+        with stage_run(params, "train", args.variant, args.seed, enabled=info.is_main) as run:
+            s = setup(params, args, info, device)
+            state = resume(s, run)
+            if info.is_main:
+                log_run_start(s, state, run)
+            state = train_epochs(s, state, run)
+            if info.is_main:
+                write_outputs(s, state, run)
+                if run.pending:
+                    print(f"warning: {run.pending} MLflow entries could not be sent; replay them with "
+                          f"python -m pcn.tracking resync {run.journal}", file=sys.stderr)
+            barrier()
+    finally:
         cleanup()
 
 

@@ -3,19 +3,23 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
+def read_yaml(path: Path):
+    """A params file as DVC and the stages read it (YAML 1.2)."""
+    from ruamel.yaml import YAML
+    return YAML(typ="safe", pure=True).load(Path(path).read_text())
+
+
 @pytest.fixture
 def default_params() -> dict:
-    with open(ROOT / "params.yaml") as f:
-        return yaml.safe_load(f)
+    return read_yaml(ROOT / "params.yaml")
 
 
-def tiny_params(base: dict, variants=("modulus", "soft_threshold"), epochs: int = 1) -> dict:
+def tiny_params(base: dict, variants=("modulus", "soft_threshold"), epochs: int = 1, seeds=(0,)) -> dict:
     """A seconds-long configuration: synthetic 16x16 gratings, 2 small blocks."""
     p = copy.deepcopy(base)
     p["data"].update(name="synthetic", synthetic={"n_train": 64, "n_test": 32, "image_size": 16, "channels": 1,
@@ -23,6 +27,8 @@ def tiny_params(base: dict, variants=("modulus", "soft_threshold"), epochs: int 
     p["filters"]["factorize_from"] = 0
     p["network"]["widths"] = [4, 8]
     p["variants"] = list(variants)
-    p["train"].update(epochs=epochs, batch_size=16, progress=False)
+    p["seeds"] = list(seeds)
+    p["train"].update(epochs=epochs, batch_size=16)
     p["evaluate"]["batch_size"] = 32
+    p["runtime"].update(progress=False, log_models=False, system_metrics=False)
     return p

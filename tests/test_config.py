@@ -2,8 +2,7 @@
 import copy
 
 import pytest
-import yaml
-from conftest import ROOT
+from conftest import ROOT, read_yaml
 
 from pcn.config import ParamsError, parse_params
 from pcn.factory import InputSpec, build_model
@@ -19,11 +18,12 @@ def errors_for(params: dict) -> str:
 def test_default_params_are_valid(default_params):
     p = parse_params(default_params)
     assert p.data.name == "mnist5k" and all(v in p.models for v in p.variants)
+    assert len(p.seeds) >= 3 and {"modulus", "modulus_skip", "soft_threshold"} <= set(p.variants)
 
 
 def test_unknown_key_with_suggestion(default_params):
     p = copy.deepcopy(default_params)
-    p["train"]["epoch"] = 3            # typo of epochs, as `dvc exp run -S train.epoch=3` would add it
+    p["train"]["epoch"] = 3            # typo of epochs, as `dvc exp run -S +train.epoch=3` would add it
     message = errors_for(p)
     assert "train.epoch: unknown key (did you mean 'epochs'?)" in message
     assert "valid keys: epochs, batch_size" in message
@@ -33,13 +33,34 @@ def test_wrong_types(default_params):
     p = copy.deepcopy(default_params)
     p["train"]["lr"] = "fast"
     p["train"]["epochs"] = 2.5
-    p["filters"]["full_angles"] = "yes"
-    p["network"]["widths"] = 64
+    p["filters"]["full_angles"] = "yes"           # YAML 1.2 (DVC's reading) makes `yes` a string
+    p["network"]["widths"] = []
     message = errors_for(p)
     assert "train.lr: expected a finite number, got 'fast'" in message
     assert "train.epochs: expected an integer, got 2.5" in message
-    assert "filters.full_angles: expected true or false" in message
-    assert "network.widths: expected a non-empty list" in message
+    assert "filters.full_angles: expected true or false, got 'yes'" in message
+    assert "network.widths: expected a non-empty list of int, got []" in message
+
+
+def test_scalar_where_a_list_is_expected_is_named_by_key(default_params):
+    p = copy.deepcopy(default_params)
+    p["variants"] = "modulus"
+    p["seeds"] = 0
+    message = errors_for(p)
+    assert "variants: expected a list of str, got the scalar 'modulus' (write [modulus])" in message
+    assert "seeds: expected a list of int, got the scalar 0 (write [0])" in message
+
+
+def test_numbers_are_read_as_yaml_1_2(tmp_path):
+    """`lr: 1e-3` is a number for DVC (YAML 1.2) and must be one for the stages too."""
+    import sys
+    sys.path.insert(0, str(ROOT / "stages"))
+    from common import read_params_file
+    text = (ROOT / "params.yaml").read_text().replace("  lr: 0.01\n", "  lr: 1e-3\n")
+    assert "lr: 1e-3" in text
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    assert parse_params(read_params_file(path)).train.lr == 0.001
 
 
 def test_out_of_range_and_bad_choices(default_params):
@@ -48,11 +69,40 @@ def test_out_of_range_and_bad_choices(default_params):
     p["train"]["momentum"] = 1.5
     p["data"]["name"] = "mnist"
     p["models"]["modulus"]["arch"] = "lscat-skip"
+    p["report"]["confidence"] = 1.0
     message = errors_for(p)
     assert "train.lr: 0.0 is out of range; must be > 0.0" in message
     assert "train.momentum: 1.5 is out of range; must be <= 1.0" in message
     assert "data.name: 'mnist' is not valid; valid: mnist5k, cifar10, imagenet, synthetic" in message
     assert "models.modulus.arch: 'lscat-skip' is not valid; valid: lscat, lscat_skip, resnet18" in message
+    assert "report.confidence: 1.0 is out of range; must be < 1.0" in message
+
+
+@pytest.mark.parametrize("fraction,message", [
+    (1.0, "data.mnist5k.test_fraction: 1.0 is out of range; must be < 1.0"),
+    (0.0, "data.mnist5k.test_fraction: 0.0 is out of range; must be > 0.0"),
+    (0.0005, "leaves 0 of the 500 images per class for testing"),
+    (0.9995, "leaves 500 of the 500 images per class for testing"),
+])
+def test_test_fraction_leaves_both_splits_non_empty(default_params, fraction, message):
+    p = copy.deepcopy(default_params)
+    p["data"]["mnist5k"]["test_fraction"] = fraction
+    assert message in errors_for(p)
+
+
+@pytest.mark.parametrize("name", ["m;touch PWNED;#", "../../x", "a b", "x'y", "-rf", "9lives", ""])
+def test_unsafe_variant_names_are_refused(default_params, name):
+    p = copy.deepcopy(default_params)
+    p["models"][name] = {"arch": "lscat", "nonlinearity": "mod"}
+    p["variants"] = [name]
+    assert f"models.{name}: {name!r} is not a safe variant name" in errors_for(p)
+
+
+@pytest.mark.parametrize("name", ["a/../../b", "x;y", " lead", ".hidden"])
+def test_unsafe_experiment_names_are_refused(default_params, name):
+    p = copy.deepcopy(default_params)
+    p["tracking"]["experiment"] = name
+    assert f"tracking.experiment: {name!r} is not a safe name" in errors_for(p)
 
 
 def test_inconsistent_combinations(default_params):
@@ -60,10 +110,32 @@ def test_inconsistent_combinations(default_params):
     p["variants"] = ["modulus", "modulos"]
     p["models"]["resnet_relu"]["nonlinearity"] = "mod"
     p["train"]["nproc"] = 2
+    p["seeds"] = [0, 0]
     message = errors_for(p)
     assert "variants[1]: 'modulos' is not defined under 'models'" in message
     assert "models.resnet_relu.nonlinearity: 'mod' is not valid for arch resnet18" in message
     assert "train.nproc: must be 1 with train.launcher=python" in message
+    assert "seeds: expected distinct integers >= 0, got [0, 0]" in message
+
+
+def test_imagenet_requires_its_listing(default_params):
+    p = copy.deepcopy(default_params)
+    p["data"]["name"] = "imagenet"
+    assert "data.scan: must be [imagenet] when data.name is imagenet" in errors_for(p)
+    p["data"]["scan"] = ["imagenet"]
+    parse_params(p)
+    p["data"]["name"] = "mnist5k"
+    assert "and [] otherwise; got ['imagenet']" in errors_for(p)
+
+
+def test_num_workers_is_a_count_or_auto(default_params):
+    p = copy.deepcopy(default_params)
+    p["runtime"]["num_workers"] = 4
+    assert parse_params(p).runtime.num_workers == 4
+    p["runtime"]["num_workers"] = "many"
+    assert "runtime.num_workers: expected an integer or 'auto', got 'many'" in errors_for(p)
+    p["runtime"]["num_workers"] = -1
+    assert "runtime.num_workers: -1 is out of range; must be >= 0" in errors_for(p)
 
 
 def test_missing_key(default_params):
@@ -77,8 +149,7 @@ def test_missing_key(default_params):
     ("imagenet", {"modulus": 29_052_584}),
 ])
 def test_presets_are_valid_and_match_paper_sizes(preset, expected):
-    with open(ROOT / "presets" / f"{preset}.yaml") as f:
-        p = parse_params(yaml.safe_load(f), preset)
+    p = parse_params(read_yaml(ROOT / "presets" / f"{preset}.yaml"), preset)
     inputs = InputSpec(3, 32, 10) if preset == "cifar10" else InputSpec(3, 224, 1000)
     for variant, count in expected.items():
         model = build_model(p.network, p.filters, p.models[variant], inputs)
@@ -88,10 +159,21 @@ def test_presets_are_valid_and_match_paper_sizes(preset, expected):
     assert (p.train.epochs, p.train.lr_step) == ((300, 70) if preset == "cifar10" else (150, 45))
 
 
-def test_stage_hash_depends_on_variant_only_for_its_model(default_params):
+def test_every_shipped_params_file_is_valid():
+    for path in [ROOT / "params.yaml", *sorted((ROOT / "presets").glob("*.yaml"))]:
+        parse_params(read_yaml(path), str(path))
+
+
+def test_training_hash_depends_on_what_training_reads(default_params):
     p = parse_params(default_params)
+    base = p.training_hash("modulus", 0)
+    assert p.training_hash("modulus", 1) != base                         # the seed
     q = copy.deepcopy(default_params)
-    q["models"]["tanh"]["learned"] = False
-    q["evaluate"]["batch_size"] = 10
-    assert parse_params(q).stage_hash("modulus") == p.stage_hash("modulus")
-    assert parse_params(q).stage_hash("tanh") != p.stage_hash("tanh")
+    q["models"]["tanh"]["learned"] = False                               # another variant
+    q["evaluate"]["batch_size"] = 10                                     # evaluation only
+    q["runtime"]["progress"] = False                                     # display only
+    q["data"]["cifar10"]["root"] = "/elsewhere"                          # another data set's setting
+    assert parse_params(q).training_hash("modulus", 0) == base
+    assert parse_params(q).training_hash("tanh", 0) != p.training_hash("tanh", 0)
+    q["train"]["lr"] = 0.02
+    assert parse_params(q).training_hash("modulus", 0) != base

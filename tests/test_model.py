@@ -29,6 +29,8 @@ def test_parameter_counts_equal_reference(preset, arch, nonlinearity, expected):
 
 def test_block_shapes_cifar():
     model = PhaseCollapseNet(PhaseCollapseConfig(**{**CIFAR, "widths": (4, 4, 8, 8, 8, 8, 8, 8)}))
+    assert model.state_dict().keys() == {k for k, _ in model.named_parameters()} | \
+        {k for k, _ in model.named_buffers() if "wavelet" not in k}      # filters are rebuilt, never saved
     feats = model.forward_features(torch.randn(2, 3, 32, 32))
     assert [f.re.shape[-1] for f in feats] == [32, 16, 16, 8, 8, 4, 4, 2]
     assert all(f.real is None and f.re.shape[1] == w for f, w in zip(feats, model.cfg.widths))
@@ -59,10 +61,13 @@ def test_modulus_is_phase_invariant_and_others_equivariant():
     rim = re * rotation.imag + im * rotation.real
     mod = PointwiseNonlinearity("mod", 6, 0)
     assert torch.allclose(mod(SplitFeatures(re=re, im=im)).real, mod(SplitFeatures(re=rre, im=rim)).real, atol=1e-6)
+    assert not torch.allclose(mod(SplitFeatures(re=re, im=im)).real, re.abs(), atol=1e-3)   # not |Re z|
     for kind in ("cst", "ms", "mc", "tanh"):      # phase preserving: rho(e^{ia} z) = e^{ia} rho(z)
         rho = PointwiseNonlinearity(kind, 6, 0)
         out, rot_out = rho(SplitFeatures(re=re, im=im)), rho(SplitFeatures(re=rre, im=rim))
-        assert torch.allclose(rot_out.re, out.re * rotation.real - out.im * rotation.imag, atol=1e-5)
+        assert torch.allclose(rot_out.re, out.re * rotation.real - out.im * rotation.imag, atol=1e-5), kind
+        assert torch.allclose(rot_out.im, out.re * rotation.imag + out.im * rotation.real, atol=1e-5), kind
+        assert not torch.allclose(rot_out.re, out.re, atol=1e-3)        # and not phase invariant
 
 
 def test_lscat_block_output_invariant_to_input_phase_on_bandpass():
@@ -88,11 +93,11 @@ def test_stable_modulus_gradient_at_zero():
 
 @pytest.mark.parametrize("arch", ["lscat", "lscat_skip"])
 @pytest.mark.parametrize("nonlinearity", ["mod", "cst", "tanh"])
-@pytest.mark.parametrize("backend", ["spatial", "fft"])
+@pytest.mark.parametrize("backend", ["spatial", "fft", "fft_smooth", "matrix"])
 def test_equals_reference_fft_formulation(arch, nonlinearity, backend):
     torch.manual_seed(0)
     cfg = PhaseCollapseConfig(in_channels=3, image_size=16, widths=(8, 12, 12), arch=arch,
-                              nonlinearity=nonlinearity, filtering=backend)
+                              nonlinearity=nonlinearity, backend=backend)
     model = PhaseCollapseNet(cfg).train()
     x = torch.randn(4, 3, 16, 16)
     ours, reference = model(x), ReferenceFFTNet(model)(x)

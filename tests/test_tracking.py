@@ -67,3 +67,78 @@ def test_concurrent_writers_share_one_new_sqlite_store(tmp_path):
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": "[1, 2]", "d": "x"}
+
+
+def test_store_files_are_checked_and_named(tmp_path):
+    import os
+    import sqlite3
+    text = tmp_path / "notes.db"
+    text.write_text("not a database")
+    with pytest.raises(TrackingError, match=f"{text} is not an SQLite database"):
+        check_tracking_uri(f"sqlite:///{text}")
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE invoices (id INTEGER)")
+    with pytest.raises(TrackingError, match=f"{other} is an SQLite database of another application"):
+        check_tracking_uri(f"sqlite:///{other}")
+    ours = tmp_path / "mlflow.db"
+    ensure_experiment(f"sqlite:///{ours}", "e", tmp_path / "art")
+    check_tracking_uri(f"sqlite:///{ours}")                         # an MLflow store passes
+    os.chmod(ours, 0o444)
+    try:
+        with pytest.raises(TrackingError, match=f"{ours} is read-only"):
+            check_tracking_uri(f"sqlite:///{ours}")
+    finally:
+        os.chmod(ours, 0o644)
+
+
+def _runs(tmp_path):
+    from mlflow.tracking import MlflowClient
+    uri = default_tracking_uri(tmp_path)
+    experiment = ensure_experiment(uri, "e", tmp_path / "art")
+    return MlflowClient(uri), experiment
+
+
+@pytest.mark.parametrize("raised,status", [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")])
+def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
+    from pcn.tracking import StageRun, pipeline_parent, store_lock
+    client, experiment = _runs(tmp_path)
+    parent = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
+    try:
+        with StageRun(client, experiment, "train@m-0", {"seed": "0"}, tmp_path / "j.jsonl", parent) as run:
+            assert client.get_run(run.run_id).info.status == "RUNNING"      # opened before the work
+            run.log_metrics({"loss": 1.0}, step=1)
+            if raised:
+                raise raised("boom")
+    except (ValueError, KeyboardInterrupt):
+        pass
+    assert client.get_run(run.run_id).info.status == status
+    assert client.get_run(parent).info.status == status
+    assert client.get_run(run.run_id).data.tags["mlflow.parentRunId"] == parent
+    again = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
+    assert again == parent and client.get_run(parent).info.status == "RUNNING"   # the same execution's parent
+
+
+def test_tracking_failures_are_journaled_and_replayed(tmp_path):
+    """A dead store costs no time and loses nothing: entries wait in the journal, then are replayed."""
+    import time as _time
+
+    from pcn.tracking import StageRun, replay
+    client, experiment = _runs(tmp_path)
+    journal = tmp_path / "pending.jsonl"
+    with StageRun(client, experiment, "train@m-0", {}, journal) as run:
+        real = client.log_batch
+
+        def dead(*args, **kwargs):
+            raise ConnectionError("server gone")
+        client.log_batch = dead
+        start = _time.perf_counter()
+        for epoch in range(1, 4):
+            run.log_metrics({"test_acc": epoch / 10}, step=epoch)
+        assert _time.perf_counter() - start < 2 and run.pending == 3
+        client.log_batch = real
+    history = client.get_metric_history(run.run_id, "test_acc")
+    assert history == [] and journal.is_file()                          # offline: nothing reached the store
+    assert replay(journal) == 4                                         # the 3 epochs and the run's status
+    assert [m.step for m in client.get_metric_history(run.run_id, "test_acc")] == [1, 2, 3]
+    assert client.get_run(run.run_id).info.status == "FINISHED" and not journal.exists()

@@ -1,0 +1,134 @@
+"""Statistics over seeds: summaries, paired differences with Student-t intervals, trends with depth.
+
+A result that depends on the training seed is reported over seeds. For a variant with
+values :math:`x_1 .. x_n` (one per seed): the mean, the sample standard deviation
+(:math:`n - 1` in the denominator), the minimum and maximum. An ablation is compared with the
+modulus network of the same architecture on the same seeds, by the paired differences
+:math:`d_i = x_i^{ablation} - x_i^{modulus}` and the Student-t interval
+
+.. math::
+
+    \\bar d \\pm t_{(1 + c)/2,\\, n - 1}\\, s_d / \\sqrt n
+
+at confidence ``c``, which assumes the differences are independent draws from a normal
+distribution (seeds are independent; normality is the t test's usual approximation, rough
+at n = 3). The quantile is computed here (:func:`student_t_quantile`, tested against scipy).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def summary(values: Sequence[float]) -> dict:
+    """``{"n", "mean", "sd", "min", "max"}``; ``sd`` is the sample standard deviation (None for n = 1)."""
+    n = len(values)
+    if n == 0:
+        raise ValueError("summary of no values")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else None
+    return {"n": n, "mean": mean, "sd": sd, "min": min(values), "max": max(values)}
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz)."""
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((qam + m2) * (a + m2)), -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return h
+
+
+def incomplete_beta(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta function :math:`I_x(a, b)`."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _betacf(b, a, 1.0 - x) / b
+
+
+def student_t_cdf(t: float, df: float) -> float:
+    """:math:`P(T \\le t)` for Student's t with ``df`` degrees of freedom."""
+    tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t >= 0 else tail
+
+
+def student_t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t (bisection on :func:`student_t_cdf` to 1e-12)."""
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"quantile level must be in (0, 1), got {p}")
+    if p < 0.5:
+        return -student_t_quantile(1.0 - p, df)
+    low, high = 0.0, 1.0
+    while student_t_cdf(high, df) < p:
+        low, high = high, 2.0 * high
+    while high - low > 1e-12 * max(1.0, high):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if student_t_cdf(mid, df) < p else (low, mid)
+    return 0.5 * (low + high)
+
+
+def paired_interval(differences: Sequence[float], confidence: float) -> dict:
+    """Mean paired difference with its Student-t interval: ``{"n", "mean", "sd", "low", "high", "t"}``.
+
+    ``low``/``high`` are None with a single pair (no spread to estimate).
+    """
+    s = summary(differences)
+    out = {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "low": None, "high": None, "t": None,
+           "confidence": confidence}
+    if s["n"] > 1:
+        t = student_t_quantile((1 + confidence) / 2, s["n"] - 1)
+        half = t * s["sd"] / math.sqrt(s["n"])
+        out.update(low=s["mean"] - half, high=s["mean"] + half, t=t)
+    return out
+
+
+def comparison_sentence(ablation: str, reference: str, interval: dict, unit: str = "percentage points") -> str:
+    """One sentence whose wording follows from the interval of ``ablation - reference`` (test error)."""
+    n, mean = interval["n"], interval["mean"]
+    level = f"{100 * interval['confidence']:.0f}%"
+    head = f"{ablation} minus {reference}: {mean:+.2f} {unit}"
+    if interval["low"] is None:
+        return (f"{head} on a single seed: no interval, so this run cannot tell whether {ablation} and "
+                f"{reference} differ.")
+    ci = f"({level} CI [{interval['low']:+.2f}, {interval['high']:+.2f}], Student t over {n} paired seeds)"
+    if interval["low"] > 0:
+        return f"{head} {ci}: {ablation} has a higher test error than {reference}; the difference is " \
+               "distinguishable from zero at these seeds."
+    if interval["high"] < 0:
+        return f"{head} {ci}: {ablation} has a lower test error than {reference}; the difference is " \
+               "distinguishable from zero at these seeds."
+    return f"{head} {ci}: the interval contains zero, so the difference is not distinguishable from zero " \
+           "at these seeds."
+
+
+def trend(curve: Sequence[float]) -> dict:
+    """How a per-layer curve moves from its first to its last point.
+
+    Returns ``{"first", "last", "change", "rises", "steps_up", "steps", "monotonic"}``:
+    ``rises`` is ``last > first``; ``steps_up`` counts the layer-to-layer increases out of
+    ``steps``; ``monotonic`` is true when every step goes the same way as the whole curve.
+    """
+    steps = [b - a for a, b in zip(curve, curve[1:])]
+    change = curve[-1] - curve[0]
+    if abs(change) <= 1e-12 * max(abs(curve[0]), abs(curve[-1])):
+        change = 0.0                                  # equal up to rounding: neither rises nor falls
+    rises = change > 0
+    up = sum(1 for s in steps if s > 0)
+    monotonic = change != 0 and (all(s > 0 for s in steps) if rises else all(s < 0 for s in steps))
+    return {"first": curve[0], "last": curve[-1], "change": change, "rises": rises,
+            "steps_up": up, "steps": len(steps), "monotonic": monotonic}

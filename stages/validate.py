@@ -1,0 +1,25 @@
+"""Stage `validate`: check the whole of params.yaml before any other stage runs.
+
+Every other stage depends on this stage's output, so DVC runs it first whenever params.yaml
+changes; if params.yaml is invalid it stops the pipeline here, before DVC has removed any
+other stage's previous results. The output's content never changes, so a valid edit
+reruns only the stages that read the edited values.
+"""
+from __future__ import annotations
+
+from common import VALIDATED, load_params
+
+from pcn.atomic import write_text
+
+MARKER = "params.yaml passed validation (see stages/validate.py)\n"
+
+
+def main() -> None:
+    params = load_params()
+    write_text(VALIDATED, MARKER)
+    print(f"validate: params.yaml is valid ({len(params.variants)} variants x {len(params.seeds)} seeds, "
+          f"data {params.data.name})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The report over seeds: per-variant summaries, paired differences, bands and trends, on a two-seed run."""
+import json
+
+import numpy as np
+import pytest
+
+from pcn.report import build_report, markdown, summary_metrics
+from pcn.separation import LAYER_METRICS
+
+
+def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9)) -> dict:
+    """Results of one (variant, seed): what the train and evaluate stages write."""
+    layers = [{"layer": i, "ncm_accuracy": a, "fisher_ratio": 1 + a, "cdnv": 2 - a, "mean_energy_ratio": a / 2}
+              for i, a in enumerate(ncm)]
+    return {"train": {"n_parameters": 1000, "epochs": len(epochs), "best_test_error": test_error - 0.5},
+            "evaluate": {"test_error": test_error}, "separation": layers,
+            "history": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(epochs)]}
+
+
+def two_seed_variants() -> dict:
+    return {
+        "modulus": {"arch": "lscat", "nonlinearity": "mod",
+                    "seeds": {0: run(2.0, [0.80, 0.85, 0.95]), 1: run(3.0, [0.80, 0.83, 0.91])}},
+        "soft_threshold": {"arch": "lscat", "nonlinearity": "cst",
+                           "seeds": {0: run(12.0, [0.80, 0.79, 0.82]), 1: run(17.0, [0.80, 0.81, 0.76])}},
+        "resnet_thresh": {"arch": "resnet18", "nonlinearity": "thresh",
+                          "seeds": {0: run(80.0, [0.8, 0.3]), 1: run(82.0, [0.8, 0.2])}},
+    }
+
+
+def test_summary_difference_and_band_on_two_seeds():
+    report = build_report("mnist5k", two_seed_variants(), 0.95)
+    rows = {r["variant"]: r for r in report["rows"]}
+    mod, cst = rows["modulus"], rows["soft_threshold"]
+    assert mod["test_error"]["mean"] == pytest.approx(2.5) and mod["test_error"]["n"] == 2
+    assert mod["test_error"]["sd"] == pytest.approx(np.std([2.0, 3.0], ddof=1))
+    # band: mean and sd over seeds at every layer
+    assert mod["layers"]["ncm_accuracy"]["mean"] == pytest.approx([0.80, 0.84, 0.93])
+    assert mod["layers"]["ncm_accuracy"]["sd"][2] == pytest.approx(np.std([0.95, 0.91], ddof=1))
+    # paired difference: (12 - 2, 17 - 3) = (10, 14), t_{0.975, 1} = 12.706...
+    (comp,) = [c for c in report["comparisons"] if c["ablation"] == "soft_threshold"]
+    assert comp["reference"] == "modulus" and comp["differences"] == [10.0, 14.0]
+    half = 12.706204736174698 * np.std([10.0, 14.0], ddof=1) / np.sqrt(2)
+    assert comp["interval"]["low"] == pytest.approx(12.0 - half, rel=1e-8)
+    assert "not distinguishable from zero" in comp["sentence"]           # two seeds: a wide interval
+    assert any("resnet_thresh: no resnet18 network with the phase collapse (abs)" in n for n in report["notes"])
+    # trends are computed from the mean curves
+    assert mod["layers"]["ncm_accuracy"]["trend"]["rises"] and mod["layers"]["ncm_accuracy"]["rises_in_seeds"] == 2
+    assert cst["layers"]["ncm_accuracy"]["trend"]["rises"] is False
+    assert summary_metrics(report) == {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0}
+    json.dumps(report)                                                    # the JSON file can be written
+
+
+def test_markdown_states_spread_interval_and_trends():
+    text = markdown(build_report("cifar10", two_seed_variants(), 0.95))
+    assert "| modulus | lscat | mod | 1,000 | 2 | 2 | 2.50 ± 0.71 | 2.00 – 3.00 |" in text
+    assert "| soft_threshold | modulus | 2 | +12.00 | [" in text
+    assert "11.7" in text                                                 # the paper's CIFAR-10 LScat number
+    assert "modulus: NCM test accuracy rises from 0.8 (input) to 0.93 (last layer), monotonically" in text
+    assert "soft_threshold: NCM test accuracy falls" in text
+    for metric in LAYER_METRICS:
+        assert LAYER_METRICS[metric].label in text
+
+
+def test_figures_are_drawn(tmp_path):
+    from pcn.plots import plot_epoch_bands, plot_errors, plot_layer_bands
+    variants = two_seed_variants()
+    report = build_report("mnist5k", variants, 0.95)
+    plot_errors(report["rows"], tmp_path / "e.png")
+    plot_epoch_bands({n: [r["history"] for r in v["seeds"].values()] for n, v in variants.items()}, tmp_path / "a.png")
+    plot_layer_bands(report["rows"], "cdnv", "CDNV", tmp_path / "c.png", log=True)
+    assert all((tmp_path / f).stat().st_size > 5000 for f in ("e.png", "a.png", "c.png"))

@@ -1,0 +1,72 @@
+"""Statistics over seeds against independent computations (NumPy by hand, scipy, textbook t values)."""
+import math
+
+import numpy as np
+import pytest
+
+from pcn.statistics import (comparison_sentence, incomplete_beta, paired_interval, student_t_cdf,
+                            student_t_quantile, summary, trend)
+
+scipy_stats = pytest.importorskip("scipy.stats")
+scipy_special = pytest.importorskip("scipy.special")
+
+ERRORS = [2.3, 2.9, 2.6]                      # fixed numbers (test errors of three seeds, %)
+
+
+def test_summary_against_numpy():
+    s = summary(ERRORS)
+    assert s["n"] == 3 and s["min"] == 2.3 and s["max"] == 2.9
+    assert s["mean"] == pytest.approx(np.mean(ERRORS), rel=1e-15)
+    assert s["sd"] == pytest.approx(np.std(ERRORS, ddof=1), rel=1e-14)   # sample sd (n - 1)
+    assert summary([4.0])["sd"] is None
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 9, 30, 200])
+@pytest.mark.parametrize("p", [0.6, 0.9, 0.95, 0.975, 0.995, 0.9995, 0.025])
+def test_t_quantile_against_scipy(p, df):
+    assert student_t_quantile(p, df) == pytest.approx(scipy_stats.t.ppf(p, df), rel=1e-9, abs=1e-12)
+
+
+def test_t_cdf_and_incomplete_beta_against_scipy():
+    for df in (1, 2, 5, 40):
+        for t in (-7.5, -1.0, 0.0, 0.3, 2.0, 12.0):
+            assert student_t_cdf(t, df) == pytest.approx(scipy_stats.t.cdf(t, df), abs=1e-12)
+    for a, b, x in ((0.5, 0.5, 0.3), (2.0, 0.5, 0.9), (10.0, 3.0, 0.7), (1.5, 0.5, 0.01)):
+        assert incomplete_beta(a, b, x) == pytest.approx(scipy_special.betainc(a, b, x), rel=1e-10)
+
+
+def test_textbook_t_values():
+    """Two-sided 95% critical values from a printed t table."""
+    for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (10, 2.228)):
+        assert student_t_quantile(0.975, df) == pytest.approx(value, abs=5e-4)
+
+
+def test_paired_interval_by_hand():
+    ablation, reference = [17.2, 7.7, 6.8], [2.3, 2.9, 2.6]            # the same three seeds
+    d = np.subtract(ablation, reference)
+    half = 4.302652729911275 * np.std(d, ddof=1) / math.sqrt(3)         # t_{0.975, 2} from tables
+    got = paired_interval(list(d), 0.95)
+    assert got["mean"] == pytest.approx(d.mean(), rel=1e-14)
+    assert got["low"] == pytest.approx(d.mean() - half, rel=1e-9)
+    assert got["high"] == pytest.approx(d.mean() + half, rel=1e-9)
+    single = paired_interval([3.0], 0.95)
+    assert single["low"] is None and single["high"] is None
+
+
+def test_sentences_follow_from_the_interval():
+    higher = comparison_sentence("cst", "mod", paired_interval([14.0, 13.0, 15.5], 0.95))
+    assert "cst has a higher test error than mod" in higher and "distinguishable from zero" in higher
+    lower = comparison_sentence("x", "mod", paired_interval([-3.0, -2.5, -3.2], 0.95))
+    assert "x has a lower test error than mod" in lower
+    unclear = comparison_sentence("tanh", "mod", paired_interval([4.0, -1.0, 0.5], 0.95))
+    assert "not distinguishable from zero" in unclear and "higher" not in unclear
+    one = comparison_sentence("tanh", "mod", paired_interval([4.0], 0.95))
+    assert "single seed" in one and "cannot tell" in one
+
+
+def test_trend():
+    assert trend([0.8, 0.85, 0.9]) == {"first": 0.8, "last": 0.9, "change": pytest.approx(0.1), "rises": True,
+                                       "steps_up": 2, "steps": 2, "monotonic": True}
+    t = trend([0.8, 0.85, 0.82, 0.92])
+    assert t["rises"] and not t["monotonic"] and t["steps_up"] == 2
+    assert not trend([3.0, 2.0, 1.0])["rises"] and trend([3.0, 2.0, 1.0])["monotonic"]
