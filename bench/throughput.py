@@ -70,7 +70,7 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, cfg.num_classes, (batch,), device=device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device == "cuda")
+    autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=amp)
 
     def step():
         with autocast:
@@ -137,14 +137,14 @@ def check_equal(preset: str, device: str) -> float:
     return float((a - b).abs().max() / b.abs().max())
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch", type=int, default=0, help="images per step (default: 8 CPU CIFAR, 2 CPU ImageNet)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=4, help="untimed steps before them")
-    parser.add_argument("--amp", action="store_true", help="CUDA: bf16 autocast of the Pc matrix products")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast of the Pc matrix products")
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
     parser.add_argument("--threads", type=int, default=0)
@@ -152,14 +152,11 @@ def main() -> None:
     parser.add_argument("--default-malloc", action="store_true", help="do not call retain_freed_memory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        preset, impl, batch = args.worker.split(":")
-        print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
-                                 args.compile, args.threads, not args.default_malloc, args.warmup)))
-        return
-    from ceilings import measure as measure_ceilings
-    ceilings = measure_ceilings(args.device)
+    return parser.parse_args()
+
+
+def run_rounds(args) -> tuple[list[dict], dict]:
+    """Every (preset, implementation) measurement, alternating implementations over rounds."""
     rows, checks = [], {}
     for preset in args.presets:
         checks[preset] = check_equal(preset, args.device)
@@ -172,37 +169,57 @@ def main() -> None:
                 cmd += ["--default-malloc"] * args.default_malloc
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
                 rows.append({**json.loads(out.strip().splitlines()[-1]), "round": round_index})
+    return rows, checks
+
+
+def summarize_preset(preset: str, rows: list[dict], ceilings: dict, result: dict) -> list[str]:
+    """Medians over rounds per implementation, and the ratio ours / reference; printed lines."""
+    lines, medians, cpu_medians = [], {}, {}
+    for impl in ("ours", "reference"):
+        runs = [r for r in rows if r["preset"] == preset and r["impl"] == impl]
+        step = statistics.median(r["median_step_s"] for r in runs)
+        cpu = statistics.median(r["median_step_cpu_s"] for r in runs)
+        peak = max(r["peak_memory_bytes"] for r in runs)
+        medians[impl], cpu_medians[impl] = step, cpu
+        # Pc products' useful FLOP rate over the whole step, as a fraction of the matmul ceiling
+        matmul_fraction = runs[0]["projection_flops"] / step / ceilings["matmul_float32_flops"]
+        result["summary"].append({"preset": preset, "impl": impl, "batch": runs[0]["batch"], "median_step_s": step,
+                                  "median_step_cpu_s": cpu, "images_per_s": runs[0]["batch"] / step,
+                                  "peak_memory_bytes": peak, "projection_flops": runs[0]["projection_flops"],
+                                  "projection_matmul_fraction": matmul_fraction})
+        lines.append(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
+                     f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}")
+    per_round = [ref["median_step_s"] / ours["median_step_s"]
+                 for ours, ref in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
+                                        for impl in ("ours", "reference")])]
+    result["speedup"][preset] = medians["reference"] / medians["ours"]
+    result["speedup_cpu_time"][preset] = cpu_medians["reference"] / cpu_medians["ours"]
+    lines.append(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x wall (per round: "
+                 f"{', '.join(f'{x:.2f}' for x in per_round)}), {result['speedup_cpu_time'][preset]:.2f}x CPU time; "
+                 f"logits max rel. difference {result['max_relative_logit_difference'][preset]:.1e}")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    if args.worker:
+        preset, impl, batch = args.worker.split(":")
+        print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
+                                 args.compile, args.threads, not args.default_malloc, args.warmup)))
+        return
+    from ceilings import measure as measure_ceilings
+    ceilings = measure_ceilings(args.device)
+    rows, checks = run_rounds(args)
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
               "processor": platform.processor() or platform.machine(), "rows": rows,
-              "max_relative_logit_difference": checks, "speedup": {}, "summary": [], "ceilings": ceilings}
+              "max_relative_logit_difference": checks, "speedup": {}, "speedup_cpu_time": {}, "summary": [],
+              "ceilings": ceilings}
     print(f"matmul ceiling {ceilings['matmul_float32_flops'] / 1e9:.0f} GFLOP/s, copy bandwidth "
           f"{ceilings['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({ceilings['device_name']})")
     print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'cpu s':>8s} {'peak MiB':>9s}"
           f" {'Pc GFLOP':>8s} {'of mm':>7s}  (median of rounds)")
     for preset in args.presets:
-        medians, cpu_medians = {}, {}
-        for impl in ("ours", "reference"):
-            runs = [r for r in rows if r["preset"] == preset and r["impl"] == impl]
-            step = statistics.median(r["median_step_s"] for r in runs)
-            cpu = statistics.median(r["median_step_cpu_s"] for r in runs)
-            peak = max(r["peak_memory_bytes"] for r in runs)
-            medians[impl], cpu_medians[impl] = step, cpu
-            # Pc products' useful FLOP rate over the whole step, as a fraction of the matmul ceiling
-            matmul_fraction = runs[0]["projection_flops"] / step / ceilings["matmul_float32_flops"]
-            result["summary"].append({"preset": preset, "impl": impl, "batch": runs[0]["batch"], "median_step_s": step,
-                                      "median_step_cpu_s": cpu, "images_per_s": runs[0]["batch"] / step,
-                                      "peak_memory_bytes": peak, "projection_flops": runs[0]["projection_flops"],
-                                      "projection_matmul_fraction": matmul_fraction})
-            print(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
-                  f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}")
-        per_round = [ref["median_step_s"] / ours["median_step_s"]
-                     for ours, ref in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
-                                            for impl in ("ours", "reference")])]
-        result["speedup"][preset] = medians["reference"] / medians["ours"]
-        result.setdefault("speedup_cpu_time", {})[preset] = cpu_medians["reference"] / cpu_medians["ours"]
-        print(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x wall (per round: "
-              f"{', '.join(f'{x:.2f}' for x in per_round)}), {result['speedup_cpu_time'][preset]:.2f}x CPU time; "
-              f"logits max rel. difference {checks[preset]:.1e}")
+        print("\n".join(summarize_preset(preset, rows, ceilings, result)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -73,7 +73,11 @@ def crop_flip_image(image: Tensor, flip: bool, top: int, left: int) -> Tensor:
 
 
 def crop_flip_batch(images: Tensor, draws: CropFlipDraws) -> Tensor:
-    """:func:`crop_flip_image` of every image of a batch (B, C, H, W) with its own draws, at once."""
+    """:func:`crop_flip_image` of every image of a batch (B, C, H, W) with its own draws, at once.
+
+    The crop is a gather from the flat padded images: output pixel ``(i, j)`` of image ``b`` reads
+    padded pixel ``(top_b + i, left_b + j)``.
+    """
     B, C, H, W = images.shape
     p = CROP_PADDING
     flipped = torch.where(draws.flip.view(B, 1, 1, 1), images.flip(-1), images)
@@ -82,5 +86,5 @@ def crop_flip_batch(images: Tensor, draws: CropFlipDraws) -> Tensor:
     device = images.device
     rows = draws.top.view(B, 1, 1) + torch.arange(H, device=device).view(1, H, 1)     # (B, H, 1)
     cols = draws.left.view(B, 1, 1) + torch.arange(W, device=device).view(1, 1, W)    # (B, 1, W)
-    batch = torch.arange(B, device=device).view(B, 1, 1)
-    return padded[batch, :, rows, cols].permute(0, 3, 1, 2)                           # (B, C, H, W)
+    index = (rows * (W + 2 * p) + cols).view(B, 1, H * W).expand(B, C, H * W)
+    return torch.gather(padded.view(B, C, -1), 2, index).view(B, C, H, W)

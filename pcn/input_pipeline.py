@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -85,11 +86,33 @@ class DeviceBatches:
         index = shard_indices(n, epoch, self.seed, self.rank, self.world, self.shuffle, self.pad).to(self.device)
         draws = epoch_draws(n, self.seed, epoch).to(self.device) if self.augment else None
         for start in range(0, len(index), self.batch_size):
-            batch = index[start:start + self.batch_size]
-            images = self.images[batch]                                  # (B, C, H, W) uint8
-            if draws is not None:
-                images = crop_flip_batch(images, draws.take(batch))
-            yield normalize(images, self.mean, self.std), self.labels[batch]
+            with _one_thread_on_cpu(self.device):
+                batch = index[start:start + self.batch_size]
+                images = self.images[batch]                              # (B, C, H, W) uint8
+                if draws is not None:
+                    images = crop_flip_batch(images, draws.take(batch))
+                images = normalize(images, self.mean, self.std)
+            yield images, self.labels[batch]
+
+
+@contextmanager
+def _one_thread_on_cpu(device: torch.device):
+    """Run a batch's assembly on one CPU thread (on CUDA: unchanged).
+
+    Its operations are small (a few hundred KiB per batch); split over threads they gain little
+    and, on a machine where another process holds a core, each parallel region waits for a
+    scheduler time slice (milliseconds per operation: bench/RESULTS.md, contention). The
+    results do not depend on the thread count (indexing, gathers and elementwise arithmetic).
+    """
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 class LoaderBatches:

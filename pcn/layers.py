@@ -182,7 +182,7 @@ MatMul = Callable[..., Tensor]        # mm(x, y) -> x y, or mm(x, y, out) -> out
 
 
 def complex_product(mm: MatMul, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, conj_a: bool = False,
-                    conj_u: bool = False, left: Tensor | None = None,
+                    conj_u: bool = False, left: Tensor | None = None, right: Tensor | None = None,
                     out: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Real and imaginary parts of :math:`(a + i s_a b)(u + i s_u v)` with 3 real products (Gauss).
 
@@ -194,8 +194,8 @@ def complex_product(mm: MatMul, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, c
         \\mathrm{Re} = t_1 - s_a s_u t_2, \\quad \\mathrm{Im} = t_3 - t_1 - s_a s_u t_2
 
     ``mm(x, y)`` is the real product (a matrix product, an einsum, a sum of outer products)
-    and must return a new tensor. ``left`` may pass a precomputed :math:`a + s_a b` (shared by
-    several products). With ``out=(re, im)`` the result is accumulated into those tensors
+    and must return a new tensor. ``left`` and ``right`` may pass a precomputed :math:`a + s_a b`
+    and :math:`u + s_u v` (shared by several products). With ``out=(re, im)`` the result is accumulated into those tensors
     (``mm(x, y, out)`` must then accumulate into ``out``), which saves the fused path's
     temporaries.
     """
@@ -203,7 +203,8 @@ def complex_product(mm: MatMul, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, c
     t1, t2 = mm(a, u), mm(b, v)
     if left is None:
         left = a - b if conj_a else a + b
-    right = u - v if conj_u else u + v
+    if right is None:
+        right = u - v if conj_u else u + v
     if out is None:                        # t1, t2, t3 are new tensors: update them in place
         im = mm(left, right).sub_(t1).sub_(t2, alpha=sign)
         return t1.sub_(t2, alpha=sign), im

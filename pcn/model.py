@@ -13,6 +13,17 @@ One block, for an input ``x`` with ``C`` channels (``Fw`` = fixed wavelet filter
 round; we name them explicitly.) The classifier is the only part with biases:
 BatchNorm2d over the real and imaginary parts of the last block, flattened without
 spatial pooling, then a Linear layer.
+
+Which code computes ``Pc(Std(.))`` (the same function either way; tests compare them):
+
+* the fused :func:`pcn.standardized_projection.standardized_projection` by default, in training
+  and evaluation, in float32;
+* the plain modules :class:`pcn.layers.Standardization` then :class:`pcn.layers.ComplexProjection`
+  (the readable specification) under autocast (``train.amp``: the projections run in bf16 there,
+  which the fused float32 function does not do) or with ``fused_projection=False``.
+
+The filtering backend of each block is chosen by :func:`pcn.filter_backends.choose_backend`
+unless ``backend`` names one.
 """
 from __future__ import annotations
 
@@ -54,7 +65,7 @@ class PhaseCollapseConfig:
     backend: str = "auto"                     # filtering backend, one of pcn.filter_backends.BACKENDS
     kernel_tolerance: float = 1e-7
     normalize_eps: float = 0.0                # 0 = reference (no epsilon)
-    fused_projection: bool = True             # Std folded into Pc (same function, faster); see below
+    fused_projection: bool = True             # Std folded into Pc (same function, faster): module docstring
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -119,9 +130,7 @@ class PhaseCollapseBlock(nn.Module):
             parts = [low, *self.rho.forward_parts([band])]
         else:
             parts = [low, band, *self.rho.forward_parts([low, band])]
-        # The fused path computes the same Pc(Std(cat(parts))) without the concatenation or the
-        # standardized copy (pcn.standardized_projection); under autocast the modules run one by
-        # one so that Pc's products can run in bf16 while Std stays in float32.
+        # which path runs when: see the module docstring
         if self.fused and not torch.is_autocast_enabled(low.any_tensor().device.type):
             projected = standardized_projection(parts, self.std, self.proj)
         else:

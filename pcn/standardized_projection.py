@@ -209,7 +209,7 @@ def _input_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tens
             continue
         a, b = _weights(weight, p.cols, scale)
         if p.complex:                                                   # (A^T - i B^T)(g_re + i g_im)
-            dxs += complex_product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True)
+            dxs += complex_product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True, right=g_sum)
         else:
             dxs.append(lay.apply(b.t(), g_im, lay.apply(a.t(), g_re)))
     return dxs

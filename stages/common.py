@@ -13,6 +13,7 @@ import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 # Outputs go to the workspace the stage runs in (a temporary copy under .dvc/tmp/exps for queued
 # experiments); the MLflow store lives in the repository DVC was started from (DVC_ROOT), so that
@@ -49,7 +50,7 @@ REPORT_DIR = ROOT / "results" / "report"
 VALIDATED = ROOT / "results" / "params.ok"
 
 
-def fail(message: str) -> "NoReturn":  # noqa: F821
+def fail(message: str) -> NoReturn:
     """Stop the stage with ``error: message`` on stderr and exit status 1 (no traceback)."""
     raise SystemExit(f"error: {message}")
 
@@ -95,6 +96,19 @@ def dist_info():
 def input_spec(card: dict):
     from pcn.factory import InputSpec
     return InputSpec(card["channels"], card["image_size"], card["num_classes"])
+
+
+def load_required(path: Path, what: str, missing: str) -> dict:
+    """A plain-data torch file (:func:`pcn.checkpoint.load`); stop with a message naming it if it is
+    missing (``missing`` says what to run), unreadable or unsafe."""
+    from pcn.checkpoint import CheckpointError, load
+    try:
+        obj = load(path, what)
+    except CheckpointError as exc:
+        fail(str(exc))
+    if obj is None:
+        fail(f"{path} is missing; {missing}")
+    return obj
 
 
 def file_sha256(path: Path) -> str:

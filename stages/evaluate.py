@@ -7,15 +7,14 @@ params than the current params.yaml is refused.
 """
 from __future__ import annotations
 
-from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, input_spec, load_params, resolve_data_root, run_name,
-                    stage_run)
+from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, input_spec, load_params, load_required, resolve_data_root,
+                    run_name, stage_run)
 
 import argparse
 
 import torch
-from pcn import checkpoint
 from pcn.atomic import write_csv, write_json
-from pcn.checkpoint import CheckpointError, changed_keys
+from pcn.checkpoint import changed_keys
 from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
 from pcn.data import IN_MEMORY, DataError, load_split, read_card
 from pcn.engine import evaluate
@@ -44,17 +43,42 @@ def eval_batches(params, card: dict, batch_size: int, device: torch.device):
 def load_model_file(params, variant: str, seed: int) -> dict:
     """models/<variant>-<seed>/model.pt, refused unless it was trained with the current params."""
     path = MODELS_DIR / run_name(variant, seed) / "model.pt"
-    try:
-        saved = checkpoint.load(path, "model file")
-    except CheckpointError as exc:
-        fail(str(exc))
-    if saved is None:
-        fail(f"{path} is missing; run train@{run_name(variant, seed)} first")
+    saved = load_required(path, "model file", f"run train@{run_name(variant, seed)} first")
     if saved.get("params_hash") != params.training_hash(variant, seed):
         changed = changed_keys(saved.get("training_params", {}), params.training_params(variant, seed))
         fail(f"{path} was trained with other params than params.yaml now holds ({', '.join(changed) or 'unknown'});"
              f" run dvc repro to retrain it")
     return saved
+
+
+def load_model(params, args, card: dict, device: torch.device, run) -> torch.nn.Module:
+    """The trained model, rebuilt from the configuration saved with it (refused if trained with other params)."""
+    saved = load_model_file(params, args.variant, args.seed)
+    run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
+    run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
+    model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
+                        VariantConfig(**saved["variant"]), input_spec(card))
+    model.load_state_dict(saved["state_dict"])
+    model.params_hash = saved["params_hash"]
+    return model.to(device).eval()
+
+
+def measure(model, params, card: dict, device: torch.device, name: str) -> tuple:
+    """Test accuracy, and the separation measures of every layer (layer 0: the input)."""
+    ev = params.evaluate
+    try:
+        train_batches, test_batches = eval_batches(params, card, ev.batch_size, device)
+
+        def extract(images):
+            return [images] + model.layer_features(images)
+        acc = evaluate(model, test_batches.epoch(0), device)
+        rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
+                                ev.feature, device, ev.max_train_samples)
+    except FloatingPointError as exc:
+        fail(f"evaluate@{name}: {exc}")
+    except DataError as exc:                                      # an image that cannot be decoded, ...
+        fail(f"evaluate@{name}: {str(exc).strip().splitlines()[-1]}")
+    return acc, [{"layer": i, **r} for i, r in enumerate(rows)]
 
 
 def main() -> None:
@@ -65,41 +89,21 @@ def main() -> None:
     params = load_params()
     if args.variant not in params.models:
         fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
-    name, ev = run_name(args.variant, args.seed), params.evaluate
+    name = run_name(args.variant, args.seed)
     with stage_run(params, "evaluate", args.variant, args.seed) as run:
         try:
             device = select_device(params.train.device)
-        except ValueError as exc:
-            fail(str(exc))
-        saved = load_model_file(params, args.variant, args.seed)
-        try:
             card = read_card(DATA_DIR)
-            train_batches, test_batches = eval_batches(params, card, ev.batch_size, device)
-        except DataError as exc:
+        except (ValueError, DataError) as exc:
             fail(str(exc))
-        run.log_params(flatten({"evaluate": vars(ev), "seed": args.seed, "model": saved["variant"]}))
-        run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
+        model = load_model(params, args, card, device, run)
         run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
                         {"train": card["splits"]["train"], "test": card["splits"]["test"]})
-        model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
-                            VariantConfig(**saved["variant"]), input_spec(card))
-        model.load_state_dict(saved["state_dict"])
-        model.to(device).eval()
-        try:
-            acc = evaluate(model, test_batches.epoch(0), device)
-        except FloatingPointError as exc:
-            fail(f"evaluate@{name}: {exc}")
-
-        def extract(images):
-            return [images] + model.layer_features(images)
-
-        rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
-                                ev.feature, device, ev.max_train_samples)
-        rows = [{"layer": i, **r} for i, r in enumerate(rows)]
+        acc, rows = measure(model, params, card, device, name)
         out_dir = EVAL_DIR / name
-        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": saved["params_hash"],
+        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": model.params_hash,
                    "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
-                   "test_loss": acc.loss, "feature": ev.feature, "n_layers": len(rows) - 1,
+                   "test_loss": acc.loss, "feature": params.evaluate.feature, "n_layers": len(rows) - 1,
                    "last_layer": {k: rows[-1][k] for k in LAYER_METRICS}}
         write_json(out_dir / "metrics.json", metrics)
         write_csv(out_dir / "separation.csv", rows)

@@ -11,7 +11,7 @@ retraining.
 from __future__ import annotations
 
 from common import (CHECKPOINTS_DIR, DATA_DIR, FILTERS_DIR, MODELS_DIR, ROOT, TRAIN_DIR, code_digest, dist_info,
-                    fail, file_sha256, input_spec, load_params, resolve_data_root, run_name, stage_run)
+                    fail, file_sha256, input_spec, load_params, load_required, resolve_data_root, run_name, stage_run)
 
 import argparse
 import copy
@@ -109,13 +109,7 @@ def check_filter_bank(model: torch.nn.Module) -> None:
     if not isinstance(model, PhaseCollapseNet):
         return
     path = FILTERS_DIR / "filter_bank.pt"
-    try:
-        bank = checkpoint.load(path, "filter bank")
-    except CheckpointError as exc:
-        fail(str(exc))
-    if bank is None:
-        fail(f"{path} is missing; run the filters stage (dvc repro filters)")
-    blocks = bank["blocks"]
+    blocks = load_required(path, "filter bank", "run the filters stage (dvc repro filters)")["blocks"]
     if len(blocks) != len(model.blocks):
         fail(f"{path} has {len(blocks)} blocks, the model {len(model.blocks)}; rerun the filters stage")
     for block, saved in zip(model.blocks, blocks):
@@ -213,18 +207,18 @@ def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
                   flush=True)
         barrier()
 
-    progress = None
-    if s.params.runtime.progress and s.info.is_main:
+    def progress_bar(epoch: int, steps: int):
         from tqdm import tqdm
-
-        def progress(epoch: int, steps: int):
-            return tqdm(total=steps, desc=f"train@{s.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
+        return tqdm(total=steps, desc=f"train@{s.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
+    progress = progress_bar if s.params.runtime.progress and s.info.is_main else None
     tp = s.params.train
     schedule = Schedule(s.recipe["lr"], epochs, s.recipe["lr_step"], tp.lr_gamma)
     try:
         return fit(s.model, s.train_model, s.optimizer, s.train_batches, s.test_batches, schedule, state, s.device,
                    select=tp.select, amp=tp.amp, channels_last=tp.channels_last, on_epoch_end=on_epoch_end,
                    progress=progress)
+    except DataError as exc:                                      # an image that cannot be decoded, ...
+        fail(f"train@{s.name}: {str(exc).strip().splitlines()[-1]}")
     except NonFiniteError as exc:
         kept = (f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}" if state.epoch
                 else "no checkpoint was written")

@@ -173,3 +173,14 @@ def test_ddp_two_gloo_processes_equal_single_process(tmp_path, default_params):
     assert [r[:2] for r in ha] == [r[:2] for r in hb]
     for ra, rb in zip(ha[1:], hb[1:]):
         assert float(ra[2]) == pytest.approx(float(rb[2]), rel=1e-3)        # train loss per epoch
+
+
+def test_train_stage_with_bf16_autocast_and_compile_on_cpu(tmp_path, default_params):
+    """train.amp and train.compile run on CPU too (CPU autocast, inductor): the code paths are exercised."""
+    params = tiny_params(default_params, variants=("modulus_skip",))
+    params["train"].update(amp=True, compile=True)
+    repo = make_project(tmp_path / "repo", params)
+    dvc("repro", "filters", cwd=repo)
+    stage("train", repo, "--variant", "modulus_skip", "--seed", "0")
+    metrics = read_json(repo / "results/train/modulus_skip-0/metrics.json")
+    assert 0 <= metrics["final_test_error"] <= 100 and metrics["epochs"] == 1

@@ -1,0 +1,65 @@
+"""The quick suite fails on deliberately broken code: each mutant below must be caught.
+
+Every mutant copies the project, changes one line of the library (what a plausible bug would
+change) and runs the quick suite (``-m "not slow"``, stopping at the first failure) against it.
+A mutant that the suite does not catch fails this test, with the mutation named.
+"""
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+#: name: (file, original text, broken text)
+MUTANTS = {
+    "modulus is the real part": ("pcn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
+    "Morlet filters lose their zero mean": ("pcn/filters.py", "return wave - (wave.sum() / envelope.sum()) * envelope",
+                                            "return wave"),
+    "subsampled crop off by one": ("pcn/fft_filtering.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
+                                   "return torch.fft.ifft2(product)[..., 2:, 2:]"),
+    "standardization forgets the mean": ("pcn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
+                                         "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C:2 * C]"),
+    "fused backward drops the statistics terms": ("pcn/standardized_projection.py", "        if ctx.batch_statistics:\n"
+                                                  "            coef, offset", "        if False:\n            coef, offset"),
+    "Gauss product sign": ("pcn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
+    "kernel truncation keeps too little": ("pcn/filters.py", "keep = magnitude > tolerance * magnitude.max()",
+                                           "keep = magnitude > 1e3 * tolerance * magnitude.max()"),
+    "stratified split overlaps": ("pcn/data.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
+    "phase kept on the real part only": ("pcn/nonlinearities.py", "return SplitFeatures(re=g * re, im=g * im)",
+                                         "return SplitFeatures(re=g * re, im=im)"),
+    "non-finite steps go unnoticed": ("pcn/engine.py", "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",
+                                      "new_bad = (first_bad < 0) & (loss_ok & ~loss_ok)"),
+    "a host read every step": ("pcn/engine.py", "        count += n\n", "        count += n + 0 * int(loss.item())\n"),
+    "augmentation ignores the flip": ("pcn/augment.py", "flipped = torch.where(draws.flip.view(B, 1, 1, 1), "
+                                      "images.flip(-1), images)", "flipped = images"),
+    "checkpoints unpickled unsafely": ("pcn/checkpoint.py", 'obj = torch.load(path, map_location="cpu", '
+                                       'weights_only=True)', 'obj = torch.load(path, map_location="cpu", '
+                                       'weights_only=False)'),
+    "unpaired differences": ("pcn/report.py", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"][s] "
+                             "for s in common]", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"]"
+                             "[common[0]] for s in common]"),
+    "trend direction flipped": ("pcn/statistics.py", "    rises = change > 0", "    rises = change < 0"),
+    "seeds do not change the data order": ("pcn/input_pipeline.py", "torch.Generator().manual_seed(seed + epoch)",
+                                           "torch.Generator().manual_seed(epoch)"),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_the_quick_suite_catches(name, tmp_path):
+    path, original, broken = MUTANTS[name]
+    for folder in ("pcn", "tests", "stages"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for file in ("pyproject.toml", "params.yaml", "dvc.yaml"):
+        shutil.copy(ROOT / file, tmp_path / file)
+    shutil.copytree(ROOT / "presets", tmp_path / "presets")
+    source = (tmp_path / path).read_text()
+    assert source.count(original) == 1, f"the mutation site of {name!r} is gone from {path}: update MUTANTS"
+    (tmp_path / path).write_text(source.replace(original, broken))
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
+                             "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    caught = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    assert result.returncode != 0 and caught, f"mutant not caught: {name}\n{result.stdout[-1500:]}"
+    print(f"{name}: caught by {caught[0]}")
