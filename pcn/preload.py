@@ -219,16 +219,22 @@ def serve(path: Path) -> None:
     os.replace(tmp, path)
     path.with_suffix(".starting").unlink(missing_ok=True)
     idle = float(os.environ.get("PCN_PRELOAD_IDLE_SECONDS", IDLE_SECONDS))
+    children: set[int] = set()
     try:
         while True:
             ready, _, _ = select.select([listener], [], [], idle)
-            _reap()
+            _reap(children)
             if not ready:
+                if children:                   # a stage still runs: idle time counts from its end
+                    continue
                 break
             conn, _ = listener.accept()
             uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
-            if uid != os.getuid() or os.fork():
+            pid = os.fork() if uid == os.getuid() else -1
+            if pid:
                 conn.close()
+                if pid > 0:
+                    children.add(pid)
                 continue
             listener.close()
             _run_child(conn, base_path)       # never returns
@@ -240,14 +246,17 @@ def serve(path: Path) -> None:
             pass
 
 
-def _reap() -> None:
+def _reap(children: set[int]) -> None:
+    """Collect the stages that have ended (removing them from ``children``)."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
+            children.clear()
             return
         if pid == 0:
             return
+        children.discard(pid)
 
 
 def _run_child(conn: socket.socket, base_path: list[str]) -> None:
