@@ -7,9 +7,9 @@ Per preset (random data of the preset's image size and classes, the preset's arc
 * ``train``: :func:`pcn.engine.train_one_epoch` fed by those batches (data + forward + backward +
   SGD), after warm-up steps, as images/s, with the Pc products' FLOP rate as a fraction of the
   device's measured matmul ceiling (``bench/ceilings.py``);
-* ``contention`` (``--contention``, CPU): ``train`` with a competing busy process on one core
-  (always busy, or busy half of each 10 ms), for several OpenMP settings, alternating over
-  ``--rounds`` rounds;
+* ``contention`` (``--contention``, CPU): ``train`` beside a competing process (a one-thread busy
+  loop, always or half of each 10 ms; or another pcn training with the same OpenMP setting), for
+  several OpenMP settings, alternating over ``--rounds`` rounds;
 * ``decode`` (``--decode``): the ImageNet loader (JPEG decode, RandomResizedCrop, flip, tensor) on
   synthetic 500x375 JPEGs, in loader worker processes.
 
@@ -48,6 +48,8 @@ PRESETS = {
     "imagenet_lscat": dict(in_channels=3, image_size=224, num_classes=1000, arch="lscat", n_angles=8,
                            factorize_from=1, widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256)),
 }
+#: Competing loads of ``--contention``: none, a one-thread busy loop half or all of the time, another pcn training.
+LOADS = ("idle", "busy_half", "busy_full", "pcn_pair")
 #: OpenMP settings compared under contention (environment of the measuring process).
 THREAD_SETTINGS = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin3000": {"GOMP_SPINCOUNT": "3000"},
                    "threads1": {"PCN_BENCH_THREADS": "1"}}
@@ -187,22 +189,29 @@ def contention(preset: str, args) -> list[dict]:
     rows = []
     busy = "import time\nwhile True:\n    t = time.perf_counter()\n    while time.perf_counter() - t < {d} * 0.01: pass\n" \
            "    time.sleep((1 - {d}) * 0.01) if {d} < 1 else None\n"
-    for load in ("idle", "busy_half", "busy_full"):
-        competitor = None
-        if load != "idle":
-            duty = 0.5 if load == "busy_half" else 1.0
-            competitor = subprocess.Popen([sys.executable, "-c", busy.format(d=duty)])
-            time.sleep(1)
-        try:
-            for round_index in range(args.rounds):
-                for name, env_extra in THREAD_SETTINGS.items():
-                    spec = {"kind": "train", "preset": preset, "steps": args.steps, "warmup": args.warmup,
-                            "batch": args.batch or default_batch(preset, args.device), "device": args.device,
-                            "amp": False, "compile_model": False, "channels_last": False}
-                    rows.append({**run_worker(spec, env_extra), "load": load, "setting": name, "round": round_index})
-        finally:
-            if competitor is not None:
-                competitor.kill()
+    spec = {"kind": "train", "preset": preset, "steps": args.steps, "warmup": args.warmup,
+            "batch": args.batch or default_batch(preset, args.device), "device": args.device,
+            "amp": False, "compile_model": False, "channels_last": False}
+    for load in args.loads:
+        for round_index in range(args.rounds):
+            for name, env_extra in THREAD_SETTINGS.items():
+                competitor = None
+                if load == "pcn_pair":                # another pcn training with the same setting, started first
+                    long_spec = {**spec, "steps": 10_000}
+                    competitor = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(long_spec)],
+                                                  env=dict(os.environ, **env_extra), stdout=subprocess.DEVNULL)
+                    time.sleep(8)
+                elif load != "idle":
+                    duty = 0.5 if load == "busy_half" else 1.0
+                    competitor = subprocess.Popen([sys.executable, "-c", busy.format(d=duty)])
+                    time.sleep(1)
+                try:
+                    rows.append({**run_worker(dict(spec), env_extra), "load": load, "setting": name,
+                                 "round": round_index})
+                finally:
+                    if competitor is not None:
+                        competitor.kill()
+                        competitor.wait()
     return rows
 
 
@@ -248,6 +257,8 @@ def main() -> None:
     parser.add_argument("--decode", type=int, default=0, help="measure the ImageNet loader on this many JPEGs")
     parser.add_argument("--workers", type=int, default=-1, help="loader workers for --decode (-1: auto)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=list(LOADS),
+                        help="competing loads for --contention")
     parser.add_argument("--out")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -121,10 +121,6 @@ class LoaderBatches:
     def __init__(self, loader, device: torch.device):
         self.loader, self.device = loader, device
 
-    @property
-    def num_samples(self) -> int:
-        return len(self.loader.sampler)
-
     def __len__(self) -> int:
         return len(self.loader)
 

@@ -20,7 +20,9 @@ Which code computes ``Pc(Std(.))`` (the same function either way; tests compare 
   and evaluation, in float32;
 * the plain modules :class:`pcn.layers.Standardization` then :class:`pcn.layers.ComplexProjection`
   (the readable specification) under autocast (``train.amp``: the projections run in bf16 there,
-  which the fused float32 function does not do) or with ``fused_projection=False``.
+  which the fused float32 function does not do), with ``fused_projection=False``, and in a model
+  passed through :func:`with_plain_projection` (the exported MLflow model: the fused function's
+  hand-written backward does not survive ``torch.export``, the plain modules do).
 
 The filtering backend of each block is chosen by :func:`pcn.filter_backends.choose_backend`
 unless ``backend`` names one.
@@ -187,3 +189,15 @@ class PhaseCollapseNet(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of real parameters (a complex weight counts twice)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def with_plain_projection(model: nn.Module) -> nn.Module:
+    """Switch every :class:`PhaseCollapseBlock` of ``model`` to the plain ``Std -> Pc`` modules; returns it.
+
+    The same function as the fused path (tested); used before ``torch.export``, whose graph of the
+    fused function cannot run with gradients enabled.
+    """
+    for module in model.modules():
+        if isinstance(module, PhaseCollapseBlock):
+            module.fused = False
+    return model

@@ -107,7 +107,7 @@ def build_report(dataset: str, variants: dict[str, dict], confidence: float) -> 
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
     comps, notes = comparisons(rows, confidence)
     return {"dataset": dataset, "confidence": confidence,
-            "interval": "Student t over paired seeds (ablation minus its architecture's phase-collapse network)",
+            "interval": "two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network",
             "rows": rows, "comparisons": comps, "notes": notes,
             "trends": {metric: [trend_sentence(r, metric) for r in rows] for metric in LAYER_METRICS}}
 
@@ -124,7 +124,7 @@ def markdown(report: dict) -> str:
     """The report as Markdown (``table.md``)."""
     dataset, rows = report["dataset"], report["rows"]
     seeds = sorted({s for r in rows for s in r["seeds"]})
-    lines = [f"## {dataset}: test error over seeds {', '.join(map(str, seeds))}", "",
+    lines = [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
              "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
              "best-epoch error % | paper error % | NCM acc. block 1 | NCM acc. last | Fisher ratio last | "
              "class-mean energy last |", "|" + "---|" * 14]
@@ -139,17 +139,21 @@ def markdown(report: dict) -> str:
             _pm(te), f"{te['min']:.2f} – {te['max']:.2f}", _pm(r["best_epoch_error"]), paper,
             f"{ncm[1 if len(ncm) > 1 else 0]:.3f}", f"{ncm[-1]:.3f}",
             f"{layers['fisher_ratio']['mean'][-1]:.3g}", f"{layers['mean_energy_ratio']['mean'][-1]:.3g}"]) + " |")
-    lines += ["", f"### Ablations against the phase-collapse network ({report['interval']}, "
-                  f"{100 * report['confidence']:.0f}% intervals, in percentage points of test error)", "",
-              "| ablation | reference | seeds | mean difference | interval |", "|---|---|---|---|---|"]
+    level = f"{100 * report['confidence']:.0f}%"
+    lines += ["", "### Ablations against the phase-collapse network of the same architecture", "",
+              f"Paired by seed: test error of the ablation minus that of the reference, in percentage points, with "
+              f"a two-sided {level} Student-t interval over the seeds.", "",
+              f"| ablation | reference | seeds | mean difference | {level} interval |", "|---|---|---|---|---|"]
     for c in report["comparisons"]:
         i = c["interval"]
         ci = "—" if i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}]"
         lines.append(f"| {c['ablation']} | {c['reference']} | {len(c['seeds'])} | {i['mean']:+.2f} | {ci} |")
     lines += [""] + [f"- {c['sentence']}" for c in report["comparisons"]] + [f"- {n}" for n in report["notes"]]
-    lines += ["", "### Separation with depth (mean curve over seeds; layer 0 is the input)", ""]
+    lines += ["", "### Separation with depth", "",
+              "From the mean curve over seeds (layer 0 is the input image, the last layer is the last block's "
+              "output); the figures show the curves with a band of one standard deviation.", ""]
     for metric, sentences in report["trends"].items():
-        lines += [f"- {s}" for s in sentences]
+        lines += [f"#### {LAYER_METRICS[metric].label}", ""] + [f"- {s}" for s in sentences] + [""]
     baselines = PAPER_BASELINES.get(dataset)
     lines.append("")
     if baselines:

@@ -18,18 +18,20 @@ M_MMAP_THRESHOLD = -3
 RETAIN_BYTES = 1 << 30
 
 #: OpenMP settings applied (unless already set) before torch is imported; see :func:`thread_environment`.
-THREAD_ENVIRONMENT: dict[str, str] = {}
+THREAD_ENVIRONMENT: dict[str, str] = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def thread_environment(environ: dict | None = None) -> dict:
     """Set :data:`THREAD_ENVIRONMENT` in ``environ`` (default ``os.environ``) where not set; returns it.
 
     With OpenMP's default (active) waiting, a thread that has finished its share of a parallel
-    region spins for a while before sleeping. pcn's steps run many small parallel regions, so
-    on a machine where another process holds a core the spinning threads steal the time the
-    working thread needs: measured in bench/RESULTS.md (contention). ``PASSIVE`` makes idle
-    threads sleep at once. It must be in the environment before the OpenMP runtime loads,
-    i.e. before ``import torch``.
+    region spins for a while before sleeping. pcn's steps run many small parallel regions, each
+    ending in a barrier: on a machine where another process holds a core, a region waits for
+    its descheduled thread while the other threads spin, and the spinning takes the CPU time
+    the descheduled thread (or the other process) needs. ``PASSIVE`` makes waiting threads sleep
+    at once: slower when the machine is idle, much faster when it is shared (the trade-off is
+    measured in bench/RESULTS.md, "contention"). A value the user set is kept. It must be in the
+    environment before the OpenMP runtime loads, i.e. before ``import torch``.
     """
     environ = os.environ if environ is None else environ
     for key, value in THREAD_ENVIRONMENT.items():

@@ -203,7 +203,8 @@ class StageRun:
 
     ``log_metrics``, ``log_params``, ``set_tags`` and ``log_artifact`` never raise on a tracking
     failure: the entry is appended to ``journal`` (JSON lines) and tracking stays offline for
-    :data:`RETRY_AFTER_SECONDS`; the next successful call first replays the journal.
+    :data:`RETRY_AFTER_SECONDS`; the next successful call first replays the journal (so does
+    the next run that opens with the same journal).
     """
 
     def __init__(self, client, experiment_id: str, name: str, tags: dict[str, str], journal: Path,
@@ -223,7 +224,12 @@ class StageRun:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)
         self.run_id = run.info.run_id
-        self.journal.unlink(missing_ok=True)
+        if self.journal.is_file():                     # left by an earlier run while the store was down
+            try:
+                replay(self.journal, self.client)
+            except Exception as exc:
+                print(f"warning: {self.journal} (MLflow entries of an earlier run) could not be replayed "
+                      f"({type(exc).__name__}); it is kept", file=sys.stderr)
         if self.system_metrics_interval > 0:
             self._start_monitor()
         return self
@@ -342,9 +348,13 @@ def replay(journal: Path, client=None) -> int:
     """
     from mlflow.tracking import MlflowClient
     lines = [json.loads(line) for line in Path(journal).read_text().splitlines() if line.strip()]
+    clients = {} if client is None else {client.tracking_uri: client}
     for i, entry in enumerate(lines):
+        uri = entry["tracking_uri"]
         try:
-            apply_entry(client or MlflowClient(entry["tracking_uri"]), entry)
+            if uri not in clients:                      # each entry goes to the store it was meant for
+                clients[uri] = MlflowClient(uri)
+            apply_entry(clients[uri], entry)
         except Exception:
             Path(journal).write_text("".join(json.dumps(e) + "\n" for e in lines[i:]))
             raise

@@ -274,8 +274,7 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
         except Exception as exc:          # the stage's own run still opens (or fails) below
             print(f"warning: no parent run ({exc})", file=sys.stderr)
     name = stage if variant is None else f"{stage}@{run_name(variant, seed)}"
-    out = {"train": TRAIN_DIR, "evaluate": EVAL_DIR}.get(stage, REPORT_DIR.parent / stage)
-    journal = (out / run_name(variant, seed) if variant is not None else out) / "mlflow_pending.jsonl"
+    journal = CHECKPOINTS_DIR / "mlflow_pending" / f"{name}.jsonl"     # outside DVC's outputs: kept
     interval = 2.0 if params.runtime.system_metrics else 0.0
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:

@@ -30,7 +30,7 @@ from pcn.distributed import (DistInfo, all_gather_objects, barrier, cleanup, ini
 from pcn.engine import NonFiniteError, build_optimizer
 from pcn.factory import build_model
 from pcn.input_pipeline import DeviceBatches, LoaderBatches
-from pcn.model import PhaseCollapseNet, count_parameters
+from pcn.model import PhaseCollapseNet, count_parameters, with_plain_projection
 from pcn.plots import plot_history
 from pcn.runtime import select_device
 from pcn.tracking import flatten
@@ -271,7 +271,7 @@ def log_model(s: Setup, weights: dict, run) -> None:
     """The trained model as an MLflow model (torch.export ``pt2``, with the pcn code), registered as ``pcn-<variant>``."""
     import mlflow
     from mlflow.models import infer_signature
-    model = copy.deepcopy(s.model).cpu().eval()
+    model = with_plain_projection(copy.deepcopy(s.model).cpu().eval())
     model.load_state_dict(weights)
     images, _ = next(iter(s.test_batches.epoch(0)))
     example = images[:2].float().cpu()

@@ -6,10 +6,25 @@ import sys
 import time
 
 import pytest
-from conftest import tiny_params
+from conftest import ROOT, tiny_params
 from project import dvc, env, make_project, read_json, stage
 
 pytestmark = pytest.mark.slow
+
+
+def wait_for_server(environ: dict, timeout: float = 90) -> None:
+    """Until the warm interpreter of this environment listens (it imports torch, MLflow... first)."""
+    probe = ("from pcn.runtime import thread_environment; thread_environment(); "   # as stages/common.py does
+             "from pcn.preload import server_key; print(server_key())")
+    key = subprocess.run([sys.executable, "-c", probe],
+                         env=environ, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+    socket_path = f"{os.environ.get('XDG_RUNTIME_DIR') or '/tmp'}/pcn-preload-{os.getuid()}/{key}.sock"
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(socket_path):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no warm interpreter started ({socket_path})")
 
 
 def test_delegated_stages_give_the_same_results(tmp_path, default_params):
@@ -20,10 +35,7 @@ def test_delegated_stages_give_the_same_results(tmp_path, default_params):
     dvc("repro", cwd=plain, environ=quiet)
     e = env(PCN_PRELOAD_IDLE_SECONDS="30")
     stage("validate", warm, environ=e)                                    # starts the server
-    deadline = time.time() + 60
-    directory = f"/tmp/pcn-preload-{os.getuid()}"
-    while time.time() < deadline and not any(n.endswith(".sock") for n in os.listdir(directory)):
-        time.sleep(0.5)
+    wait_for_server(e)
     out = dvc("repro", cwd=warm, environ=e)
     assert out.returncode == 0
     for name in ("results/train/modulus-0/history.csv", "results/evaluate/modulus-0/separation.csv"):
@@ -38,7 +50,7 @@ def test_code_edits_are_seen_and_signals_forwarded(tmp_path, default_params):
     repo = make_project(tmp_path / "repo", tiny_params(default_params))
     e = env(PCN_PRELOAD_IDLE_SECONDS="30")
     stage("validate", repo, environ=e)
-    time.sleep(8)                                                         # the server imports torch, MLflow...
+    wait_for_server(e)
     script = repo / "stages" / "validate.py"
     script.write_text(script.read_text().replace('print(f"validate: params.yaml is valid', 'print(f"EDITED'))
     again = stage("validate", repo, environ=e)

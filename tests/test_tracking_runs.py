@@ -27,7 +27,7 @@ def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_pa
     dvc("repro", cwd=repo)
     runs, all_runs, client = mlflow_runs(repo)
     versions = client.search_model_versions("name='pcn-modulus'")
-    assert sorted(v.version for v in versions) == ["1", "2"]                 # a new version per run
+    assert sorted(int(v.version) for v in versions) == [1, 2]                 # a new version per run
     train = [r for r in all_runs if r.info.run_name.startswith("train@modulus-0 ")][0]
     version = [v for v in versions if v.run_id == train.info.run_id][0]
     saved = torch.load(repo / "models/modulus-0/model.pt", weights_only=True)
@@ -99,7 +99,7 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     assert time.time() - killed_at < 120                                  # brief retries, no 9-minute hang
     history = (repo / "results/train/modulus-0/history.csv").read_text().splitlines()
     assert len(history) == 1 + 4                                          # no epoch lost
-    journal = repo / "results/train/modulus-0/mlflow_pending.jsonl"
+    journal = repo / "checkpoints/mlflow_pending/train@modulus-0.jsonl"
     assert journal.is_file() and "resync" in err and str(journal) in err
     server = start_server(store, port)                                    # back: the journal is replayed
     try:
