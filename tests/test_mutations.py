@@ -22,8 +22,9 @@ MUTANTS = {
                                    "return torch.fft.ifft2(product)[..., 2:, 2:]"),
     "standardization forgets the mean": ("pcn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
                                          "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C:2 * C]"),
-    "fused backward drops the statistics terms": ("pcn/standardized_projection.py", "        if ctx.batch_statistics:\n"
-                                                  "            coef, offset", "        if False:\n            coef, offset"),
+    "fused backward drops the statistics terms": ("pcn/standardized_projection.py",
+                                                  "            if ctx.batch_statistics:\n                dx.addcmul_",
+                                                  "            if False:\n                dx.addcmul_"),
     "Gauss product sign": ("pcn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
     "kernel truncation keeps too little": ("pcn/filters.py", "keep = magnitude > tolerance * magnitude.max()",
                                            "keep = magnitude > 1e3 * tolerance * magnitude.max()"),

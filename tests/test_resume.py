@@ -142,6 +142,24 @@ def test_non_finite_loss_is_reported_one_based(tmp_path, default_params):
     assert not (repo / "checkpoints/modulus-0/last.pt").exists()
 
 
+def test_non_finite_loss_after_good_epochs_keeps_their_checkpoint(tmp_path, default_params):
+    # lr 10 trains through epoch 1 and diverges later (measured: at epoch 3 on the development machine;
+    # lr 3 -> epoch 4, lr 30 -> epoch 2): any epoch e >= 2 must leave the checkpoint of epoch e - 1
+    repo, _ = project(tmp_path, default_params, epochs=6, n_train=64, lr=10.0)
+    result = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
+    assert result.returncode != 0
+    import re
+    found = re.search(r"non-finite (?:loss|gradient) at epoch (\d+), step [1-4] of 4: training stopped before "
+                      r"saving epoch \1; the checkpoint of epoch (\d+) is kept in (\S+last\.pt)", result.stderr)
+    assert found, result.stderr[-600:]
+    bad, kept = int(found.group(1)), int(found.group(2))
+    assert bad >= 2 and kept == bad - 1 and found.group(3) == str(repo / "checkpoints/modulus-0/last.pt")
+    saved = torch.load(repo / "checkpoints/modulus-0/last.pt", weights_only=True)
+    assert saved["state"]["epoch"] == kept
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())    # no non-finite weights saved
+    assert not (repo / "models/modulus-0/model.pt").exists()
+
+
 def test_ctrl_c_marks_the_run_killed(tmp_path, default_params):
     repo, _ = project(tmp_path, default_params, epochs=6)
     proc = start_training(repo)                                           # through the warm interpreter
