@@ -98,6 +98,15 @@ def input_spec(card: dict):
     return InputSpec(card["channels"], card["image_size"], card["num_classes"])
 
 
+def fail_on_data_error(stage: str, exc: Exception) -> NoReturn:
+    """Stop ``stage`` (e.g. ``train@modulus-0``) on a :class:`pcn.data.DataError`, naming the file.
+
+    Raised in a DataLoader worker, the error reaches us wrapped in the worker's traceback; its
+    last line is the message (with the image's path).
+    """
+    fail(f"{stage}: {str(exc).strip().splitlines()[-1]}")
+
+
 def load_required(path: Path, what: str, missing: str) -> dict:
     """A plain-data torch file (:func:`pcn.checkpoint.load`); stop with a message naming it if it is
     missing (``missing`` says what to run), unreadable or unsafe."""

@@ -7,8 +7,8 @@ params than the current params.yaml is refused.
 """
 from __future__ import annotations
 
-from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, input_spec, load_params, load_required, resolve_data_root,
-                    run_name, stage_run)
+from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, input_spec, load_params,
+                    load_required, resolve_data_root, run_name, stage_run)
 
 import argparse
 
@@ -51,16 +51,16 @@ def load_model_file(params, variant: str, seed: int) -> dict:
     return saved
 
 
-def load_model(params, args, card: dict, device: torch.device, run) -> torch.nn.Module:
-    """The trained model, rebuilt from the configuration saved with it (refused if trained with other params)."""
+def load_model(params, args, card: dict, device: torch.device, run) -> tuple[torch.nn.Module, str]:
+    """The trained model, rebuilt from the configuration saved with it (refused if trained with other params),
+    and the params hash it was trained with."""
     saved = load_model_file(params, args.variant, args.seed)
     run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
     run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
     model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
                         VariantConfig(**saved["variant"]), input_spec(card))
     model.load_state_dict(saved["state_dict"])
-    model.params_hash = saved["params_hash"]
-    return model.to(device).eval()
+    return model.to(device).eval(), saved["params_hash"]
 
 
 def measure(model, params, card: dict, device: torch.device, name: str) -> tuple:
@@ -77,7 +77,7 @@ def measure(model, params, card: dict, device: torch.device, name: str) -> tuple
     except FloatingPointError as exc:
         fail(f"evaluate@{name}: {exc}")
     except DataError as exc:                                      # an image that cannot be decoded, ...
-        fail(f"evaluate@{name}: {str(exc).strip().splitlines()[-1]}")
+        fail_on_data_error(f"evaluate@{name}", exc)
     return acc, [{"layer": i, **r} for i, r in enumerate(rows)]
 
 
@@ -96,12 +96,12 @@ def main() -> None:
             card = read_card(DATA_DIR)
         except (ValueError, DataError) as exc:
             fail(str(exc))
-        model = load_model(params, args, card, device, run)
+        model, params_hash = load_model(params, args, card, device, run)
         run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
                         {"train": card["splits"]["train"], "test": card["splits"]["test"]})
         acc, rows = measure(model, params, card, device, name)
         out_dir = EVAL_DIR / name
-        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": model.params_hash,
+        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": params_hash,
                    "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
                    "test_loss": acc.loss, "feature": params.evaluate.feature, "n_layers": len(rows) - 1,
                    "last_layer": {k: rows[-1][k] for k in LAYER_METRICS}}

@@ -11,7 +11,8 @@ retraining.
 from __future__ import annotations
 
 from common import (CHECKPOINTS_DIR, DATA_DIR, FILTERS_DIR, MODELS_DIR, ROOT, TRAIN_DIR, code_digest, dist_info,
-                    fail, file_sha256, input_spec, load_params, load_required, resolve_data_root, run_name, stage_run)
+                    fail, fail_on_data_error, file_sha256, input_spec, load_params, load_required, resolve_data_root,
+                    run_name, stage_run)
 
 import argparse
 import copy
@@ -218,7 +219,7 @@ def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
                    select=tp.select, amp=tp.amp, channels_last=tp.channels_last, on_epoch_end=on_epoch_end,
                    progress=progress)
     except DataError as exc:                                      # an image that cannot be decoded, ...
-        fail(f"train@{s.name}: {str(exc).strip().splitlines()[-1]}")
+        fail_on_data_error(f"train@{s.name}", exc)
     except NonFiniteError as exc:
         kept = (f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}" if state.epoch
                 else "no checkpoint was written")
