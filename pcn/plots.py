@@ -57,30 +57,53 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _band(ax, x, mean, sd, label, marker="o"):
+def curve_colors(n: int) -> list:
+    """``n`` distinct colours: matplotlib's tab10 up to 10 curves, tab20 up to 20, then evenly spaced hues.
+
+    The default colour cycle repeats after 10 curves, so with every variant on one axes
+    (17 in the full preset) two variants would share a colour.
+    """
+    if n <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(n)]
+    if n <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(n)]
+    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+
+
+def _band(ax, x, mean, sd, label, color, marker="o"):
     """A mean curve with a shaded band of one standard deviation (none for a single seed)."""
-    line, = ax.plot(x, mean, marker=marker, markersize=3, label=label)
+    ax.plot(x, mean, marker=marker, markersize=3, label=label, color=color)
     if all(v is not None for v in sd):
         lo = [m - s for m, s in zip(mean, sd)]
         hi = [m + s for m, s in zip(mean, sd)]
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
+def _legend(fig, ax, n: int) -> None:
+    """Legend inside the axes for a few curves, beside them (never over the curves) for more than 6."""
+    if n <= 6:
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+    else:
+        fig.set_size_inches(9.0, 4.6)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        fig.tight_layout()                                   # makes room for the legend
 
 
 def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log: bool = False) -> None:
     """``metric`` against layer (0 = input): every variant's mean over seeds with a +-1 sd band, on one axes."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for r in rows:
+    for r, color in zip(rows, curve_colors(len(rows))):
         curve = r["layers"][metric]
         _band(ax, list(range(len(curve["mean"]))), curve["mean"], curve["sd"],
-              f"{r['variant']} (n={r['test_error']['n']})")
+              f"{r['variant']} (n={r['test_error']['n']})", color)
     ax.set_xlabel("layer (0 = input)")
     ax.set_ylabel(label)
     if log:
         ax.set_yscale("log")
     ax.set_title(f"{label}: mean over seeds, band = ±1 sd", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _legend(fig, ax, len(rows))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -88,18 +111,17 @@ def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log:
 def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None:
     """Test accuracy by epoch: every variant's mean over seeds with a +-1 sd band."""
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    for name, runs in histories.items():
+    for (name, runs), color in zip(histories.items(), curve_colors(len(histories))):
         epochs = min(len(h) for h in runs)
         values = [[h[e]["test_acc"] for h in runs] for e in range(epochs)]
         mean = [sum(v) / len(v) for v in values]
         sd = [float(np.std(v, ddof=1)) if len(v) > 1 else None for v in values]
-        _band(ax, list(range(1, epochs + 1)), mean, sd, f"{name} (n={len(runs)})")
+        _band(ax, list(range(1, epochs + 1)), mean, sd, f"{name} (n={len(runs)})", color)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy")
     ax.set_title("test accuracy: mean over seeds, band = ±1 sd", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    _legend(fig, ax, len(histories))
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

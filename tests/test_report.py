@@ -70,3 +70,20 @@ def test_figures_are_drawn(tmp_path):
     plot_epoch_bands({n: [r["history"] for r in v["seeds"].values()] for n, v in variants.items()}, tmp_path / "a.png")
     plot_layer_bands(report["rows"], "cdnv", "CDNV", tmp_path / "c.png", log=True)
     assert all((tmp_path / f).stat().st_size > 5000 for f in ("e.png", "a.png", "c.png"))
+
+
+@pytest.mark.parametrize("n", [1, 3, 10, 17, 20, 25])
+def test_every_curve_gets_its_own_colour(n):
+    from pcn.plots import curve_colors
+    colors = curve_colors(n)
+    assert len(colors) == n and len(set(colors)) == n
+
+
+def test_many_variants_are_drawn_with_the_legend_beside_the_axes(tmp_path):
+    from pcn.plots import plot_layer_bands
+    rows = build_report("mnist5k", two_seed_variants(), 0.95)["rows"]
+    many = [dict(row, variant=f"{row['variant']}_{i}") for i in range(9) for row in rows]   # 18 curves
+    plot_layer_bands(many, "ncm_accuracy", "NCM test accuracy", tmp_path / "n.png")
+    from matplotlib.image import imread
+    height, width = imread(tmp_path / "n.png").shape[:2]
+    assert width > 1.8 * height                      # widened for the legend column (9 x 4.6 inches)
