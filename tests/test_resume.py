@@ -1,5 +1,6 @@
 """Resume and provenance: exact resume after a kill, the resume key, finished runs kept, untrusted files refused."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,7 +137,6 @@ def test_non_finite_loss_is_reported_one_based(tmp_path, default_params):
     repo, _ = project(tmp_path, default_params, epochs=3, n_train=64, lr=1e30, momentum=0.0)
     result = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert result.returncode != 0
-    import re
     assert re.search(r"non-finite (loss|gradient) at epoch 1, step [1-4] of 4: training stopped before saving "
                      r"epoch 1; no checkpoint was written", result.stderr), result.stderr[-600:]
     assert not (repo / "checkpoints/modulus-0/last.pt").exists()
@@ -148,7 +148,6 @@ def test_non_finite_loss_after_good_epochs_keeps_their_checkpoint(tmp_path, defa
     repo, _ = project(tmp_path, default_params, epochs=6, n_train=64, lr=10.0)
     result = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert result.returncode != 0
-    import re
     found = re.search(r"non-finite (?:loss|gradient) at epoch (\d+), step [1-4] of 4: training stopped before "
                       r"saving epoch \1; the checkpoint of epoch (\d+) is kept in (\S+last\.pt)", result.stderr)
     assert found, result.stderr[-600:]
