@@ -2,9 +2,9 @@
 
 Per preset (random data of the preset's image size and classes, the preset's architecture):
 
-* ``input``: :class:`pcn.input_pipeline.DeviceBatches` alone (index, CIFAR augmentation of the
+* ``input``: :class:`pcn.data.batches.DeviceBatches` alone (index, CIFAR augmentation of the
   whole batch on the device, normalization) over one epoch of ``--images`` images;
-* ``train``: :func:`pcn.engine.train_one_epoch` fed by those batches (data + forward + backward +
+* ``train``: :func:`pcn.train.epoch.train_one_epoch` fed by those batches (data + forward + backward +
   SGD), after warm-up steps, as images/s, with the Pc products' FLOP rate as a fraction of the
   device's measured matmul ceiling (``bench/ceilings.py``);
 * ``contention`` (``--contention``, CPU): ``train`` beside a competing process (a one-thread busy
@@ -65,7 +65,7 @@ def _batches(preset: str, images: int, batch: int, device: str):
     import numpy as np
     import torch
 
-    from pcn.input_pipeline import DeviceBatches
+    from pcn.data.batches import DeviceBatches
     cfg = PRESETS[preset]
     rng = np.random.default_rng(0)
     shape = (images, cfg["in_channels"], cfg["image_size"], cfg["image_size"])
@@ -93,11 +93,11 @@ def measure_input(preset: str, images: int, batch: int, device: str) -> dict:
 def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str, amp: bool, compile_model: bool,
                   channels_last: bool) -> dict:
     import torch
-
-    from pcn.engine import build_optimizer, train_one_epoch
-    from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
-    from pcn.runtime import retain_freed_memory
     from throughput import projection_flops
+
+    from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
+    from pcn.train.device import retain_freed_memory
+    from pcn.train.epoch import build_optimizer, train_one_epoch
     if device == "cpu":
         retain_freed_memory()
     if os.environ.get("PCN_BENCH_THREADS"):
@@ -145,7 +145,7 @@ def measure_decode(images: int, workers: int) -> dict:
     import numpy as np
     from PIL import Image
 
-    from pcn.imagenet import default_workers, image_folders, image_loader
+    from pcn.data.imagenet import default_workers, image_folders, image_loader
     workers = default_workers(1) if workers < 0 else workers
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -187,7 +187,8 @@ def worker(spec: dict) -> dict:
 def contention(preset: str, args) -> list[dict]:
     """``train`` with a busy process beside it, for every OpenMP setting, alternating over rounds."""
     rows = []
-    busy = "import time\nwhile True:\n    t = time.perf_counter()\n    while time.perf_counter() - t < {d} * 0.01: pass\n" \
+    busy = "import time\nwhile True:\n    t = time.perf_counter()\n" \
+           "    while time.perf_counter() - t < {d} * 0.01: pass\n" \
            "    time.sleep((1 - {d}) * 0.01) if {d} < 1 else None\n"
     spec = {"kind": "train", "preset": preset, "steps": args.steps, "warmup": args.warmup,
             "batch": args.batch or default_batch(preset, args.device), "device": args.device,
@@ -226,7 +227,8 @@ def summarize(rows: list[dict], ceilings: dict) -> list[str]:
     for r in rows:
         if r["kind"] == "train" and "load" not in r:
             lines.append(f"train   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.1f} img/s, peak "
-                         f"{r['peak_memory_bytes'] / 2**20:7.0f} MiB, Pc {r['pc_flop_rate'] / ceilings['matmul_float32_flops']:.0%} of matmul ceiling")
+                         f"{r['peak_memory_bytes'] / 2**20:7.0f} MiB, "
+                         f"Pc {r['pc_flop_rate'] / ceilings['matmul_float32_flops']:.0%} of matmul ceiling")
         elif r["kind"] == "input":
             lines.append(f"input   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.0f} img/s "
                          f"(augment {r['augment']})")

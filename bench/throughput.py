@@ -2,14 +2,14 @@
 
 For each preset (CIFAR-10 LScat+skip, ImageNet LScat by default) and each implementation
 (``ours``: split real/complex features, real-channel savings in Pc, filtering backend
-chosen per block; ``reference``: :class:`pcn.reference.ReferenceFFTNet`, native complex
+chosen per block; ``reference``: :class:`pcn.nn.reference.ReferenceFFTNet`, native complex
 tensors, FFT filtering and 4-multiplication complex Pc for every channel), one training
 step (forward + backward + SGD step) on random data is timed after warm-up. Every
 measurement runs in its own subprocess so that the peak memory (max RSS on CPU, peak
 allocated on CUDA) belongs to it alone; the two implementations alternate over ``--rounds``
 rounds so that drifts in the speed of a shared machine hit both, and the table reports the
 median over rounds. Before timing, the two implementations are checked to give the same
-logits on the same batch. Both run with :func:`pcn.runtime.retain_freed_memory` (what the
+logits on the same batch. Both run with :func:`pcn.train.device.retain_freed_memory` (what the
 train stage does on CPU) unless ``--default-malloc`` is given.
 
 Usage::
@@ -51,12 +51,12 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
             compile_model: bool, threads: int, retain_memory: bool, warmup: int) -> dict:
     import torch
 
-    from pcn.runtime import retain_freed_memory
+    from pcn.train.device import retain_freed_memory
     retained = retain_freed_memory() if retain_memory else False
 
-    from pcn.engine import build_optimizer
-    from pcn.model import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
-    from pcn.reference import ReferenceFFTNet
+    from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
+    from pcn.nn.reference import ReferenceFFTNet
+    from pcn.train.epoch import build_optimizer
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -127,8 +127,8 @@ def check_equal(preset: str, device: str) -> float:
     """Max relative difference of logits between the two implementations on a small batch."""
     import torch
 
-    from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
-    from pcn.reference import ReferenceFFTNet
+    from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
+    from pcn.nn.reference import ReferenceFFTNet
     torch.manual_seed(0)
     model = PhaseCollapseNet(PhaseCollapseConfig(**PRESETS[preset])).to(device).train()
     x = torch.randn(2, 3, model.cfg.image_size, model.cfg.image_size, device=device)

@@ -7,22 +7,29 @@ params than the current params.yaml is refused.
 """
 from __future__ import annotations
 
-from common import (DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, input_spec, load_params,
-                    load_required, resolve_data_root, run_name, stage_run)
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
 import argparse
 
 import torch
-from pcn.atomic import write_csv, write_json
-from pcn.checkpoint import changed_keys
-from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
-from pcn.data import IN_MEMORY, DataError, load_split, read_card
-from pcn.engine import evaluate
-from pcn.factory import build_model
-from pcn.input_pipeline import DeviceBatches, LoaderBatches
-from pcn.runtime import select_device
-from pcn.separation import LAYER_METRICS, layer_separation
-from pcn.tracking import flatten
+
+from pcn.analysis.separation import LAYER_METRICS, layer_separation
+from pcn.data.batches import DeviceBatches, LoaderBatches
+from pcn.data.datasets import IN_MEMORY, load_split, read_card
+from pcn.data.errors import DataError
+from pcn.files import write_csv, write_json
+from pcn.pipeline.build import InputSpec, build_model
+from pcn.pipeline.tracking import flatten
+from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
+from pcn.train.checkpoint import changed_keys
+from pcn.train.device import select_device
+from pcn.train.epoch import evaluate
+
+from common import DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, load_params, resolve_data_root, run_name
+from networks import load_required
+from tracked import stage_run
 
 
 def eval_batches(params, card: dict, batch_size: int, device: torch.device):
@@ -32,7 +39,7 @@ def eval_batches(params, card: dict, batch_size: int, device: torch.device):
         splits = [load_split(DATA_DIR, card, split) for split in ("train", "test")]
         return [DeviceBatches(s.images, s.labels, norm["mean"], norm["std"], batch_size, device, shuffle=False,
                               augment=False, seed=0, pad=False) for s in splits]
-    from pcn.imagenet import default_workers, image_folders, image_loader
+    from pcn.data.imagenet import default_workers, image_folders, image_loader
     workers = params.runtime.num_workers
     workers = default_workers(1) if workers == "auto" else workers
     return [LoaderBatches(image_loader(ds, batch_size, train=False, seed=0, rank=0, world=1, workers=workers,
@@ -58,7 +65,7 @@ def load_model(params, args, card: dict, device: torch.device, run) -> tuple[tor
     run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
     run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
     model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
-                        VariantConfig(**saved["variant"]), input_spec(card))
+                        VariantConfig(**saved["variant"]), InputSpec.from_card(card))
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), saved["params_hash"]
 

@@ -1,11 +1,16 @@
 """Stage `fetch`: materialize the chosen data set under data/prepared with its data card."""
 from __future__ import annotations
 
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
+
 from dataclasses import asdict
 
-from common import DATA_DIR, fail, load_params, resolve_data_root
+from pcn.data.datasets import prepare
+from pcn.data.errors import DataError
 
-from pcn.data import DataError, prepare
+from common import DATA_DIR, fail, load_params, resolve_data_root
 
 
 def main() -> None:

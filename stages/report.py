@@ -9,15 +9,20 @@ summary.json (mean test error per variant: the metrics DVC shows) and the figure
 """
 from __future__ import annotations
 
-from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, fail, load_params, run_name, stage_run
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
 import csv
 import json
 
-from pcn.atomic import write_json, write_text
-from pcn.plots import plot_epoch_bands, plot_errors, plot_layer_bands
-from pcn.report import build_report, markdown, summary_metrics
-from pcn.separation import LAYER_METRICS
+from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
+from pcn.analysis.report import build_report, markdown, summary_metrics
+from pcn.analysis.separation import LAYER_METRICS
+from pcn.files import write_json, write_text
+
+from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, fail, load_params, run_name
+from tracked import stage_run
 
 FIGURES = ["test_error.png", "test_accuracy.png"] + [f"{m}.png" for m in LAYER_METRICS]
 

@@ -7,13 +7,17 @@ give an identical file and DVC skips `fetch`; an added, removed or replaced imag
 """
 from __future__ import annotations
 
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
+
 import argparse
 
-from common import LISTING_DIR, fail, load_params, resolve_data_root
+from pcn.data.errors import DataError
+from pcn.data.imagenet import folder_listing
+from pcn.files import write_json
 
-from pcn.atomic import write_json
-from pcn.data import DataError
-from pcn.imagenet import folder_listing
+from common import LISTING_DIR, fail, load_params, resolve_data_root
 
 
 def main() -> None:

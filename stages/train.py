@@ -3,16 +3,16 @@
 Four parts: :func:`setup` (data, model, optimizer), :func:`resume` (the checkpoint, if its
 resume key matches), :func:`train_epochs` (after every epoch: the checkpoint, then the
 tracking calls) and :func:`write_outputs`. The resume key covers the training params, the
-source files this stage imports, the data card and the filter bank; a checkpoint of a
+code this stage imports (its packages) and the data card; a checkpoint of a
 finished run (epoch = epochs) goes straight to writing the outputs, and is kept afterwards
 (without optimizer state) so that outputs lost after training are rewritten without
 retraining.
 """
 from __future__ import annotations
 
-from common import (CHECKPOINTS_DIR, DATA_DIR, FILTERS_DIR, MODELS_DIR, ROOT, TRAIN_DIR, code_digest, dist_info,
-                    fail, fail_on_data_error, file_sha256, input_spec, load_params, load_required, resolve_data_root,
-                    run_name, stage_run)
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
 import argparse
 import copy
@@ -21,52 +21,99 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Union
 
 import torch
-from pcn import checkpoint
-from pcn.atomic import torch_save, write_csv, write_json
-from pcn.checkpoint import CheckpointError, key_differences
-from pcn.data import IN_MEMORY, DataError, load_split, read_card
-from pcn.distributed import (DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command)
-from pcn.engine import NonFiniteError, build_optimizer
-from pcn.factory import build_model
-from pcn.input_pipeline import DeviceBatches, LoaderBatches
-from pcn.model import PhaseCollapseNet, count_parameters, with_plain_projection
-from pcn.plots import plot_history
-from pcn.runtime import select_device
-from pcn.tracking import flatten
-from pcn.training import Schedule, TrainingState, final_state_dict, fit
+
+from pcn.analysis.plots import plot_history
+from pcn.data.batches import DeviceBatches, LoaderBatches
+from pcn.data.datasets import IN_MEMORY, load_split, read_card
+from pcn.data.errors import DataError
+from pcn.files import file_digest, torch_save, write_csv, write_json
+from pcn.nn.phase_collapse import count_parameters, with_plain_projection
+from pcn.pipeline.build import InputSpec, build_model
+from pcn.pipeline.tracking import flatten
+from pcn.schema import Params, VariantConfig
+from pcn.train import checkpoint
+from pcn.train.checkpoint import CheckpointError, key_differences
+from pcn.train.device import select_device
+from pcn.train.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
+from pcn.train.epoch import NonFiniteError, build_optimizer
+from pcn.train.loop import Schedule, TrainingState, final_state_dict, fit
+
+from common import (
+    CHECKPOINTS_DIR,
+    DATA_DIR,
+    FILTERS_DIR,
+    MODELS_DIR,
+    ROOT,
+    TRAIN_DIR,
+    code_digest,
+    fail,
+    fail_on_data_error,
+    load_params,
+    resolve_data_root,
+    run_name,
+)
+from networks import dist_info
+from tracked import stage_run
+
+Batches = Union[DeviceBatches, LoaderBatches]
+
+
+@dataclass(frozen=True)
+class RunId:
+    """Which run this is: a variant of params.yaml's ``models`` with one seed, and its recipe."""
+
+    variant_name: str
+    seed: int
+    variant: VariantConfig
+    recipe: dict                   # lr, epochs, lr_step, batch_size (VariantConfig.recipe)
+
+    @property
+    def name(self) -> str:         # "<variant>-<seed>"
+        return run_name(self.variant_name, self.seed)
 
 
 @dataclass
-class Setup:
-    """Everything a training run needs, built once."""
+class Networks:
+    """The model, what the optimizer steps through (DDP / compiled wrapper), and the optimizer."""
 
-    params: object
-    name: str                      # "<variant>-<seed>"
-    variant_name: str
-    seed: int
-    variant: object
-    recipe: dict
-    info: DistInfo
-    device: torch.device
-    card: dict
-    train_batches: object
-    test_batches: object
     model: torch.nn.Module
     train_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     n_parameters: int
-    key_parts: dict
-    key: str
+
+
+@dataclass(frozen=True)
+class ResumeKey:
+    """What the run depends on (:func:`key_parts`) and its digest, saved with every checkpoint."""
+
+    parts: dict
+    value: str
+
+
+@dataclass
+class Setup:
+    """Everything a training run needs, built once by :func:`setup`."""
+
+    params: Params
+    run: RunId
+    info: DistInfo
+    device: torch.device
+    card: dict                     # data/prepared/card.json
+    train_batches: Batches
+    test_batches: Batches
+    nets: Networks
+    key: ResumeKey
 
     @property
     def checkpoint_path(self) -> Path:
-        return CHECKPOINTS_DIR / self.name / "last.pt"
+        return CHECKPOINTS_DIR / self.run.name / "last.pt"
 
     @property
     def out_dir(self) -> Path:
-        return TRAIN_DIR / self.name
+        return TRAIN_DIR / self.run.name
 
 
 def parse_args(params) -> argparse.Namespace:
@@ -80,9 +127,9 @@ def parse_args(params) -> argparse.Namespace:
 
 
 def key_parts(params, variant: str, seed: int) -> dict:
-    """What the run depends on: its params, the code it runs, the data card and the filter bank."""
+    """What the run depends on: its params (the data card's digest among them) and the code it runs."""
     return {"params": params.training_params(variant, seed), "code": code_digest("stages/train.py"),
-            "data": file_sha256(DATA_DIR / "card.json"), "filters": file_sha256(FILTERS_DIR / "filter_bank.pt")}
+            "data": file_digest(DATA_DIR / "card.json")}
 
 
 def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: torch.device, seed: int):
@@ -95,7 +142,7 @@ def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: t
                               shuffle=True, augment=params.data.augment == "cifar", **common),
                 DeviceBatches(test.images, test.labels, norm["mean"], norm["std"], max(batch_size, 256), device,
                               shuffle=False, augment=False, pad=False, **common))
-    from pcn.imagenet import default_workers, image_folders, image_loader
+    from pcn.data.imagenet import default_workers, image_folders, image_loader
     workers = params.runtime.num_workers
     workers = default_workers(info.world_size) if workers == "auto" else workers
     train_set, test_set = image_folders(resolve_data_root(card["root"]), params.data.augment)
@@ -103,20 +150,6 @@ def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: t
                   pin_memory=device.type == "cuda")
     return (LoaderBatches(image_loader(train_set, batch_size, train=True, **common), device),
             LoaderBatches(image_loader(test_set, max(batch_size, 256), train=False, **common), device))
-
-
-def check_filter_bank(model: torch.nn.Module) -> None:
-    """The model's filters must be those of the filters stage (guards against a stale bank)."""
-    if not isinstance(model, PhaseCollapseNet):
-        return
-    path = FILTERS_DIR / "filter_bank.pt"
-    blocks = load_required(path, "filter bank", "run the filters stage (dvc repro filters)")["blocks"]
-    if len(blocks) != len(model.blocks):
-        fail(f"{path} has {len(blocks)} blocks, the model {len(model.blocks)}; rerun the filters stage")
-    for block, saved in zip(model.blocks, blocks):
-        if block.wavelet.fourier.shape != saved["fourier"].shape or \
-                not torch.allclose(block.wavelet.fourier, saved["fourier"], atol=1e-6):
-            fail(f"filters of block {saved['index']} differ from {path}; rerun the filters stage")
 
 
 def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
@@ -128,8 +161,7 @@ def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
     except DataError as exc:
         fail(str(exc))
     torch.manual_seed(args.seed)                       # identical initialization on every rank
-    model = build_model(params.network, params.filters, variant, input_spec(card))
-    check_filter_bank(model)
+    model = build_model(params.network, params.filters, variant, InputSpec.from_card(card))
     n_parameters = count_parameters(model)
     model.to(device)
     if params.train.channels_last:
@@ -142,8 +174,10 @@ def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
     if params.train.compile:
         train_model = torch.compile(train_model)
     parts = key_parts(params, args.variant, args.seed)
-    return Setup(params, run_name(args.variant, args.seed), args.variant, args.seed, variant, recipe, info, device,
-                 card, *batches, model, train_model, optimizer, n_parameters, parts, checkpoint.resume_key(parts))
+    return Setup(params=params, run=RunId(args.variant, args.seed, variant, recipe), info=info, device=device,
+                 card=card, train_batches=batches[0], test_batches=batches[1],
+                 nets=Networks(model, train_model, optimizer, n_parameters),
+                 key=ResumeKey(parts, checkpoint.resume_key(parts)))
 
 
 def resume(s: Setup, run) -> TrainingState:
@@ -154,22 +188,22 @@ def resume(s: Setup, run) -> TrainingState:
         fail(str(exc))
     if saved is None:
         return TrainingState()
-    if saved.get("resume_key") != s.key:
-        changed = key_differences(saved.get("resume_parts", {}), s.key_parts)
+    if saved.get("resume_key") != s.key.value:
+        changed = key_differences(saved.get("resume_parts", {}), s.key.parts)
         if s.info.is_main:
-            print(f"train@{s.name}: not resuming {s.checkpoint_path} (changed since: {'; '.join(changed)}); "
+            print(f"train@{s.run.name}: not resuming {s.checkpoint_path} (changed since: {'; '.join(changed)}); "
                   "starting over")
         return TrainingState()
-    s.model.load_state_dict(saved["model"])
+    s.nets.model.load_state_dict(saved["model"])
     state = TrainingState.from_dict(saved["state"])
-    if state.epoch < s.recipe["epochs"]:
-        s.optimizer.load_state_dict(saved["optimizer"])
+    if state.epoch < s.run.recipe["epochs"]:
+        s.nets.optimizer.load_state_dict(saved["optimizer"])
     rngs = saved["rng"]
     checkpoint.set_rng_state(rngs[s.info.rank] if s.info.rank < len(rngs) else rngs[0])
     previous = saved.get("mlflow_run_id")
     if s.info.is_main:
-        done = state.epoch >= s.recipe["epochs"]
-        print(f"train@{s.name}: resuming from {s.checkpoint_path} at epoch {state.epoch}"
+        done = state.epoch >= s.run.recipe["epochs"]
+        print(f"train@{s.run.name}: resuming from {s.checkpoint_path} at epoch {state.epoch}"
               + (" (training complete: writing the outputs)" if done else ""))
         if previous:
             run.set_tags({"resumed_from": previous})
@@ -186,53 +220,55 @@ def mark_interrupted(run, run_id: str) -> None:
         pass
 
 
-def save_checkpoint(s: Setup, state: TrainingState, run_id: str | None, rngs: list, with_optimizer: bool = True) -> None:
+def save_checkpoint(s: Setup, state: TrainingState, run_id: str | None, rngs: list,
+                    with_optimizer: bool = True) -> None:
     """The resume state (rank 0 writes it; ``rngs`` holds every rank's random state)."""
     checkpoint.save(s.checkpoint_path, {
-        "model": s.model.state_dict(), "optimizer": s.optimizer.state_dict() if with_optimizer else {},
-        "state": state.as_dict(), "rng": rngs, "resume_key": s.key, "resume_parts": s.key_parts,
+        "model": s.nets.model.state_dict(), "optimizer": s.nets.optimizer.state_dict() if with_optimizer else {},
+        "state": state.as_dict(), "rng": rngs, "resume_key": s.key.value, "resume_parts": s.key.parts,
         "mlflow_run_id": run_id or "", "world_size": s.info.world_size})
 
 
 def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
     """The remaining epochs; after each one the checkpoint is written, then the epoch is logged."""
-    epochs = s.recipe["epochs"]
+    epochs = s.run.recipe["epochs"]
 
     def on_epoch_end(state: TrainingState, row: dict) -> None:
         rngs = all_gather_objects(checkpoint.rng_state())      # collective: every rank takes part
         if s.info.is_main:
             save_checkpoint(s, state, run.run_id, rngs)         # first the checkpoint, then the tracking
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-            print(f"train@{s.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
+            print(f"train@{s.run.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
                   f"{row['train_acc']:.4f} test acc {row['test_acc']:.4f} ({row['images_per_second']:.0f} img/s)",
                   flush=True)
         barrier()
 
     def progress_bar(epoch: int, steps: int):
         from tqdm import tqdm
-        return tqdm(total=steps, desc=f"train@{s.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
+        return tqdm(total=steps, desc=f"train@{s.run.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
     progress = progress_bar if s.params.runtime.progress and s.info.is_main else None
     tp = s.params.train
-    schedule = Schedule(s.recipe["lr"], epochs, s.recipe["lr_step"], tp.lr_gamma)
+    schedule = Schedule(s.run.recipe["lr"], epochs, s.run.recipe["lr_step"], tp.lr_gamma)
     try:
-        return fit(s.model, s.train_model, s.optimizer, s.train_batches, s.test_batches, schedule, state, s.device,
-                   select=tp.select, amp=tp.amp, channels_last=tp.channels_last, on_epoch_end=on_epoch_end,
-                   progress=progress)
+        return fit(s.nets.model, s.nets.train_model, s.nets.optimizer, s.train_batches, s.test_batches, schedule,
+                   state, s.device, select=tp.select, amp=tp.amp, channels_last=tp.channels_last,
+                   on_epoch_end=on_epoch_end, progress=progress)
     except DataError as exc:                                      # an image that cannot be decoded, ...
-        fail_on_data_error(f"train@{s.name}", exc)
+        fail_on_data_error(f"train@{s.run.name}", exc)
     except NonFiniteError as exc:
         kept = (f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}" if state.epoch
                 else "no checkpoint was written")
-        fail(f"train@{s.name}: {exc}: training stopped before saving epoch {exc.epoch}; {kept}. Lower "
-             f"train.lr (or models.{s.variant_name}.lr) or check the data")
+        fail(f"train@{s.run.name}: {exc}: training stopped before saving epoch {exc.epoch}; {kept}. Lower "
+             f"train.lr (or models.{s.run.variant_name}.lr) or check the data")
 
 
 def check_unchanged(s: Setup) -> None:
     """params.yaml and the code must still be what the run started with (else dvc.lock would lie)."""
-    now = {"params": load_params().training_params(s.variant_name, s.seed), "code": code_digest("stages/train.py")}
-    changed = key_differences({k: s.key_parts[k] for k in now}, now)
+    now = {"params": load_params().training_params(s.run.variant_name, s.run.seed),
+           "code": code_digest("stages/train.py")}
+    changed = key_differences({k: s.key.parts[k] for k in now}, now)
     if changed:
-        fail(f"train@{s.name}: changed while training ran: {'; '.join(changed)}. The trained model follows the "
+        fail(f"train@{s.run.name}: changed while training ran: {'; '.join(changed)}. The trained model follows the "
              f"old values and is kept in {s.checkpoint_path}; run dvc repro again (it resumes if you revert "
              "the change, and retrains otherwise)")
 
@@ -243,21 +279,22 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
     final, best = state.history[-1], state.best
     seconds = sum(r["epoch_seconds"] for r in state.history)
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.history)
-    metrics = {"variant": s.variant_name, "seed": s.seed, "params_hash": s.params.training_hash(s.variant_name, s.seed),
+    metrics = {"variant": s.run.variant_name, "seed": s.run.seed,
+               "params_hash": s.params.training_hash(s.run.variant_name, s.run.seed),
                "final_test_acc": final["test_acc"], "final_test_error": 100 * (1 - final["test_acc"]),
                "final_test_top5": final["test_top5"], "final_train_acc": final["train_acc"],
                "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]), "best_epoch": best["epoch"],
-               "epochs": s.recipe["epochs"], "n_parameters": s.n_parameters, "selected": s.params.train.select,
+               "epochs": s.run.recipe["epochs"], "n_parameters": s.nets.n_parameters, "selected": s.params.train.select,
                "world_size": s.info.world_size, "images_per_second": images / seconds if seconds else None}
     write_json(s.out_dir / "metrics.json", metrics)
     write_csv(s.out_dir / "history.csv", state.history)
-    plot_history(state.history, s.out_dir / "curves.png", f"train@{s.name}")
-    weights = final_state_dict(s.model, state, s.params.train.select)
-    torch_save(MODELS_DIR / s.name / "model.pt", {
-        "state_dict": weights, "variant": asdict(s.variant), "network": asdict(s.params.network),
-        "filters": asdict(s.params.filters), "seed": s.seed,
+    plot_history(state.history, s.out_dir / "curves.png", f"train@{s.run.name}")
+    weights = final_state_dict(s.nets.model, state, s.params.train.select)
+    torch_save(MODELS_DIR / s.run.name / "model.pt", {
+        "state_dict": weights, "variant": asdict(s.run.variant), "network": asdict(s.params.network),
+        "filters": asdict(s.params.filters), "seed": s.run.seed,
         "card": {k: s.card[k] for k in ("name", "channels", "image_size", "num_classes")},
-        "params_hash": metrics["params_hash"], "training_params": s.key_parts["params"], "resume_key": s.key,
+        "params_hash": metrics["params_hash"], "training_params": s.key.parts["params"], "resume_key": s.key.value,
         "mlflow_run_id": run.run_id or ""})
     # kept without the optimizer state: a finished run is never trained again
     save_checkpoint(s, state, run.run_id, [checkpoint.rng_state()], with_optimizer=False)
@@ -269,10 +306,11 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
 
 
 def log_model(s: Setup, weights: dict, run) -> None:
-    """The trained model as an MLflow model (torch.export ``pt2``, with the pcn code), registered as ``pcn-<variant>``."""
+    """The trained model as an MLflow model (torch.export ``pt2``, with the pcn code), registered as
+    ``pcn-<variant>``."""
     import mlflow
     from mlflow.models import infer_signature
-    model = with_plain_projection(copy.deepcopy(s.model).cpu().eval())
+    model = with_plain_projection(copy.deepcopy(s.nets.model).cpu().eval())
     model.load_state_dict(weights)
     images, _ = next(iter(s.test_batches.epoch(0)))
     example = images[:2].float().cpu()
@@ -281,17 +319,17 @@ def log_model(s: Setup, weights: dict, run) -> None:
     try:
         mlflow.pytorch.log_model(model, name="model", run_id=run.run_id, input_example=example.numpy(),
                                  signature=infer_signature(example.numpy(), logits.numpy()),
-                                 serialization_format="pt2", registered_model_name=f"pcn-{s.variant_name}",
+                                 serialization_format="pt2", registered_model_name=f"pcn-{s.run.variant_name}",
                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
                                  code_paths=[str(ROOT / "pcn")], validate_serving_input=False)
     except Exception as exc:          # the stage's results stand without it
-        print(f"warning: train@{s.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
+        print(f"warning: train@{s.run.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
               file=sys.stderr)
 
 
 def log_run_start(s: Setup, state: TrainingState, run) -> None:
-    run.log_params(flatten({"seed": s.seed, **s.key_parts["params"], "recipe": s.recipe,
-                            "world_size": s.info.world_size, "n_parameters": s.n_parameters,
+    run.log_params(flatten({"seed": s.run.seed, **s.key.parts["params"], "recipe": s.run.recipe,
+                            "world_size": s.info.world_size, "n_parameters": s.nets.n_parameters,
                             "start_epoch": state.epoch}))
     run.log_dataset(f"{s.card['name']}", s.card["digest"], str(DATA_DIR), "training",
                     {"train": s.card["splits"]["train"], "test": s.card["splits"]["test"]})
@@ -324,7 +362,7 @@ def main() -> None:
                 write_outputs(s, state, run)
                 if run.pending:
                     print(f"warning: {run.pending} MLflow entries could not be sent; replay them with "
-                          f"python -m pcn.tracking resync {run.journal}", file=sys.stderr)
+                          f"python -m pcn.pipeline.tracking resync {run.journal}", file=sys.stderr)
             barrier()
     finally:
         cleanup()

@@ -7,9 +7,13 @@ reruns only the stages that read the edited values.
 """
 from __future__ import annotations
 
-from common import VALIDATED, load_params
+from process import prepare_stage
 
-from pcn.atomic import write_text
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
+
+from pcn.files import write_text
+
+from common import VALIDATED, load_params
 
 MARKER = "params.yaml passed validation (see stages/validate.py)\n"
 

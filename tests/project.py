@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from conftest import ROOT
 
 PROJECT_FILES = ["pcn", "stages", "dvc.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore",

@@ -5,10 +5,10 @@ import pickle
 import pytest
 import torch
 
-from pcn import checkpoint
-from pcn.atomic import atomic_write, write_json
-from pcn.checkpoint import CheckpointError, key_differences, resume_key
-from pcn.training import TrainingState
+from pcn.files import atomic_write, write_json
+from pcn.train import checkpoint
+from pcn.train.checkpoint import CheckpointError, key_differences, resume_key
+from pcn.train.loop import TrainingState
 
 
 class RunsCode:
@@ -75,12 +75,12 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
 
 
 def test_resume_key_and_differences():
-    parts = {"params": {"lr": 0.01, "epochs": 3}, "code": {"pcn/model.py": "aa", "pcn/layers.py": "bb"},
+    parts = {"params": {"lr": 0.01, "epochs": 3}, "code": {"pcn/nn/phase_collapse.py": "aa", "pcn/nn/layers.py": "bb"},
              "data": "d1", "filters": "f1"}
-    changed = {**parts, "params": {"lr": 0.02, "epochs": 3}, "code": {**parts["code"], "pcn/layers.py": "cc"}}
+    changed = {**parts, "params": {"lr": 0.02, "epochs": 3}, "code": {**parts["code"], "pcn/nn/layers.py": "cc"}}
     assert resume_key(parts) == resume_key(dict(reversed(list(parts.items()))))   # order-independent
     assert resume_key(parts) != resume_key(changed)
-    assert key_differences(parts, changed) == ["code: pcn/layers.py", "params: lr"]
+    assert key_differences(parts, changed) == ["code: pcn/nn/layers.py", "params: lr"]
     assert key_differences(parts, {**parts, "data": "d2"}) == ["data"]
 
 

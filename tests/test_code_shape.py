@@ -2,6 +2,7 @@
 import ast
 
 import pytest
+
 from conftest import ROOT
 
 MAX_MODULE_LINES = 400

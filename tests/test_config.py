@@ -2,11 +2,12 @@
 import copy
 
 import pytest
-from conftest import ROOT, read_yaml
 
-from pcn.config import ParamsError, parse_params
-from pcn.factory import InputSpec, build_model
-from pcn.model import count_parameters
+from pcn.nn.phase_collapse import count_parameters
+from pcn.pipeline.build import InputSpec, build_model
+from pcn.schema import ParamsError, parse_params
+
+from conftest import ROOT, read_yaml
 
 
 def errors_for(params: dict) -> str:
@@ -175,5 +176,9 @@ def test_training_hash_depends_on_what_training_reads(default_params):
     q["data"]["cifar10"]["root"] = "/elsewhere"                          # another data set's setting
     assert parse_params(q).training_hash("modulus", 0) == base
     assert parse_params(q).training_hash("tanh", 0) != p.training_hash("tanh", 0)
-    q["train"]["lr"] = 0.02
-    assert parse_params(q).training_hash("modulus", 0) != base
+    for section, key, value in (("train", "lr", 0.02), ("filters", "sigma0", 0.7), ("filters", "n_angles", 8),
+                                ("network", "normalize_eps", 1e-3), ("network", "widths", [8, 8]),
+                                ("data", "augment", "cifar"), ("data", "name", "synthetic")):
+        r = copy.deepcopy(default_params)
+        r[section][key] = value
+        assert parse_params(r).training_hash("modulus", 0) != base, f"{section}.{key} is not in the hash"

@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from pcn.data import DataError, TensorImageDataset, load_cifar10, load_split, prepare, read_card, stratified_split
+from pcn.data.datasets import (
+    DataError,
+    TensorImageDataset,
+    load_cifar10,
+    load_split,
+    prepare,
+    read_card,
+    stratified_split,
+)
 
 
 def write_cifar_batches(root, n_per_batch=20):
@@ -93,7 +101,7 @@ def write_image_folder(root, classes=("cat", "dog"), per_class=2, mode="RGB"):
 
 
 def test_imagenet_image_folder(tmp_path):
-    from pcn.imagenet import image_folders
+    from pcn.data.imagenet import image_folders
     write_image_folder(tmp_path / "imagenet", mode="L")                 # grayscale files are converted to RGB
     card = prepare("imagenet", tmp_path / "prepared", {"root": tmp_path / "imagenet", "verify": True}, 0)
     assert card["classes"] == ["cat", "dog"] and card["splits"] == {"train": 4, "test": 4}
@@ -132,7 +140,7 @@ def test_prepared_data_faults(tmp_path):
 
 
 def test_cifar_augmentation_pads_with_normalized_zero():
-    from pcn.data import ArraySplit
+    from pcn.data.datasets import ArraySplit
     images = np.full((1, 3, 32, 32), 255, np.uint8)
     ds = TensorImageDataset(ArraySplit(images, np.zeros(1, np.int64)), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), "cifar")
     torch.manual_seed(0)
@@ -153,14 +161,19 @@ def test_synthetic_card_roundtrip(tmp_path):
     assert card["class_counts"]["train"] == [4, 4, 4]
 
 
-def write_jpeg(path, size=(64, 48), color=(200, 30, 30)):
+def write_jpeg(path, size=(64, 48), color=(200, 30, 30), gradient=False):
+    """A JPEG of one colour, or (``gradient``) with a ramp across it, so that crops and flips show."""
     from PIL import Image
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", size, color=color).save(path, quality=90)
+    if not gradient:
+        Image.new("RGB", size, color=color).save(path, quality=90)
+        return
+    ramp = np.linspace(0, 1, size[0])[None, :, None] * np.linspace(0.2, 1, size[1])[:, None, None]
+    Image.fromarray((ramp * np.array(color)).astype(np.uint8)).save(path, quality=90)
 
 
 def test_truncated_jpeg_is_named_at_load_and_at_verification(tmp_path):
-    from pcn.imagenet import load_rgb, verify_images
+    from pcn.data.imagenet import load_rgb, verify_images
     good, bad = tmp_path / "train/cat/good.jpg", tmp_path / "train/cat/bad.jpg"
     write_jpeg(good)
     write_jpeg(bad, size=(300, 300))
@@ -175,7 +188,7 @@ def test_truncated_jpeg_is_named_at_load_and_at_verification(tmp_path):
 def test_listing_changes_with_the_folder(tmp_path):
     import os
 
-    from pcn.imagenet import folder_listing
+    from pcn.data.imagenet import folder_listing
     write_jpeg(tmp_path / "train/cat/a.jpg")
     write_jpeg(tmp_path / "val/cat/b.jpg")
     first = folder_listing(tmp_path)
@@ -191,22 +204,26 @@ def test_listing_changes_with_the_folder(tmp_path):
 
 def test_imagenet_transforms_depend_on_seed_epoch_and_image_only(tmp_path):
     """Crops and flips are the same whatever the number of loader workers or their order."""
-    from pcn.imagenet import image_folders, image_loader
+    from pcn.data.imagenet import image_folders, image_loader
     for i in range(4):
-        write_jpeg(tmp_path / f"train/{'cat' if i % 2 else 'dog'}/{i}.jpg", size=(80, 60), color=(40 * i, 90, 10))
+        write_jpeg(tmp_path / f"train/{'cat' if i % 2 else 'dog'}/{i}.jpg", size=(80, 60), color=(40 * i + 50, 90, 10),
+                   gradient=True)
         write_jpeg(tmp_path / f"val/{'cat' if i % 2 else 'dog'}/{i}.jpg")
     train, _ = image_folders(tmp_path, "imagenet")
 
-    def epoch_images(workers, epoch):
-        loader = image_loader(train, 2, train=True, seed=3, rank=0, world=1, workers=workers, pin_memory=False)
+    def epoch_images(workers, epoch, seed=3):
+        loader = image_loader(train, 2, train=True, seed=seed, rank=0, world=1, workers=workers, pin_memory=False)
         loader.sampler.set_epoch(epoch)
         return torch.cat([x for x, _ in loader])
     a, b = epoch_images(0, 1), epoch_images(2, 1)
     assert torch.equal(a, b)
     assert not torch.equal(a, epoch_images(0, 2))                      # another epoch, other crops
-    from pcn.imagenet import SeededImages
+    assert not torch.equal(a, epoch_images(0, 1, seed=4))              # another seed: other order or crops
+    from pcn.data.imagenet import SeededImages
     seeded = SeededImages(train, 3)
     torch.manual_seed(123)
     state = torch.get_rng_state()
     assert torch.equal(seeded[(1, 2)][0], seeded[(1, 2)][0])
+    same_image = [SeededImages(train, seed)[(1, 2)][0] for seed in (3, 4, 5)]
+    assert not all(torch.equal(same_image[0], x) for x in same_image[1:])   # the seed changes an image's crop
     assert torch.equal(torch.get_rng_state(), state)                     # the caller's random state is untouched

@@ -3,16 +3,16 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from pcn.engine import NonFiniteError, build_optimizer, evaluate, step_lr, train_one_epoch
-from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
-from pcn.resnet import BiasFreeResNet18, NonLinearity
-from pcn.training import Schedule, TrainingState, fit
+from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
+from pcn.nn.resnet import BiasFreeResNet18, NonLinearity
+from pcn.train.epoch import NonFiniteError, build_optimizer, evaluate, step_lr, train_one_epoch
+from pcn.train.loop import Schedule, TrainingState, fit
 
 CPU = torch.device("cpu")
 
 
 class ListBatches:
-    """Fixed batches with the interface of pcn.input_pipeline (len, epoch(e))."""
+    """Fixed batches with the interface of pcn.data.batches (len, epoch(e))."""
 
     def __init__(self, batches, faults=None):
         self.batches, self.faults = batches, faults or {}
@@ -178,16 +178,16 @@ def test_bias_free_resnet18_learns_with_every_nonlinearity(kind):
 
 def test_resnet18_parameter_count_and_threshold():
     model = BiasFreeResNet18(3, 1000, "relu")
-    from pcn.model import count_parameters
+    from pcn.nn.phase_collapse import count_parameters
     assert count_parameters(model) == 11_679_912                     # the reference's trainable count
     learned = BiasFreeResNet18(3, 1000, "thresh", learned=True)
     frozen = BiasFreeResNet18(3, 1000, "thresh", learned=False)
     assert count_parameters(learned) > count_parameters(frozen) == 11_679_912
-    nl = NonLinearity("thresh", 2, threshold=1.0)
+    nl = NonLinearity("thresh", 2, True, 1.0)
     x = torch.tensor([[-3.0, -0.5], [0.5, 2.0]]).view(1, 2, 1, 2)      # (B, C, H, W)
     assert nl(x).flatten().tolist() == [-2.0, 0.0, 0.0, 1.0]           # soft thresholding at 1
     with pytest.raises(ValueError, match="valid: relu, abs, thresh, tanh, powfixed"):
-        NonLinearity("gelu", 2)
+        NonLinearity("gelu", 2, True, 1.0)
 
 
 @pytest.mark.parametrize("kind", ["mod", "cst", "ms", "mc", "tanh", "relu"])

@@ -4,8 +4,17 @@ import math
 import numpy as np
 import pytest
 
-from pcn.filters import (angles, base_slant, block_filter_spec, block_filter_type, fourier_filters, gabor_2d,
-                         morlet_2d, padded_size, spatial_kernels)
+from pcn.nn.morlet import (
+    angles,
+    base_slant,
+    block_filter_spec,
+    block_filter_type,
+    fourier_filters,
+    gabor_2d,
+    morlet_2d,
+    padded_size,
+    spatial_kernels,
+)
 
 kymatio_bank = pytest.importorskip("kymatio.scattering2d.filter_bank")
 
@@ -45,7 +54,8 @@ def test_block_schedule():
     assert math.isclose(half_sub.slant, math.sqrt(0.2))
     assert not block_filter_spec("half", 4).subsample
     # two half-octave low-passes make the standard one: variances add
-    assert math.isclose(2 * block_filter_spec("half", 4).sigma_low ** 2, block_filter_spec("standard", 4).sigma_low ** 2)
+    half, standard = block_filter_spec("half", 4), block_filter_spec("standard", 4)
+    assert math.isclose(2 * half.sigma_low ** 2, standard.sigma_low ** 2)
 
 
 @pytest.mark.parametrize("kind,L", [("standard", 4), ("half", 4), ("half_sub", 4), ("standard", 8), ("half_sub", 8)])

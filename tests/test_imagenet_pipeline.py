@@ -8,9 +8,10 @@ import time
 
 import pytest
 import torch
+from test_data import write_jpeg
+
 from conftest import tiny_params
 from project import commit, dvc, env, make_project, ran, stage, write_params
-from test_data import write_jpeg
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +69,12 @@ def test_resume_with_loader_workers_is_exact(tmp_path, default_params):
     runs = {}
     for name, workers in (("reference", 2), ("no_workers", 0)):
         repo = make_project(tmp_path / name, imagenet_params(default_params, images, epochs=3, workers=workers))
-        dvc("repro", "filters", cwd=repo)
+        dvc("repro", "fetch", cwd=repo)
         stage("train", repo, "--variant", "modulus", "--seed", "0")
         runs[name] = history(repo)
     assert runs["reference"] == runs["no_workers"]                          # workers do not change the draws
     repo = make_project(tmp_path / "killed", imagenet_params(default_params, images, epochs=3, workers=2))
-    dvc("repro", "filters", cwd=repo)
+    dvc("repro", "fetch", cwd=repo)
     e = env(PCN_PRELOAD="0", DVC_ROOT=str(repo))
     proc = subprocess.Popen([sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"], cwd=repo,
                             env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -4,11 +4,11 @@ import cmath
 import pytest
 import torch
 
-from pcn.features import SplitFeatures
-from pcn.layers import ComplexProjection, Standardization, normalize_pixels, unitary_init
-from pcn.model import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
-from pcn.nonlinearities import PointwiseNonlinearity, modulus
-from pcn.reference import ReferenceFFTNet
+from pcn.nn.features import SplitFeatures
+from pcn.nn.layers import ComplexProjection, Standardization, normalize_pixels, unitary_init
+from pcn.nn.nonlinearities import PointwiseNonlinearity, modulus
+from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
+from pcn.nn.reference import ReferenceFFTNet
 
 CIFAR = dict(in_channels=3, image_size=32, num_classes=10, widths=(64, 128, 256, 512, 512, 512, 512, 512),
              n_angles=4, factorize_from=0)
@@ -70,17 +70,27 @@ def test_modulus_is_phase_invariant_and_others_equivariant():
         assert not torch.allclose(rot_out.re, out.re, atol=1e-3)        # and not phase invariant
 
 
-def test_lscat_block_output_invariant_to_input_phase_on_bandpass():
-    """Rotating the phase of every wavelet coefficient leaves |W x| and so the band-pass path unchanged."""
+@pytest.mark.parametrize("kind", ["mod", "cst"])
+def test_lscat_block_band_pass_path_is_invariant_to_the_input_phase_only_with_the_modulus(kind):
+    """A whole LScat block (Fw, rho, Std, Pc, N; evaluation mode) whose projection reads only the band-pass
+    channels: rotating the phase of its complex input, z -> e^{ia} z, rotates every wavelet coefficient
+    (the filtering is complex-linear), the modulus removes the rotation, so the block's output is unchanged.
+    With a phase-preserving rho (cst) the rotation goes through and the output changes."""
     torch.manual_seed(0)
-    model = PhaseCollapseNet(PhaseCollapseConfig(in_channels=1, image_size=16, widths=(4, 6), n_angles=4))
+    model = PhaseCollapseNet(PhaseCollapseConfig(in_channels=1, image_size=16, widths=(4, 6), n_angles=4,
+                                                 nonlinearity=kind)).eval()
     block = model.blocks[1]
-    x = model.blocks[0](SplitFeatures(real=torch.randn(3, 1, 16, 16)))
-    low, band = block.wavelet(x)
-    rotation = cmath.exp(1.3j)
-    rotated = SplitFeatures(re=band.re * rotation.real - band.im * rotation.imag,
-                            im=band.re * rotation.imag + band.im * rotation.real)
-    assert torch.allclose(block.rho(band).real, block.rho(rotated).real, atol=1e-5)
+    with torch.no_grad():
+        block.proj.weight[..., :4] = 0      # drop the low-pass: the first 4 (complex) channels of Pc's input
+        x = model.blocks[0](SplitFeatures(real=torch.randn(3, 1, 16, 16)))
+        rotation = cmath.exp(1.3j)
+        rotated = SplitFeatures(re=x.re * rotation.real - x.im * rotation.imag,
+                                im=x.re * rotation.imag + x.im * rotation.real)
+        a, b = block(x), block(rotated)
+    assert block.proj.n_complex + block.proj.n_real == 4 + 16          # low-pass 4, band-pass 4 x L=4
+    assert a.re.abs().max() > 0.1                                     # the band-pass path carries the output
+    invariant = torch.allclose(a.re, b.re, atol=1e-5) and torch.allclose(a.im, b.im, atol=1e-5)
+    assert invariant == (kind == "mod")
 
 
 def test_stable_modulus_gradient_at_zero():
@@ -154,6 +164,6 @@ def test_gradcheck_float64_tiny_model():
 def test_retain_freed_memory_applies_on_glibc():
     import platform
 
-    from pcn.runtime import retain_freed_memory
+    from pcn.train.device import retain_freed_memory
     applied = retain_freed_memory()
     assert applied is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

@@ -9,41 +9,42 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
 #: name: (file, original text, broken text)
 MUTANTS = {
-    "modulus is the real part": ("pcn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
-    "Morlet filters lose their zero mean": ("pcn/filters.py", "return wave - (wave.sum() / envelope.sum()) * envelope",
+    "modulus is the real part": ("pcn/nn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
+    "Morlet filters lose their zero mean": ("pcn/nn/morlet.py", "return wave - (wave.sum() / envelope.sum()) * envelope",
                                             "return wave"),
-    "subsampled crop off by one": ("pcn/fft_filtering.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
+    "subsampled crop off by one": ("pcn/nn/geometry.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
                                    "return torch.fft.ifft2(product)[..., 2:, 2:]"),
-    "standardization forgets the mean": ("pcn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
+    "standardization forgets the mean": ("pcn/nn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
                                          "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C:2 * C]"),
-    "fused backward drops the statistics terms": ("pcn/standardized_projection.py",
+    "fused backward drops the statistics terms": ("pcn/nn/fused_projection.py",
                                                   "            if ctx.batch_statistics:\n                dx.addcmul_",
                                                   "            if False:\n                dx.addcmul_"),
-    "Gauss product sign": ("pcn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
-    "kernel truncation keeps too little": ("pcn/filters.py", "keep = magnitude > tolerance * magnitude.max()",
+    "Gauss product sign": ("pcn/nn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
+    "kernel truncation keeps too little": ("pcn/nn/morlet.py", "keep = magnitude > tolerance * magnitude.max()",
                                            "keep = magnitude > 1e3 * tolerance * magnitude.max()"),
-    "stratified split overlaps": ("pcn/data.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
-    "phase kept on the real part only": ("pcn/nonlinearities.py", "return SplitFeatures(re=g * re, im=g * im)",
+    "stratified split overlaps": ("pcn/data/datasets.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
+    "phase kept on the real part only": ("pcn/nn/nonlinearities.py", "return SplitFeatures(re=g * re, im=g * im)",
                                          "return SplitFeatures(re=g * re, im=im)"),
-    "non-finite steps go unnoticed": ("pcn/engine.py", "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",
+    "non-finite steps go unnoticed": ("pcn/train/epoch.py", "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",
                                       "new_bad = (first_bad < 0) & (loss_ok & ~loss_ok)"),
-    "a host read every step": ("pcn/engine.py", "        count += n\n", "        count += n + 0 * int(loss.item())\n"),
-    "augmentation ignores the flip": ("pcn/augment.py", "flipped = torch.where(draws.flip.view(B, 1, 1, 1), "
+    "a host read every step": ("pcn/train/epoch.py", "        count += n\n", "        count += n + 0 * int(loss.item())\n"),
+    "augmentation ignores the flip": ("pcn/data/augment.py", "flipped = torch.where(draws.flip.view(B, 1, 1, 1), "
                                       "images.flip(-1), images)", "flipped = images"),
-    "checkpoints unpickled unsafely": ("pcn/checkpoint.py", 'obj = torch.load(path, map_location="cpu", '
+    "checkpoints unpickled unsafely": ("pcn/train/checkpoint.py", 'obj = torch.load(path, map_location="cpu", '
                                        'weights_only=True)', 'obj = torch.load(path, map_location="cpu", '
                                        'weights_only=False)'),
-    "unpaired differences": ("pcn/report.py", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"][s] "
+    "unpaired differences": ("pcn/analysis/report.py", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"][s] "
                              "for s in common]", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"]"
                              "[common[0]] for s in common]"),
-    "trend direction flipped": ("pcn/statistics.py", "    rises = change > 0", "    rises = change < 0"),
-    "seeds do not change the data order": ("pcn/input_pipeline.py", "torch.Generator().manual_seed(seed + epoch)",
+    "trend direction flipped": ("pcn/analysis/statistics.py", "    rises = change > 0", "    rises = change < 0"),
+    "seeds do not change the data order": ("pcn/data/batches.py", "torch.Generator().manual_seed(seed + epoch)",
                                            "torch.Generator().manual_seed(epoch)"),
 }
 

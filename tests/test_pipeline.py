@@ -6,6 +6,7 @@ what `dvc exp show` and `dvc plots show` give, and that bad params cost no resul
 import re
 
 import pytest
+
 from conftest import tiny_params
 from project import commit, dvc, env, make_project, mlflow_runs, ran, read_json, result_files, stage, write_params
 
@@ -20,7 +21,7 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     params = tiny_params(default_params, seeds=(0, 1))
     repo = make_project(tmp_path / "repo", params)
     first = ran(dvc("repro", cwd=repo).stdout)
-    assert set(first) == {"validate", "fetch", "filters", "report"} | stages_of("modulus-0", "modulus-1",
+    assert set(first) == {"validate", "fetch", "draw_filters", "report"} | stages_of("modulus-0", "modulus-1",
                                                                               "soft_threshold-0", "soft_threshold-1")
     table = (repo / "results/report/table.md").read_text()
     assert re.search(r"\| modulus \| lscat \| mod \| [\d,]+ \| 1 \| 2 \| [\d.]+ ± [\d.]+ \|", table), table
@@ -154,11 +155,11 @@ def test_ddp_two_gloo_processes_equal_single_process(tmp_path, default_params):
     import torch
     params = tiny_params(default_params, variants=("modulus_skip",), epochs=2)
     single = make_project(tmp_path / "single", params)
-    dvc("repro", "filters", cwd=single)
+    dvc("repro", "fetch", cwd=single)
     stage("train", single, "--variant", "modulus_skip", "--seed", "0")
     params["train"].update(launcher="torchrun", nproc=2)
     ddp = make_project(tmp_path / "ddp", params)
-    dvc("repro", "filters", cwd=ddp)
+    dvc("repro", "fetch", cwd=ddp)
     stage("train", ddp, "--variant", "modulus_skip", "--seed", "0")
     a = read_json(single / "results/train/modulus_skip-0/metrics.json")
     b = read_json(ddp / "results/train/modulus_skip-0/metrics.json")
@@ -168,8 +169,9 @@ def test_ddp_two_gloo_processes_equal_single_process(tmp_path, default_params):
     wb = torch.load(ddp / "models/modulus_skip-0/model.pt", weights_only=True)["state_dict"]
     for key in wa:
         assert torch.allclose(wa[key].float(), wb[key].float(), rtol=1e-3, atol=1e-4), key
-    ha = [line.split(",")[:5] for line in (single / "results/train/modulus_skip-0/history.csv").read_text().splitlines()]
-    hb = [line.split(",")[:5] for line in (ddp / "results/train/modulus_skip-0/history.csv").read_text().splitlines()]
+    history = "results/train/modulus_skip-0/history.csv"
+    ha = [line.split(",")[:5] for line in (single / history).read_text().splitlines()]
+    hb = [line.split(",")[:5] for line in (ddp / history).read_text().splitlines()]
     assert [r[:2] for r in ha] == [r[:2] for r in hb]
     for ra, rb in zip(ha[1:], hb[1:]):
         assert float(ra[2]) == pytest.approx(float(rb[2]), rel=1e-3)        # train loss per epoch
@@ -180,7 +182,7 @@ def test_train_stage_with_bf16_autocast_and_compile_on_cpu(tmp_path, default_par
     params = tiny_params(default_params, variants=("modulus_skip",))
     params["train"].update(amp=True, compile=True)
     repo = make_project(tmp_path / "repo", params)
-    dvc("repro", "filters", cwd=repo)
+    dvc("repro", "fetch", cwd=repo)
     stage("train", repo, "--variant", "modulus_skip", "--seed", "0")
     metrics = read_json(repo / "results/train/modulus_skip-0/metrics.json")
     assert 0 <= metrics["final_test_error"] <= 100 and metrics["epochs"] == 1

@@ -1,14 +1,16 @@
-"""dvc.yaml against the code: each stage depends on exactly what it imports, commands quote names, every
-stage waits for the params check, and settings that change no result are tracked by no stage."""
+"""dvc.yaml against the code: each stage depends on the parts of the code it imports (packages as folders),
+commands quote names, every stage waits for the params check, and settings that change no result are tracked
+by no stage."""
 import re
 import sys
 
 import pytest
 import yaml
+
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "stages"))
-from common import source_files  # noqa: E402
+from common import code_dependencies, source_files  # noqa: E402
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = PIPELINE["stages"]
@@ -23,17 +25,34 @@ def definition(name: str) -> dict:
 def test_code_dependencies_are_what_the_stage_imports(name):
     d = definition(name)
     script = re.search(r"stages/\w+\.py", d["cmd"]).group(0)
-    declared = {dep for dep in d["deps"] if dep.endswith(".py")}
-    assert declared == set(source_files(script)), (
-        f"{name}: missing {sorted(set(source_files(script)) - declared)}, "
-        f"extra {sorted(declared - set(source_files(script)))}")
+    declared = {dep for dep in d["deps"] if dep.startswith(("pcn", "stages/"))}
+    assert declared == set(code_dependencies(script)), (
+        f"{name}: missing {sorted(set(code_dependencies(script)) - declared)}, "
+        f"extra {sorted(declared - set(code_dependencies(script)))}")
 
 
 def test_the_import_closure_follows_imports():
     files = source_files("stages/report.py")
-    assert {"stages/report.py", "stages/common.py", "pcn/report.py", "pcn/statistics.py", "pcn/config.py"} <= set(files)
-    assert "pcn/input_pipeline.py" not in files                          # imported by train/evaluate only
-    assert "pcn/report.py" not in source_files("stages/train.py")
+    assert {"stages/report.py", "stages/common.py", "pcn/analysis/report.py", "pcn/analysis/statistics.py",
+            "pcn/schema.py", "pcn/__init__.py", "pcn/analysis/__init__.py"} <= set(files)
+    assert "pcn/data/batches.py" not in files                          # imported by train/evaluate only
+    assert "pcn/analysis/report.py" not in source_files("stages/train.py")
+
+
+def test_stages_depend_on_packages_not_on_the_whole_library():
+    """What each stage does not use is not its dependency: a change there reruns nothing of it."""
+    assert set(definition("validate")["deps"]) == {"stages/validate.py", "stages/common.py", "pcn/__init__.py",
+                                                   "pcn/files.py", "pcn/schema.py"}
+    fetch = set(definition("fetch")["deps"])
+    assert "pcn/data" in fetch and not fetch & {"pcn/nn", "pcn/train", "pcn/analysis", "pcn/pipeline"}
+    assert "pcn/train" not in definition("report")["deps"]
+    assert not [d for d in (dep for stage in STAGES for dep in definition(stage)["deps"])
+                if d.startswith("pcn/") and d.count("/") > 1], "a file inside a pcn package listed alone"
+
+
+def test_process_helpers_are_no_dependency():
+    for stage in STAGES:
+        assert not {"stages/process.py", "stages/warm.py"} & set(definition(stage)["deps"])
 
 
 @pytest.mark.parametrize("name", list(STAGES))

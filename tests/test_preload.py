@@ -1,4 +1,4 @@
-"""The warm interpreter (pcn/preload.py): same results as a plain run, signals forwarded, no stale code."""
+"""The warm interpreter (stages/warm.py): same results as a plain run, signals forwarded, no stale code."""
 import os
 import signal
 import subprocess
@@ -6,6 +6,7 @@ import sys
 import time
 
 import pytest
+
 from conftest import ROOT, tiny_params
 from project import dvc, env, make_project, read_json, stage
 
@@ -14,8 +15,8 @@ pytestmark = pytest.mark.slow
 
 def wait_for_server(environ: dict, timeout: float = 90) -> None:
     """Until the warm interpreter of this environment listens (it imports torch, MLflow... first)."""
-    probe = ("from pcn.runtime import thread_environment; thread_environment(); "   # as stages/common.py does
-             "from pcn.preload import server_key; print(server_key())")
+    probe = ("import sys; sys.path.insert(0, 'stages'); from process import stage_environment; "
+             "stage_environment(); from warm import server_key; print(server_key())")   # as prepare_stage does
     key = subprocess.run([sys.executable, "-c", probe],
                          env=environ, cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
     socket_path = f"{os.environ.get('XDG_RUNTIME_DIR') or '/tmp'}/pcn-preload-{os.getuid()}/{key}.sock"
@@ -56,7 +57,8 @@ def test_code_edits_are_seen_and_signals_forwarded(tmp_path, default_params):
     again = stage("validate", repo, environ=e)
     assert "EDITED" in again.stdout
     sleeper = repo / "stages" / "sleeper.py"
-    sleeper.write_text("import common\nimport os\nimport time\nprint('child', os.environ.get('PCN_PRELOAD_CHILD'),"
+    sleeper.write_text("from process import prepare_stage\nprepare_stage(__file__)\n"
+                       "import os\nimport time\nprint('child', os.environ.get('PCN_PRELOAD_CHILD'),"
                        " flush=True)\ntry:\n    time.sleep(60)\nexcept KeyboardInterrupt:\n"
                        "    print('interrupted', flush=True)\n    raise SystemExit(7)\n")
     e2 = dict(e, DVC_ROOT=str(repo))

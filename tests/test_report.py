@@ -3,9 +3,10 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
 
-from pcn.report import build_report, markdown, summary_metrics
-from pcn.separation import LAYER_METRICS
+from pcn.analysis.report import build_report, markdown, summary_metrics
+from pcn.analysis.separation import LAYER_METRICS
 
 
 def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9)) -> dict:
@@ -63,24 +64,36 @@ def test_markdown_states_spread_interval_and_trends():
 
 
 def test_figures_are_drawn(tmp_path):
-    from pcn.plots import plot_epoch_bands, plot_errors, plot_layer_bands
+    from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
     variants = two_seed_variants()
     report = build_report("mnist5k", variants, 0.95)
     plot_errors(report["rows"], tmp_path / "e.png")
     plot_epoch_bands({n: [r["history"] for r in v["seeds"].values()] for n, v in variants.items()}, tmp_path / "a.png")
     plot_layer_bands(report["rows"], "cdnv", "CDNV", tmp_path / "c.png", log=True)
-    assert all((tmp_path / f).stat().st_size > 5000 for f in ("e.png", "a.png", "c.png"))
+    from matplotlib import colormaps
+    from matplotlib.image import imread
+
+    def has_colour(path, rgb) -> bool:                   # some pixels within 2/255 of the colour
+        pixels = imread(path)[..., :3]
+        return int((abs(pixels - np.array(rgb[:3])).max(axis=-1) < 2 / 255).sum()) >= 5
+    colours = [colormaps["tab10"](i) for i in range(len(variants))]    # a colour of its own per variant
+    for name in ("a.png", "c.png"):                      # one curve (and band edge) per variant, in its colour
+        assert all(has_colour(tmp_path / name, c) for c in colours), name
+    assert has_colour(tmp_path / "e.png", to_rgb("lightsteelblue"))     # the bars of the means
+    report["rows"][0]["test_error"]["mean"] += 5         # other data, another picture
+    plot_errors(report["rows"], tmp_path / "e2.png")
+    assert not np.array_equal(imread(tmp_path / "e.png"), imread(tmp_path / "e2.png"))
 
 
 @pytest.mark.parametrize("n", [1, 3, 10, 17, 20, 25])
 def test_every_curve_gets_its_own_colour(n):
-    from pcn.plots import curve_colors
+    from pcn.analysis.plots import curve_colors
     colors = curve_colors(n)
     assert len(colors) == n and len(set(colors)) == n
 
 
 def test_many_variants_are_drawn_with_the_legend_beside_the_axes(tmp_path):
-    from pcn.plots import plot_layer_bands
+    from pcn.analysis.plots import plot_layer_bands
     rows = build_report("mnist5k", two_seed_variants(), 0.95)["rows"]
     many = [dict(row, variant=f"{row['variant']}_{i}") for i in range(9) for row in rows]   # 18 curves
     plot_layer_bands(many, "ncm_accuracy", "NCM test accuracy", tmp_path / "n.png")

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import torch
+
 from conftest import tiny_params
 from project import dvc, env, make_project, mlflow_runs, read_json, stage, write_params
 
@@ -20,7 +21,7 @@ def project(tmp_path, default_params, name="repo", epochs=4, **kw):
     params["network"]["widths"] = [8, 16]
     params["train"].update(kw)
     repo = make_project(tmp_path / name, params)
-    dvc("repro", "filters", cwd=repo)
+    dvc("repro", "fetch", cwd=repo)
     return repo, params
 
 
@@ -78,10 +79,10 @@ def test_resume_after_kill_is_exact_and_code_changes_restart(tmp_path, default_p
     wait_for_epoch(again, 1, proc)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    with open(again / "pcn/nonlinearities.py", "a") as f:
+    with open(again / "pcn/nn/nonlinearities.py", "a") as f:
         f.write("\n# an edit\n")
     out = stage("train", again, "--variant", "modulus", "--seed", "0").stdout
-    assert "not resuming" in out and "code: pcn/nonlinearities.py" in out and "starting over" in out
+    assert "not resuming" in out and "code: pcn/nn/nonlinearities.py" in out and "starting over" in out
     assert "train@modulus-0 epoch 1/4" in out and history(again) == history(reference)
 
 

@@ -1,12 +1,14 @@
-"""Process settings: the OpenMP waiting policy reaches the stages before torch loads, and a user's own wins."""
+"""Stage processes (stages/process.py): the OpenMP waiting policy reaches the stages before torch loads, and a
+user's own wins."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from pcn.runtime import THREAD_ENVIRONMENT, thread_environment
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "stages"))
+from process import STAGE_ENVIRONMENT, stage_environment  # noqa: E402
+
 # Records OMP_WAIT_POLICY at the moment torch is first imported (when OpenMP reads it).
 PROBE = """
 import os, sys
@@ -16,16 +18,28 @@ class Watch:
             globals()["seen"] = os.environ.get("OMP_WAIT_POLICY", "unset")
 sys.meta_path.insert(0, Watch())
 sys.path.insert(0, ".")
-import stages.common
+sys.path.insert(0, 'stages')
+from process import prepare_stage
+prepare_stage('stages/validate.py')
 import torch
 print(seen)
 """
 
 
-def test_thread_environment_fills_only_what_is_unset():
-    assert THREAD_ENVIRONMENT == {"OMP_WAIT_POLICY": "PASSIVE"}
-    assert thread_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert thread_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+def test_stage_environment_fills_only_what_is_unset():
+    assert STAGE_ENVIRONMENT["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert stage_environment({})["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert stage_environment({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_importing_the_stage_helpers_changes_nothing_in_the_process():
+    """Only prepare_stage, called explicitly, touches the environment and sys.path."""
+    probe = ("import os, sys; sys.path.insert(0, 'stages'); env = dict(os.environ); path = list(sys.path); "
+             "import common, tracked, networks, process; "
+             "assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items()); "
+             "assert sys.path == path; print('ok')")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr
 
 
 def policy_seen_by_torch(**extra) -> str:

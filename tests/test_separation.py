@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from pcn.separation import ClassStatistics, NearestMeanCounter, feature_vectors, layer_separation
+from pcn.analysis.separation import ClassStatistics, NearestMeanCounter, feature_vectors, layer_separation
 
 sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
 

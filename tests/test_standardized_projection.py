@@ -2,13 +2,11 @@
 import pytest
 import torch
 
-import pcn.standardized_projection as sp
-
-from pcn.features import SplitFeatures
-from pcn.layers import ComplexProjection, Standardization
-from pcn.model import PhaseCollapseConfig, PhaseCollapseNet
-from pcn.layers import batch_moments
-from pcn.standardized_projection import standardized_projection
+import pcn.nn.fused_projection as sp
+from pcn.nn.features import SplitFeatures
+from pcn.nn.fused_projection import standardized_projection
+from pcn.nn.layers import ComplexProjection, Standardization, batch_moments
+from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 
 
 @pytest.fixture(params=["folded", "per_sample"])
@@ -89,7 +87,8 @@ class _WeightView(torch.nn.Module):
 
     def __init__(self, proj, weight):
         super().__init__()
-        self.n_complex, self.n_real, self.out_channels, self.weight = proj.n_complex, proj.n_real, proj.out_channels, weight
+        self.n_complex, self.n_real, self.out_channels = proj.n_complex, proj.n_real, proj.out_channels
+        self.weight = weight
 
 
 def test_batch_moments_equal_two_pass_statistics():

@@ -4,8 +4,15 @@ import math
 import numpy as np
 import pytest
 
-from pcn.statistics import (comparison_sentence, incomplete_beta, paired_interval, student_t_cdf,
-                            student_t_quantile, summary, trend)
+from pcn.analysis.statistics import (
+    comparison_sentence,
+    incomplete_beta,
+    paired_interval,
+    student_t_cdf,
+    student_t_quantile,
+    summary,
+    trend,
+)
 
 scipy_stats = pytest.importorskip("scipy.stats")
 scipy_special = pytest.importorskip("scipy.special")

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from pcn.tracking import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment, flatten
+from pcn.pipeline.tracking import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment, flatten
 
 
 def free_port() -> int:
@@ -101,7 +101,7 @@ def _runs(tmp_path):
 
 @pytest.mark.parametrize("raised,status", [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")])
 def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
-    from pcn.tracking import StageRun, pipeline_parent, store_lock
+    from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
     client, experiment = _runs(tmp_path)
     parent = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
     try:
@@ -123,7 +123,7 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
     """A dead store costs no time and loses nothing: entries wait in the journal, then are replayed."""
     import time as _time
 
-    from pcn.tracking import StageRun, replay
+    from pcn.pipeline.tracking import StageRun, replay
     client, experiment = _runs(tmp_path)
     journal = tmp_path / "pending.jsonl"
     with StageRun(client, experiment, "train@m-0", {}, journal) as run:

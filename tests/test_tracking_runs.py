@@ -9,6 +9,7 @@ import urllib.request
 
 import pytest
 import torch
+
 from conftest import tiny_params
 from project import dvc, env, make_project, mlflow_runs, read_json
 
@@ -19,8 +20,8 @@ def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_pa
     import mlflow
     import numpy as np
 
-    from pcn.config import FiltersConfig, NetworkConfig, VariantConfig
-    from pcn.factory import InputSpec, build_model
+    from pcn.pipeline.build import InputSpec, build_model
+    from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
     params = tiny_params(default_params, variants=("modulus",), seeds=(0, 1))
     params["runtime"].update(log_models=True, system_metrics=True)
     repo = make_project(tmp_path / "repo", params)
@@ -81,7 +82,7 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     params = tiny_params(default_params, variants=("modulus",), epochs=4)
     params["data"]["synthetic"]["n_train"] = 512
     repo = make_project(tmp_path / "repo", params)
-    dvc("repro", "filters", cwd=repo)
+    dvc("repro", "fetch", cwd=repo)
     store, port = tmp_path / "server" / "mlflow.db", free_port()
     store.parent.mkdir()
     server = start_server(store, port)
@@ -103,7 +104,8 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     assert journal.is_file() and "resync" in err and str(journal) in err
     server = start_server(store, port)                                    # back: the journal is replayed
     try:
-        replay = subprocess.run([sys.executable, "-m", "pcn.tracking", "resync", str(journal)], cwd=repo, env=e,
+        replay = subprocess.run([sys.executable, "-m", "pcn.pipeline.tracking", "resync", str(journal)],
+                                cwd=repo, env=e,
                                 capture_output=True, text=True, timeout=120)
         assert replay.returncode == 0, replay.stderr
         from mlflow.tracking import MlflowClient

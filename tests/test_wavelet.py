@@ -3,15 +3,15 @@ import numpy as np
 import pytest
 import torch
 
-from pcn.factory import InputSpec
-from pcn.features import SplitFeatures
-from pcn.filters import block_filter_spec, fourier_filters, padded_size
-from pcn.fft_filtering import SpectralProduct, output_size
-from pcn.wavelet import WaveletFilter
+from pcn.nn.features import SplitFeatures
+from pcn.nn.geometry import SpectralProduct, output_size
+from pcn.nn.morlet import block_filter_spec, fourier_filters, padded_size
+from pcn.nn.wavelet import WaveletFilter
+from pcn.pipeline.build import InputSpec
 
 
 def make_filter(size, kind="half", L=4, channels=2, real=False, backend="spatial"):
-    return WaveletFilter(channels, real, (size, size), block_filter_spec(kind, L), L, backend=backend)
+    return WaveletFilter(channels, real, (size, size), block_filter_spec(kind, L), L, False, backend, 1e-7)
 
 
 def numpy_reference(x: np.ndarray, size: int, kind: str, L: int) -> np.ndarray:
@@ -106,13 +106,14 @@ def test_rejects_wrong_input():
     ("presets/imagenet.yaml", 224, ["fft_smooth"] * 2 + ["fft"] * 7 + ["matrix"] * 2),
 ])
 def test_auto_backend_of_every_shipped_block(preset, size, expected):
-    """The ``auto`` rule (pcn.filter_backends.choose_backend) on every block of the shipped presets."""
+    """The ``auto`` rule (pcn.nn.backends.choose_backend) on every block of the shipped presets."""
     import yaml
-    from conftest import ROOT
 
-    from pcn.config import parse_params
-    from pcn.factory import phase_collapse_config
-    from pcn.model import PhaseCollapseNet
+    from pcn.nn.phase_collapse import PhaseCollapseNet
+    from pcn.pipeline.build import phase_collapse_config
+    from pcn.schema import parse_params
+
+    from conftest import ROOT
     params = parse_params(yaml.safe_load((ROOT / preset).read_text()))
     assert params.filters.backend == "auto"
     cfg = phase_collapse_config(params.network, params.filters, params.models["modulus"],

@@ -1,0 +1,173 @@
+"""The paper-style report over seeds: a table, paired comparisons, and the trend of separation with depth.
+
+Published numbers (test error in %) come from the ICLR 2022 poster of the paper (the only
+readable source of its tables; cells that could not be read are left blank rather than
+guessed): Table 1 for CIFAR-10 and ImageNet (top-1 and top-5), and Table 2's CIFAR-10
+LScat+skip cells for the modulus and soft-thresholding.
+
+The reference network of an architecture is the selected variant with the phase collapse:
+``mod`` for the scattering architectures, ``abs`` for the bias-free ResNet-18. Every other
+variant of that architecture is an ablation, compared with it seed by seed
+(:func:`pcn.analysis.statistics.paired_interval`).
+"""
+from __future__ import annotations
+
+from pcn.analysis.separation import LAYER_METRICS
+from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
+
+PAPER_ERRORS = {
+    "cifar10": {("lscat", "mod"): 11.7, ("lscat_skip", "mod"): 7.7, ("lscat_skip", "cst"): 22.5},
+    "imagenet": {("lscat", "mod"): 35.9, ("lscat_skip", "mod"): 30.1},
+}
+PAPER_TOP5_ERRORS = {"imagenet": {("lscat", "mod"): 15.2, ("lscat_skip", "mod"): 11.0}}
+PAPER_BASELINES = {
+    "cifar10": {"Scat (predefined P)": 27.7, "ResNet-20 (quoted by the paper)": 8.8},
+    "imagenet": {"Scat (predefined P)": 73.0, "ResNet-18 (quoted by the paper)": 30.2},
+}
+#: The phase collapse of each architecture, whose network the ablations are compared with.
+PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs"}
+
+
+def _layer_curves(seeds: dict) -> dict:
+    """Per metric: mean and sd over seeds at every layer, the trend of the mean curve, and per-seed trends."""
+    out = {}
+    runs = list(seeds.values())
+    n_layers = min(len(r["separation"]) for r in runs)
+    for metric, info in LAYER_METRICS.items():
+        per_seed = [[r["separation"][i][metric] for i in range(n_layers)] for r in runs]
+        stats = [summary([curve[i] for curve in per_seed]) for i in range(n_layers)]
+        mean = [s["mean"] for s in stats]
+        out[metric] = {"mean": mean, "sd": [s["sd"] for s in stats], "trend": trend(mean),
+                       "rises_in_seeds": sum(trend(c)["rises"] for c in per_seed), "seeds": len(per_seed),
+                       "higher_separates": info.higher_separates}
+    return out
+
+
+def variant_row(dataset: str, name: str, v: dict) -> dict:
+    """Summary over seeds of one variant (``v``: arch, nonlinearity and per-seed results)."""
+    seeds = dict(sorted(v["seeds"].items()))
+    first = next(iter(seeds.values()))
+    errors = [r["evaluate"]["test_error"] for r in seeds.values()]
+    best = [r["train"]["best_test_error"] for r in seeds.values()]
+    return {"variant": name, "arch": v["arch"], "nonlinearity": v["nonlinearity"],
+            "n_parameters": first["train"]["n_parameters"], "epochs": first["train"]["epochs"],
+            "seeds": list(seeds), "test_error": summary(errors), "test_error_by_seed": dict(zip(seeds, errors)),
+            "best_epoch_error": summary(best),
+            "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
+            "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
+            "layers": _layer_curves(seeds)}
+
+
+def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[str]]:
+    """Paired comparisons of every ablation with its architecture's phase-collapse network.
+
+    Returns the comparisons and notes on ablations without a reference among the variants.
+    """
+    references = {}
+    for r in rows:
+        if PHASE_COLLAPSE.get(r["arch"]) == r["nonlinearity"]:
+            references.setdefault(r["arch"], r)
+    out, notes = [], []
+    for r in rows:
+        ref = references.get(r["arch"])
+        if ref is r:
+            continue
+        if ref is None:
+            notes.append(f"{r['variant']}: no {r['arch']} network with the phase collapse "
+                         f"({PHASE_COLLAPSE.get(r['arch'])}) is selected, so it is not compared.")
+            continue
+        common = sorted(set(r["test_error_by_seed"]) & set(ref["test_error_by_seed"]))
+        if not common:
+            notes.append(f"{r['variant']}: no seed in common with {ref['variant']}.")
+            continue
+        diffs = [r["test_error_by_seed"][s] - ref["test_error_by_seed"][s] for s in common]
+        interval = paired_interval(diffs, confidence)
+        out.append({"ablation": r["variant"], "reference": ref["variant"], "arch": r["arch"], "seeds": common,
+                    "differences": diffs, "interval": interval,
+                    "sentence": comparison_sentence(r["variant"], ref["variant"], interval)})
+    return out, notes
+
+
+def trend_sentence(row: dict, metric: str) -> str:
+    """How ``metric`` moves with depth for one variant, in words (computed from the mean curve)."""
+    c = row["layers"][metric]
+    t, label = c["trend"], LAYER_METRICS[metric].label
+    seeds = f"last above input in {c['rises_in_seeds']} of {c['seeds']} seeds"
+    if t["change"] == 0:
+        return f"{row['variant']}: {label} is the same at the input and the last layer ({t['first']:.3g}); {seeds}."
+    direction = "rises" if t["rises"] else "falls"
+    shape = "monotonically" if t["monotonic"] else f"not monotonically ({t['steps_up']} of {t['steps']} steps up)"
+    better = t["rises"] == c["higher_separates"]
+    return (f"{row['variant']}: {label} {direction} from {t['first']:.3g} (input) to {t['last']:.3g} (last layer), "
+            f"{shape}; {seeds}; classes {'more' if better else 'less'} separated at the last layer than at the input.")
+
+
+def build_report(dataset: str, variants: dict[str, dict], confidence: float) -> dict:
+    """Everything the report shows, as JSON-able data (``table.json``)."""
+    rows = [variant_row(dataset, name, v) for name, v in variants.items()]
+    comps, notes = comparisons(rows, confidence)
+    return {"dataset": dataset, "confidence": confidence,
+            "interval": ("two-sided Student t over paired seeds, ablation minus its architecture's "
+                         "phase-collapse network"),
+            "rows": rows, "comparisons": comps, "notes": notes,
+            "trends": {metric: [trend_sentence(r, metric) for r in rows] for metric in LAYER_METRICS}}
+
+
+def _pm(s: dict, fmt: str = "{:.2f}") -> str:
+    return fmt.format(s["mean"]) + ("" if s["sd"] is None else " ± " + fmt.format(s["sd"]))
+
+
+def _cell(v, fmt: str = "{:.2f}") -> str:
+    return "—" if v is None else fmt.format(v)
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown (``table.md``)."""
+    dataset, rows = report["dataset"], report["rows"]
+    seeds = sorted({s for r in rows for s in r["seeds"]})
+    lines = [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
+             "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
+             "best-epoch error % | paper error % | NCM acc. block 1 | NCM acc. last | Fisher ratio last | "
+             "class-mean energy last |", "|" + "---|" * 14]
+    for r in rows:
+        te, layers = r["test_error"], r["layers"]
+        ncm = layers["ncm_accuracy"]["mean"]
+        paper = _cell(r["paper_error"], "{:.1f}")
+        if r["paper_top5_error"] is not None:
+            paper += f" (top-5 {r['paper_top5_error']:.1f})"
+        lines.append("| " + " | ".join([
+            r["variant"], r["arch"], r["nonlinearity"], f"{r['n_parameters']:,}", str(r["epochs"]), str(te["n"]),
+            _pm(te), f"{te['min']:.2f} – {te['max']:.2f}", _pm(r["best_epoch_error"]), paper,
+            f"{ncm[1 if len(ncm) > 1 else 0]:.3f}", f"{ncm[-1]:.3f}",
+            f"{layers['fisher_ratio']['mean'][-1]:.3g}", f"{layers['mean_energy_ratio']['mean'][-1]:.3g}"]) + " |")
+    level = f"{100 * report['confidence']:.0f}%"
+    lines += ["", "### Ablations against the phase-collapse network of the same architecture", "",
+              f"Paired by seed: test error of the ablation minus that of the reference, in percentage points, with "
+              f"a two-sided {level} Student-t interval over the seeds.", "",
+              f"| ablation | reference | seeds | mean difference | {level} interval |", "|---|---|---|---|---|"]
+    for c in report["comparisons"]:
+        i = c["interval"]
+        ci = "—" if i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}]"
+        lines.append(f"| {c['ablation']} | {c['reference']} | {len(c['seeds'])} | {i['mean']:+.2f} | {ci} |")
+    lines += [""] + [f"- {c['sentence']}" for c in report["comparisons"]] + [f"- {n}" for n in report["notes"]]
+    lines += ["", "### Separation with depth", "",
+              "From the mean curve over seeds (layer 0 is the input image, the last layer is the last block's "
+              "output); the figures show the curves with a band of one standard deviation.", ""]
+    for metric, sentences in report["trends"].items():
+        lines += [f"#### {LAYER_METRICS[metric].label}", ""] + [f"- {s}" for s in sentences] + [""]
+    baselines = PAPER_BASELINES.get(dataset)
+    lines.append("")
+    if baselines:
+        lines.append("Paper baselines (not trained here): " +
+                     "; ".join(f"{k}: {v:.1f}%" for k, v in baselines.items()) + ".")
+    else:
+        lines.append(f"The paper reports no numbers on {dataset}; the 'paper error' column is empty.")
+    lines.append("Test error: the model kept by train.select, on the test split; sd is the sample standard "
+                 "deviation over seeds. Best-epoch error selects the epoch on the test set (optimistic; it is what "
+                 "the reference code logs).")
+    return "\n".join(lines) + "\n"
+
+
+def summary_metrics(report: dict) -> dict:
+    """``{variant: mean test error %}``: the one metrics file DVC shows (``dvc exp show``)."""
+    return {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]}

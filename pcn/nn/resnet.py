@@ -1,0 +1,127 @@
+"""Bias-free ResNet-18 with a choice of non-linearity (the paper's Table 3).
+
+torchvision's ResNet-18 structure (7x7/2 stem + max-pool, 4 stages of 2 BasicBlocks
+with 64/128/256/512 channels, global average pooling, a Linear layer) with every
+bias removed: convolutions without bias and ``BatchNorm2d(affine=False)``. Only the
+final Linear layer keeps its bias, as in the reference. The non-linearity replaces
+every ReLU (after the stem, inside each block and after each residual sum):
+
+============  =======================================================  ==============
+name          formula                                                  parameters
+============  =======================================================  ==============
+``relu``      :math:`\\max(x, 0)`                                        none
+``abs``       :math:`|x|` (sign collapse)                               none
+``thresh``    :math:`\\mathrm{ReLU}(x - b) - \\mathrm{ReLU}(-x - b)`      ``b`` per channel, init 1
+``tanh``      :math:`\\tanh x`                                           none
+``powfixed``  :math:`x / (1 + |x|)`                                     none
+============  =======================================================  ==============
+
+The reference code never trains ``b`` (a quoting bug freezes it at 1.0); we train it
+by default (``learned=True``, the evident intent) and ``learned=False`` reproduces the
+frozen threshold. ``stem="small"`` swaps the ImageNet stem for a 3x3/1 convolution
+without max-pool, for small images.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from pcn.nn.layers import GlobalBatchNorm2d
+
+#: The architecture name of this model in params.yaml.
+ARCHITECTURE = "resnet18"
+RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")
+#: First layers: torchvision's 7x7/2 convolution and max-pool, or a 3x3/1 convolution for small images.
+STEMS = ("imagenet", "small")
+#: The reference's initial threshold of ``thresh`` (its quoting bug also froze it there).
+THRESH_INIT = 1.0
+
+
+class NonLinearity(nn.Module):
+    def __init__(self, kind: str, channels: int, learned: bool, threshold_init: float):
+        super().__init__()
+        if kind not in RESNET_NONLINEARITIES:
+            raise ValueError(f"unknown ResNet non-linearity {kind!r}; valid: {', '.join(RESNET_NONLINEARITIES)}")
+        self.kind = kind
+        if kind == "thresh":
+            b = torch.full((channels,), float(threshold_init))
+            if learned:
+                self.threshold = nn.Parameter(b)
+            else:
+                self.register_buffer("threshold", b)
+
+    def extra_repr(self) -> str:
+        return self.kind
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "relu":
+            return torch.relu(x)
+        if self.kind == "abs":
+            return x.abs()
+        if self.kind == "thresh":
+            b = self.threshold.view(1, -1, 1, 1)
+            return torch.relu(x - b) - torch.relu(-x - b)
+        if self.kind == "tanh":
+            return torch.tanh(x)
+        return x / (1 + x.abs())
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return GlobalBatchNorm2d(channels, affine=False)
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int, kind: str, learned: bool, threshold_init: float):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = _bn(planes)
+        self.act1 = NonLinearity(kind, planes, learned, threshold_init)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = _bn(planes)
+        self.downsample = None
+        if stride != 1 or in_planes != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), _bn(planes))
+        self.act2 = NonLinearity(kind, planes, learned, threshold_init)
+
+    def forward(self, x: Tensor) -> Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.act1(self.bn1(self.conv1(x)))
+        return self.act2(self.bn2(self.conv2(out)) + identity)
+
+
+class BiasFreeResNet18(nn.Module):
+    """Bias-free ResNet-18; ``forward_features`` returns the stem and the 4 stage outputs."""
+
+    def __init__(self, in_channels: int, num_classes: int, nonlinearity: str = "relu", learned: bool = True,
+                 threshold_init: float = THRESH_INIT, stem: str = "imagenet"):
+        super().__init__()
+        if stem not in STEMS:
+            raise ValueError(f"unknown ResNet stem {stem!r}; valid: {', '.join(STEMS)}")
+        if stem == "imagenet":
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), _bn(64),
+                                      NonLinearity(nonlinearity, 64, learned, threshold_init), nn.MaxPool2d(3, 2, 1))
+        else:
+            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), _bn(64),
+                                      NonLinearity(nonlinearity, 64, learned, threshold_init))
+        stages, in_planes = [], 64
+        for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride, nonlinearity, learned, threshold_init),
+                                        BasicBlock(planes, planes, 1, nonlinearity, learned, threshold_init)))
+            in_planes = planes
+        self.stages = nn.ModuleList(stages)
+        self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def layer_features(self, x: Tensor) -> list[Tensor]:
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))
+        return feats
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.fc(torch.flatten(torch.mean(x, dim=(2, 3)), 1))

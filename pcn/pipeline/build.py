@@ -1,0 +1,56 @@
+"""Build a model from the validated params sections (:mod:`pcn.schema`) and a data card.
+
+Every setting keeps its params name down to the network (``learned``, ``threshold_init``,
+``kernel_tolerance``, ...). A setting left unset in params (``threshold_init: null``) takes
+the network's own default, defined once in :mod:`pcn.nn`: 0.1 for the LScat ``cst``
+threshold, 1.0 for the ResNet ``thresh`` threshold (the reference's values).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
+from pcn.nn.resnet import BiasFreeResNet18
+from pcn.schema import RESNET_ARCHITECTURE, FiltersConfig, NetworkConfig, VariantConfig
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model needs to know about the data."""
+
+    channels: int
+    image_size: int
+    num_classes: int
+
+    @classmethod
+    def from_card(cls, card: dict) -> InputSpec:
+        """The input of a prepared data set (its ``card.json``)."""
+        return cls(card["channels"], card["image_size"], card["num_classes"])
+
+
+def _unset_removed(**settings) -> dict:
+    """``settings`` without those left unset (None): the network's default applies to them."""
+    return {k: v for k, v in settings.items() if v is not None}
+
+
+def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
+                          inputs: InputSpec) -> PhaseCollapseConfig:
+    return PhaseCollapseConfig(
+        in_channels=inputs.channels, image_size=inputs.image_size, num_classes=inputs.num_classes,
+        widths=tuple(network.widths), n_angles=filters.n_angles, full_angles=filters.full_angles,
+        factorize_from=filters.factorize_from, arch=variant.arch, nonlinearity=variant.nonlinearity,
+        learned=variant.learned, sigma0=filters.sigma0,
+        backend=filters.backend, kernel_tolerance=filters.kernel_tolerance, normalize_eps=network.normalize_eps,
+        **_unset_removed(threshold_init=variant.threshold_init, gain_init=variant.gain_init,
+                         bias_init=variant.bias_init))
+
+
+def build_model(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
+                inputs: InputSpec) -> nn.Module:
+    """A :class:`PhaseCollapseNet` or a :class:`BiasFreeResNet18`, per ``variant.arch``."""
+    if variant.arch == RESNET_ARCHITECTURE:
+        return BiasFreeResNet18(inputs.channels, inputs.num_classes, variant.nonlinearity, variant.learned,
+                                stem=network.resnet_stem, **_unset_removed(threshold_init=variant.threshold_init))
+    return PhaseCollapseNet(phase_collapse_config(network, filters, variant, inputs))

@@ -1,0 +1,382 @@
+"""MLflow helpers that take every location explicitly (no global MLflow state is read here).
+
+* The default store is an **absolute** ``sqlite:///<repo>/mlflow.db``: relative paths
+  break in ``dvc exp run --queue`` temporary copies.
+* :func:`check_tracking_uri` fails fast (seconds), naming the file or server, on an
+  unreachable server, a database that is not SQLite or not MLflow's, or one that cannot be
+  written.
+* :func:`ensure_experiment` creates the database and experiment once, under an exclusive
+  file lock, so concurrent stages never race on the sqlite schema creation.
+* :class:`StageRun` is one stage's run: opened before the work, nested under the pipeline
+  execution's parent run (:func:`pipeline_parent`), closed FINISHED, FAILED or KILLED.
+  Logging during the work goes through :meth:`StageRun.log_metrics`, which never waits long
+  for a dead server: after brief retries, entries go to a journal file that
+  ``python -m pcn.pipeline.tracking resync <journal>`` replays later.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: How long logging stays offline (entries journaled without trying) after a failed call.
+RETRY_AFTER_SECONDS = 30.0
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM (treated like Ctrl-C: runs are marked KILLED)."""
+
+
+def default_tracking_uri(repo_root: Path) -> str:
+    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow server {uri} answered {response.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({exc}); start it or unset "
+                            "MLFLOW_TRACKING_URI / tracking.uri") from exc
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """An existing store must be a writable SQLite database that is empty or MLflow's."""
+    if path.is_dir():
+        raise TrackingError(f"tracking database {path} is a directory, not an SQLite file")
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise TrackingError(f"tracking database {path} is not an SQLite database (it starts with {header[:8]!r}); "
+                            "move it away or point tracking.uri elsewhere")
+    mode = path.stat().st_mode
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not path.parent.exists():
+        raise TrackingError(f"tracking database {path} is read-only (mode {stat.filemode(mode)}); make it writable "
+                            "or point tracking.uri elsewhere")
+    if not header:
+        return                                                      # empty file: MLflow creates the schema
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"tracking database {path} cannot be read as SQLite ({exc})") from exc
+    if tables and not {"experiments", "runs"} <= tables:
+        raise TrackingError(f"tracking database {path} is an SQLite database of another application (tables: "
+                            f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
+                            "tracking.uri elsewhere")
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`TrackingError`, naming the file or server, unless ``uri`` is a usable MLflow store."""
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, timeout)
+        return
+    path = sqlite_path(uri)
+    if path is None:
+        raise TrackingError(f"unsupported tracking URI {uri!r}: use sqlite:///<absolute path> or http(s)://host:port "
+                            "(the MLflow file store is disabled in MLflow >= 3.13)")
+    if not path.is_absolute():
+        raise TrackingError(f"tracking URI {uri!r} must use an absolute path (relative paths break under "
+                            "dvc exp run --queue)")
+    if not path.parent.is_dir():
+        raise TrackingError(f"tracking database folder {path.parent} does not exist")
+    if path.exists():
+        _check_sqlite_file(path)
+        return
+    probe = path.parent / f".{path.name}.write-test"
+    try:
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise TrackingError(f"tracking database folder {path.parent} is not writable ({exc})") from exc
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def store_lock(uri: str, artifact_root: Path) -> Path:
+    path = sqlite_path(uri)
+    return path.with_suffix(path.suffix + ".lock") if path else Path(artifact_root) / ".experiment.lock"
+
+
+def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
+    """Create (once, under a lock) and return the id of experiment ``name``.
+
+    Store errors (a locked, corrupted or read-only database) become :class:`TrackingError`
+    naming the store.
+    """
+    from mlflow.tracking import MlflowClient
+    try:
+        with exclusive_lock(store_lock(uri, artifact_root)):
+            client = MlflowClient(tracking_uri=uri)
+            experiment = client.get_experiment_by_name(name)
+            if experiment is not None:
+                return experiment.experiment_id
+            location = Path(artifact_root).resolve() / name
+            return client.create_experiment(name, artifact_location=location.as_uri())
+    except TrackingError:
+        raise
+    except Exception as exc:                   # SQLAlchemy / MLflow errors, reduced to one line
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"MLflow store {uri} cannot be used: {first}") from exc
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, object]:
+    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists become JSON strings."""
+    out = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(value)
+        else:
+            out[name] = value
+    return out
+
+
+def git_commit(repo_root: Path) -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def pipeline_parent(client, experiment_id: str, pipeline_id: str, name: str, tags: dict[str, str],
+                    lock: Path) -> str:
+    """The run id of the parent run of pipeline execution ``pipeline_id`` (created on first use).
+
+    Every stage of one ``dvc repro`` / ``dvc exp run`` shares ``pipeline_id``; the parent is
+    set RUNNING while a stage works and back to the stage's outcome when it ends, so its
+    duration spans the execution.
+    """
+    with exclusive_lock(lock):
+        found = client.search_runs([experiment_id], f"tags.`pcn.pipeline_id` = '{pipeline_id}'", max_results=1)
+        if found:
+            run_id = found[0].info.run_id
+            client.update_run(run_id, status="RUNNING")
+            return run_id
+        run = client.create_run(experiment_id, run_name=name, tags={**tags, "pcn.pipeline_id": pipeline_id,
+                                                                      "pcn.kind": "pipeline"})
+        return run.info.run_id
+
+
+class StageRun:
+    """One stage's MLflow run, as a context manager.
+
+    Opened on ``__enter__`` (before the stage's work), nested under ``parent_id``; closed on
+    ``__exit__``: FINISHED, KILLED on Ctrl-C / SIGTERM (:class:`KeyboardInterrupt`), FAILED on any
+    other exception; the parent gets the same status. System metrics (CPU, memory, disk,
+    network, GPU when present) are sampled every ``system_metrics_interval`` seconds
+    (0 disables them).
+
+    ``log_metrics``, ``log_params``, ``set_tags`` and ``log_artifact`` never raise on a tracking
+    failure: the entry is appended to ``journal`` (JSON lines) and tracking stays offline for
+    :data:`RETRY_AFTER_SECONDS`; the next successful call first replays the journal (so does
+    the next run that opens with the same journal).
+    """
+
+    def __init__(self, client, experiment_id: str, name: str, tags: dict[str, str], journal: Path,
+                 parent_id: str | None = None, system_metrics_interval: float = 0.0):
+        self.client, self.experiment_id, self.name, self.tags = client, experiment_id, name, tags
+        self.journal, self.parent_id = Path(journal), parent_id
+        self.system_metrics_interval = system_metrics_interval
+        self.run_id: str | None = None
+        self.status: str | None = None
+        self._monitor = None
+        self._offline_until = 0.0
+
+    # -- lifecycle
+    def __enter__(self) -> "StageRun":
+        tags = dict(self.tags)
+        if self.parent_id:
+            tags["mlflow.parentRunId"] = self.parent_id
+        run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)
+        self.run_id = run.info.run_id
+        if self.journal.is_file():                     # left by an earlier run while the store was down
+            try:
+                replay(self.journal, self.client)
+            except Exception as exc:
+                print(f"warning: {self.journal} (MLflow entries of an earlier run) could not be replayed "
+                      f"({type(exc).__name__}); it is kept", file=sys.stderr)
+        if self.system_metrics_interval > 0:
+            self._start_monitor()
+        return self
+
+    def _start_monitor(self) -> None:
+        try:
+            from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+            self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.system_metrics_interval,
+                                                 tracking_uri=self.client.tracking_uri)
+            self._monitor.start()
+        except Exception as exc:                 # psutil missing, ...: the run goes on without them
+            print(f"warning: no system metrics ({exc})", file=sys.stderr)
+            self._monitor = None
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            status = "FINISHED"
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = "KILLED"
+        else:
+            status = "FAILED"
+        self.close(status)
+
+    def close(self, status: str) -> None:
+        if self.status is not None:
+            return
+        self.status = status
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.finish()
+        self._call("terminate", self.run_id, status)
+        if self.parent_id:
+            self._call("terminate", self.parent_id, status)
+
+    # -- resilient logging
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._call("metrics", {k: float(v) for k, v in metrics.items()}, step, int(time.time() * 1000))
+
+    def log_parent_metrics(self, metrics: dict[str, float]) -> None:
+        """Metrics on the pipeline's parent run (the headline numbers of the execution)."""
+        if self.parent_id:
+            self._call("metrics", {k: float(v) for k, v in metrics.items()}, None, int(time.time() * 1000),
+                       run_id=self.parent_id)
+
+    def log_params(self, params: dict[str, object]) -> None:
+        self._call("params", {k: str(v)[:6000] for k, v in params.items()})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        self._call("tags", {k: str(v) for k, v in tags.items()})
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self._call("artifact", str(path), artifact_path)
+
+    def log_dataset(self, name: str, digest: str, source: str, context: str, profile: dict) -> None:
+        """The run's data set as an MLflow dataset input (name, digest, source, split sizes)."""
+        self._call("dataset", name, digest, source, context, profile)
+
+    def _call(self, kind: str, *args, run_id: str | None = None) -> None:
+        entry = {"kind": kind, "run_id": run_id or self.run_id, "args": list(args)}
+        if time.monotonic() < self._offline_until:
+            self._journal(entry)
+            return
+        try:
+            self._replay_journal()
+            apply_entry(self.client, entry)
+        except Exception as exc:                 # dead server, locked database, ...: keep the entry
+            self._offline_until = time.monotonic() + RETRY_AFTER_SECONDS
+            self._journal(entry)
+            print(f"warning: MLflow {kind} of run {self.run_id} not logged ({type(exc).__name__}: "
+                  f"{str(exc)[:200]}); kept in {self.journal}", file=sys.stderr)
+
+    def _journal(self, entry: dict) -> None:
+        self.journal.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.journal, "a") as f:
+            f.write(json.dumps({**entry, "tracking_uri": self.client.tracking_uri}) + "\n")
+
+    def _replay_journal(self) -> None:
+        if self.journal.is_file():
+            replay(self.journal, self.client)
+
+    @property
+    def pending(self) -> int:
+        """Entries waiting in the journal."""
+        return sum(1 for _ in open(self.journal)) if self.journal.is_file() else 0
+
+
+def apply_entry(client, entry: dict) -> None:
+    """Send one journal entry to the store."""
+    from mlflow.entities import Metric, Param, RunTag
+    kind, run_id, args = entry["kind"], entry["run_id"], entry["args"]
+    if kind == "metrics":
+        values, step, timestamp = args
+        client.log_batch(run_id, metrics=[Metric(k, v, timestamp, step or 0) for k, v in values.items()])
+    elif kind == "params":
+        client.log_batch(run_id, params=[Param(k, v) for k, v in args[0].items()])
+    elif kind == "tags":
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in args[0].items()])
+    elif kind == "artifact":
+        client.log_artifact(run_id, args[0], args[1])
+    elif kind == "dataset":
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+        name, digest, source, context, profile = args
+        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
+                          profile=json.dumps(profile))
+        client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
+    elif kind == "terminate":
+        client.set_terminated(args[0], args[1])
+    else:
+        raise ValueError(f"unknown journal entry kind {kind!r}")
+
+
+def replay(journal: Path, client=None) -> int:
+    """Send every entry of ``journal`` (in order) and delete it; returns the number sent.
+
+    Stops at the first failure, keeping the entries not yet sent.
+    """
+    from mlflow.tracking import MlflowClient
+    lines = [json.loads(line) for line in Path(journal).read_text().splitlines() if line.strip()]
+    clients = {} if client is None else {client.tracking_uri: client}
+    for i, entry in enumerate(lines):
+        uri = entry["tracking_uri"]
+        try:
+            if uri not in clients:                      # each entry goes to the store it was meant for
+                clients[uri] = MlflowClient(uri)
+            apply_entry(clients[uri], entry)
+        except Exception:
+            Path(journal).write_text("".join(json.dumps(e) + "\n" for e in lines[i:]))
+            raise
+    Path(journal).unlink()
+    return len(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pcn.pipeline.tracking resync JOURNAL...``: replay journals left by an unreachable store."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m pcn.pipeline.tracking", description=main.__doc__)
+    parser.add_argument("command", choices=["resync"])
+    parser.add_argument("journals", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+    for path in args.journals:
+        try:
+            print(f"{path}: {replay(path)} entries sent")
+        except Exception as exc:
+            print(f"{path}: stopped ({type(exc).__name__}: {exc}); the rest is kept", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

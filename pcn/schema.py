@@ -1,0 +1,390 @@
+"""Typed, strictly validated pipeline parameters.
+
+``params.yaml`` (after any ``dvc exp run -S`` overrides), read as YAML 1.2 like DVC reads it,
+is turned into nested dataclasses by :func:`parse_params`. Every problem is reported at
+once, before any work starts, with the dotted key and the valid choices: unknown or
+misspelled keys (DVC itself silently adds them), missing keys, wrong types, a scalar
+where a list is expected, out-of-range values, unsafe names and inconsistent
+combinations. The valid choices of each setting are owned by the module that implements
+them and only read here.
+
+Names that end up in file paths, stage names and shell commands (variant names, the
+MLflow experiment) must match :data:`NAME_PATTERN`: letters, digits and ``_`` only for
+variants, plus ``.`` and ``-`` (not first) for the experiment.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+
+from pcn.files import sha256_json
+
+# The valid values of each choice. The schema owns these lists and imports nothing from the
+# implementation (it is a leaf of the import graph); tests/test_schema.py checks that each list
+# equals the registry of the module that implements it.
+DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")                    # pcn.data.datasets
+MNIST5K_PER_CLASS = 500                                                       # pcn.data.datasets
+AUGMENTATIONS = ("none", "cifar", "imagenet")                                 # pcn.data.augment
+BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")                 # pcn.nn.backends
+STEMS = ("imagenet", "small")                                                 # pcn.nn.resnet
+LSCAT_ARCHITECTURES = ("lscat", "lscat_skip")                                 # pcn.nn.phase_collapse
+RESNET_ARCHITECTURE = "resnet18"                                              # pcn.nn.resnet
+ARCHITECTURES = (*LSCAT_ARCHITECTURES, RESNET_ARCHITECTURE)                   # pcn.pipeline.build
+LSCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu")            # pcn.nn.nonlinearities
+RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")         # pcn.nn.resnet
+DEVICES = ("auto", "cpu", "cuda")                                             # pcn.train.device
+LAUNCHERS = ("python", "torchrun")                                            # pcn.train.distributed
+SELECTIONS = ("last", "best")                                                 # pcn.train.loop
+FEATURES = ("spatial_mean", "flatten")                                        # pcn.analysis.separation
+
+
+def nonlinearities_of(arch: str) -> tuple[str, ...]:
+    """Valid non-linearities of an architecture."""
+    return RESNET_NONLINEARITIES if arch == RESNET_ARCHITECTURE else LSCAT_NONLINEARITIES
+
+
+NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+EXPERIMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+class ParamsError(ValueError):
+    """Invalid parameters; the message lists every problem found."""
+
+
+def choice(*options, default=MISSING):
+    return field(default=default, metadata={"choices": options})
+
+
+def bounded(low=None, high=None, default=MISSING, low_open=False, high_open=False):
+    return field(default=default, metadata={"min": low, "max": high, "low_open": low_open, "high_open": high_open})
+
+
+def listed(default=MISSING, allow_empty=False):
+    return field(default=default, metadata={"allow_empty": allow_empty})
+
+
+def auto_or_count(default=MISSING):
+    """An integer >= 0, or the string ``auto``."""
+    return field(default=default, metadata={"auto": True, "min": 0})
+
+
+@dataclass
+class Mnist5kConfig:
+    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
+
+
+@dataclass
+class Cifar10Config:
+    root: str = field(default=MISSING)            # holds cifar-10-batches-py
+    download: bool = field(default=MISSING)       # download into root when missing
+
+
+@dataclass
+class ImagenetConfig:
+    root: str = field(default=MISSING)            # ImageFolder tree with train/ and val/
+    verify: bool = field(default=MISSING)         # decode every image at fetch, naming unreadable files
+
+
+@dataclass
+class SyntheticConfig:
+    n_train: int = bounded(1)
+    n_test: int = bounded(1)
+    image_size: int = bounded(4)
+    channels: int = bounded(1)
+    classes: int = bounded(2)
+
+
+@dataclass
+class DataConfig:
+    name: str = choice(*DATASETS)
+    split_seed: int = bounded(0)                  # mnist5k split, synthetic images: not the training seeds
+    augment: str = choice(*AUGMENTATIONS)
+    scan: list[str] = listed(allow_empty=True)    # sources listed at every repro ([imagenet] for ImageNet)
+    mnist5k: Mnist5kConfig = field(default=MISSING)
+    cifar10: Cifar10Config = field(default=MISSING)
+    imagenet: ImagenetConfig = field(default=MISSING)
+    synthetic: SyntheticConfig = field(default=MISSING)
+
+
+@dataclass
+class FiltersConfig:
+    n_angles: int = bounded(1)
+    full_angles: bool = field(default=MISSING)
+    sigma0: float = bounded(0.0, low_open=True)
+    factorize_from: int = bounded(0)
+    backend: str = choice(*BACKENDS)
+    kernel_tolerance: float = bounded(0.0, 1.0)
+
+
+@dataclass
+class NetworkConfig:
+    widths: list[int] = listed()
+    normalize_eps: float = bounded(0.0)
+    resnet_stem: str = choice(*STEMS)
+
+
+@dataclass
+class VariantConfig:
+    arch: str = choice(*ARCHITECTURES)
+    nonlinearity: str = field(default=MISSING)
+    learned: bool = field(default=True)           # cst/ms parameters, resnet thresh threshold
+    # learned parameters' initial values; None: the network's default (pcn.nn: the reference's values,
+    # threshold 0.1 for cst and 1.0 for thresh, ms gain 1 and bias 0)
+    threshold_init: typing.Optional[float] = bounded(0.0, default=None)
+    gain_init: typing.Optional[float] = field(default=None)
+    bias_init: typing.Optional[float] = field(default=None)
+    lr: typing.Optional[float] = bounded(0.0, low_open=True, default=None)   # None: train.lr
+    epochs: typing.Optional[int] = bounded(1, default=None)      # None: train.epochs
+    lr_step: typing.Optional[int] = bounded(1, default=None)     # None: train.lr_step
+    batch_size: typing.Optional[int] = bounded(1, default=None)  # None: train.batch_size
+
+    def recipe(self, train: "TrainConfig") -> dict:
+        """The training recipe of this variant: its overrides, else ``train``'s values."""
+        return {"lr": self.lr or train.lr, "epochs": self.epochs or train.epochs,
+                "lr_step": self.lr_step or train.lr_step, "batch_size": self.batch_size or train.batch_size}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = bounded(1)
+    batch_size: int = bounded(1)                  # global batch (split across ranks)
+    lr: float = bounded(0.0, low_open=True)
+    momentum: float = bounded(0.0, 1.0)
+    weight_decay: float = bounded(0.0)
+    lr_step: int = bounded(1)
+    lr_gamma: float = bounded(0.0, 1.0, low_open=True)
+    device: str = choice(*DEVICES)
+    launcher: str = choice(*LAUNCHERS)
+    nproc: int = bounded(1)
+    amp: bool = field(default=MISSING)            # bf16 autocast of the Pc products
+    channels_last: bool = field(default=MISSING)
+    compile: bool = field(default=MISSING)
+    select: str = choice(*SELECTIONS)             # model kept: last epoch or best test epoch
+
+
+@dataclass
+class EvaluateConfig:
+    feature: str = choice(*FEATURES)
+    batch_size: int = bounded(1)
+    max_train_samples: int = bounded(0)           # 0: whole training set for class means
+
+
+@dataclass
+class ReportConfig:
+    confidence: float = bounded(0.5, 1.0, high_open=True)    # level of the intervals of paired differences
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = field(default=MISSING, metadata={"pattern": EXPERIMENT_PATTERN})
+    uri: str = field(default=MISSING)             # "" : sqlite:///<repo>/mlflow.db
+
+
+@dataclass
+class RuntimeConfig:
+    """How to run, not what to compute: read by the stages, tracked by no stage."""
+
+    progress: bool = field(default=MISSING)       # progress bars
+    num_workers: typing.Union[int, str] = auto_or_count()   # ImageNet loader processes per training process
+    log_models: bool = field(default=MISSING)     # MLflow logged + registered model per training run
+    system_metrics: bool = field(default=MISSING)  # MLflow system metrics (CPU, memory, GPU)
+
+
+@dataclass
+class Params:
+    seeds: list[int] = listed()
+    data: DataConfig = field(default=MISSING)
+    filters: FiltersConfig = field(default=MISSING)
+    network: NetworkConfig = field(default=MISSING)
+    variants: list[str] = listed()
+    models: dict[str, VariantConfig] = field(default=MISSING)
+    train: TrainConfig = field(default=MISSING)
+    evaluate: EvaluateConfig = field(default=MISSING)
+    report: ReportConfig = field(default=MISSING)
+    tracking: TrackingConfig = field(default=MISSING)
+    runtime: RuntimeConfig = field(default=MISSING)
+
+    def variant(self, name: str) -> VariantConfig:
+        if name not in self.models:
+            raise ParamsError(f"variant {name!r} is not defined under 'models'; defined: {', '.join(self.models)}")
+        return self.models[name]
+
+    def training_params(self, variant: str, seed: int) -> dict:
+        """Every value that determines the training run of ``variant`` with ``seed`` (JSON-able)."""
+        d = asdict(self)
+        return {"seed": seed, "data": {"name": self.data.name, "augment": self.data.augment},
+                "filters": d["filters"], "network": d["network"], "train": d["train"],
+                "model": d["models"][variant]}
+
+    def training_hash(self, variant: str, seed: int) -> str:
+        """SHA-256 of :meth:`training_params`."""
+        return sha256_json(self.training_params(variant, seed))
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_scalar(value, tp, key: str, meta, errors: list[str]):
+    """Type, choice, range and pattern checks of one scalar value."""
+    if meta.get("auto") and value == "auto":
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            errors.append(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is int or (meta.get("auto") and tp is not float):
+        if isinstance(value, bool) or not isinstance(value, int):
+            extra = " or 'auto'" if meta.get("auto") else ""
+            errors.append(f"{key}: expected an integer{extra}, got {value!r}")
+            return value
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            errors.append(f"{key}: expected a finite number, got {value!r}")
+            return value
+        value = float(value)
+    elif tp is str:
+        if not isinstance(value, str):
+            errors.append(f"{key}: expected a string, got {value!r}")
+            return value
+        pattern = meta.get("pattern")
+        if pattern is not None and not pattern.fullmatch(value):
+            errors.append(f"{key}: {value!r} is not a safe name (it is used in file paths, stage names and "
+                          f"commands): it must match {pattern.pattern}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        errors.append(f"{key}: {value!r} is not valid; valid: {', '.join(choices)}")
+    low, high = meta.get("min"), meta.get("max")
+    if low is not None and (value < low or (meta.get("low_open") and value == low)):
+        errors.append(f"{key}: {value!r} is out of range; must be {'>' if meta.get('low_open') else '>='} {low}")
+    if high is not None and (value > high or (meta.get("high_open") and value == high)):
+        errors.append(f"{key}: {value!r} is out of range; must be {'<' if meta.get('high_open') else '<='} {high}")
+    return value
+
+
+def _convert(value, tp, key: str, meta, errors: list[str]):
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(args) < len(typing.get_args(tp)):
+            return None
+        return _check_scalar(value, args[0], key, meta, errors)
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, "
+                          f"got {value!r}")
+            return None
+        return _build(tp, value, key, errors)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            hint = f" (write [{value}])" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
+            errors.append(f"{key}: expected a list of {_type_name(item_tp)}, got the scalar {value!r}{hint}")
+            return None
+        if not value and not meta.get("allow_empty"):
+            errors.append(f"{key}: expected a non-empty list of {_type_name(item_tp)}, got []")
+            return None
+        return [_convert(v, item_tp, f"{key}[{i}]", {}, errors) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item_tp = typing.get_args(tp)
+        if not isinstance(value, dict) or not value:
+            errors.append(f"{key}: expected a non-empty mapping, got {value!r}")
+            return None
+        return {str(k): _convert(v, item_tp, f"{key}.{k}", {}, errors) for k, v in value.items()}
+    return _check_scalar(value, tp, key, meta, errors)
+
+
+def _build(cls, data: dict, prefix: str, errors: list[str]):
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key{hint}; "
+                          f"valid keys: {', '.join(known)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, f in known.items():
+        key = f"{prefix}{'.' if prefix else ''}{name}"
+        if name not in data:
+            if f.default is MISSING:
+                errors.append(f"{key}: missing (required)")
+                kwargs[name] = None
+            else:
+                kwargs[name] = f.default
+            continue
+        kwargs[name] = _convert(data[name], hints[name], key, f.metadata, errors)
+    return cls(**kwargs)
+
+
+def parse_params(data, source: str = "params.yaml") -> Params:
+    """Validate a params mapping (as YAML 1.2 reads it) and return typed :class:`Params`.
+
+    Raises
+    ------
+    ParamsError
+        Listing every unknown key, missing key, type error, out-of-range value, unsafe name
+        and inconsistency, each with its dotted key.
+    """
+    errors: list[str] = []
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
+    params = _build(Params, data, "", errors)
+    if not errors:
+        _check_consistency(params, errors)
+    if errors:
+        raise ParamsError(f"invalid parameters in {source}:\n  - " + "\n  - ".join(errors))
+    return params
+
+
+def _check_names(p: Params, errors: list[str]) -> None:
+    for name in p.models:
+        if not NAME_PATTERN.fullmatch(name):
+            errors.append(f"models.{name}: {name!r} is not a safe variant name (it becomes a stage name, a "
+                          f"folder and a command argument): it must match {NAME_PATTERN.pattern}")
+    for i, name in enumerate(p.variants):
+        if name not in p.models:
+            errors.append(f"variants[{i}]: {name!r} is not defined under 'models'; defined: {', '.join(p.models)}")
+    if len(set(p.variants)) != len(p.variants):
+        errors.append("variants: names must be unique")
+    if any(s < 0 for s in p.seeds) or len(set(p.seeds)) != len(p.seeds):
+        errors.append(f"seeds: expected distinct integers >= 0, got {p.seeds}")
+
+
+def _check_data(p: Params, errors: list[str]) -> None:
+    d = p.data
+    if d.name == "mnist5k":
+        n_test = round(d.mnist5k.test_fraction * MNIST5K_PER_CLASS)
+        if not 0 < n_test < MNIST5K_PER_CLASS:
+            errors.append(f"data.mnist5k.test_fraction: {d.mnist5k.test_fraction} leaves {n_test} of the "
+                          f"{MNIST5K_PER_CLASS} images per class for testing; both splits must be non-empty")
+    if d.name == "imagenet" and d.augment == "cifar":
+        errors.append("data.augment: 'cifar' augmentation assumes 32x32 images; use 'imagenet' or 'none'")
+    if sorted(d.scan) != (["imagenet"] if d.name == "imagenet" else []):
+        errors.append(f"data.scan: must be [imagenet] when data.name is imagenet (its images are read in place, "
+                      f"so their listing is checked at every repro) and [] otherwise; got {d.scan}")
+
+
+def _check_consistency(p: Params, errors: list[str]) -> None:
+    _check_names(p, errors)
+    _check_data(p, errors)
+    for name, v in p.models.items():
+        valid = nonlinearities_of(v.arch)
+        if v.nonlinearity not in valid:
+            errors.append(f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "
+                          f"valid: {', '.join(valid)}")
+    if any(w < 1 for w in p.network.widths):
+        errors.append(f"network.widths: every width must be >= 1, got {p.network.widths}")
+    if p.filters.factorize_from > len(p.network.widths):
+        errors.append(f"filters.factorize_from: {p.filters.factorize_from} exceeds the number of blocks "
+                      f"({len(p.network.widths)} network.widths)")
+    if p.train.launcher == "python" and p.train.nproc != 1:
+        errors.append("train.nproc: must be 1 with train.launcher=python (use launcher=torchrun for several processes)")
+    if p.train.batch_size % p.train.nproc:
+        errors.append(f"train.batch_size: {p.train.batch_size} is not divisible by train.nproc={p.train.nproc}")
+    for name, v in p.models.items():
+        if v.batch_size is not None and v.batch_size % p.train.nproc:
+            errors.append(f"models.{name}.batch_size: {v.batch_size} is not divisible by train.nproc={p.train.nproc}")

@@ -1,0 +1,47 @@
+"""Stage `draw_filters`: a figure of every block's Morlet filter bank, in space and in Fourier.
+
+The networks compute their filters from the params (:mod:`pcn.nn.morlet`); this stage only
+draws them (``results/filters/filters.png``) and nothing reads its output back.
+"""
+from __future__ import annotations
+
+from process import prepare_stage
+
+prepare_stage(__file__)     # before torch and pcn: stages/process.py
+
+from pcn.analysis.plots import plot_filter_bank
+from pcn.data.datasets import read_card
+from pcn.data.errors import DataError
+from pcn.nn.morlet import block_filter_type, fourier_filters, padded_size
+from pcn.pipeline.build import InputSpec, phase_collapse_config
+from pcn.schema import VariantConfig
+
+from common import DATA_DIR, FILTERS_DIR, fail, load_params
+
+
+def main() -> None:
+    params = load_params()
+    try:
+        card = read_card(DATA_DIR)
+    except DataError as exc:
+        fail(str(exc))
+    cfg = phase_collapse_config(params.network, params.filters, VariantConfig(arch="lscat", nonlinearity="mod"),
+                                InputSpec.from_card(card))
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        fail(f"network.widths / filters: {exc}")
+    sizes = cfg.spatial_sizes()
+    figures = {}
+    for i in range(len(cfg.widths)):
+        mp = padded_size(sizes[i])
+        kind = block_filter_type(i, cfg.factorize_from)
+        figures.setdefault(f"{kind} ({mp}x{mp})", fourier_filters(mp, mp, cfg.block_spec(i), cfg.n_angles,
+                                                                  cfg.full_angles))
+    plot_filter_bank(figures, FILTERS_DIR / "filters.png")
+    print(f"draw_filters: {len(cfg.widths)} blocks, types "
+          f"{[block_filter_type(i, cfg.factorize_from) for i in range(len(cfg.widths))]}, sizes {sizes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""The stages' MLflow runs: the store, the pipeline's parent run, each stage's run and its tags.
+
+Reads the environment that DVC and the user set (MLFLOW_TRACKING_URI, DVC_EXP_NAME,
+DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_CLIENT_PID) and passes typed values to
+:mod:`pcn.pipeline.tracking`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from pcn.files import file_digest
+
+from common import CHECKPOINTS_DIR, DATA_DIR, ORIGIN_ROOT, ROOT, fail, run_name
+
+logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)   # its start/stop notes are noise here
+
+
+def tracking_uri(params) -> str:
+    from pcn.pipeline.tracking import default_tracking_uri
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
+
+
+def open_tracking(params):
+    """Check the store (fail fast, naming it), create the experiment once; returns ``(client, experiment_id)``."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from pcn.pipeline.tracking import TrackingError, check_tracking_uri, ensure_experiment
+    uri = tracking_uri(params)
+    try:
+        check_tracking_uri(uri)
+        experiment_id = ensure_experiment(uri, params.tracking.experiment, ORIGIN_ROOT / "mlartifacts")
+    except TrackingError as exc:
+        fail(str(exc))
+    mlflow.set_tracking_uri(uri)            # for mlflow.pytorch.log_model, which reads it
+    return MlflowClient(uri), experiment_id
+
+
+def pipeline_identity() -> tuple[str, str] | None:
+    """``(id, label)`` of the DVC command this stage runs under, or None when run by hand.
+
+    The id is the nearest ``dvc`` ancestor process (pid and start time) plus the DVC
+    experiment name, so every stage of one ``dvc repro`` or ``dvc exp run`` shares it and two
+    executions never do. ``PCN_PIPELINE_ID`` overrides it.
+    """
+    if os.environ.get("PCN_PIPELINE_ID"):
+        return os.environ["PCN_PIPELINE_ID"], os.environ["PCN_PIPELINE_ID"]
+    import datetime
+
+    import psutil
+    # under the warm interpreter (stages/warm.py) the stage's own ancestry is the client's
+    start = psutil.Process(int(os.environ.get("PCN_CLIENT_PID") or os.getpid()))
+    for process in start.parents():
+        try:
+            cmdline = process.cmdline()
+        except psutil.Error:
+            continue
+        words = [Path(w).name for w in cmdline[:3]]
+        if "dvc" in words or ("-m" in words and "dvc" in cmdline[:4]):
+            started = datetime.datetime.fromtimestamp(process.create_time())
+            exp = os.environ.get("DVC_EXP_NAME", "")
+            ident = f"{exp}:{process.pid}:{process.create_time():.3f}"
+            label = f"exp {exp}" if exp else f"repro {started:%Y-%m-%d %H:%M:%S}"
+            return ident, label
+    return None
+
+
+def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
+    from pcn.pipeline.tracking import git_commit
+    tags = {"dvc.stage": stage, "git.commit": git_commit(ROOT), "data.name": params.data.name}
+    if variant is not None:
+        tags["dvc.variant"] = variant
+    if seed is not None:
+        tags["seed"] = str(seed)
+    for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    card = DATA_DIR / "card.json"
+    if card.is_file():
+        tags["data.card_sha256"] = file_digest(card)
+    return tags
+
+
+class NullRun:
+    """Stands for the MLflow run on ranks other than 0: every call does nothing."""
+
+    run_id = None
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+
+
+def _raise_terminated(signum, frame):
+    from pcn.pipeline.tracking import Terminated
+    raise Terminated(f"signal {signum}")
+
+
+@contextmanager
+def stage_run(params, stage: str, variant: str | None = None, seed: int | None = None, enabled: bool = True):
+    """The stage's MLflow run (a :class:`pcn.pipeline.tracking.StageRun`), nested under the pipeline's parent run.
+
+    Opened before the stage's work and closed FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM).
+    ``enabled=False`` (ranks other than 0) yields a :class:`NullRun`.
+    """
+    if not enabled:
+        yield NullRun()
+        return
+    import hashlib as _hashlib
+
+    from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
+    client, experiment_id = open_tracking(params)
+    identity = pipeline_identity()
+    parent_id, suffix = None, ""
+    common_tags = run_tags(params, stage)
+    if identity is not None:
+        ident, label = identity
+        short = _hashlib.sha1(ident.encode()).hexdigest()[:4]
+        suffix = f" #{short}"
+        try:
+            parent_id = pipeline_parent(client, experiment_id, ident, f"{label}{suffix}",
+                                        {k: v for k, v in common_tags.items() if k != "dvc.stage"},
+                                        store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"))
+        except Exception as exc:          # the stage's own run still opens (or fails) below
+            print(f"warning: no parent run ({exc})", file=sys.stderr)
+    name = stage if variant is None else f"{stage}@{run_name(variant, seed)}"
+    journal = CHECKPOINTS_DIR / "mlflow_pending" / f"{name}.jsonl"     # outside DVC's outputs: kept
+    interval = 2.0 if params.runtime.system_metrics else 0.0
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with StageRun(client, experiment_id, f"{name}{suffix}", run_tags(params, stage, variant, seed),
+                      journal, parent_id, interval) as run:
+            yield run
+    finally:
+        signal.signal(signal.SIGTERM, previous)

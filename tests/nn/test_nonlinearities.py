@@ -1,0 +1,93 @@
+"""Every non-linearity's values against its formula (paper-spec.md, section 3), computed independently in NumPy
+complex arithmetic, with per-channel parameters that differ from their initial values."""
+import numpy as np
+import pytest
+import torch
+
+from pcn.nn.features import SplitFeatures
+from pcn.nn.nonlinearities import PHASE_EPS, PointwiseNonlinearity
+from pcn.nn.resnet import NonLinearity
+
+C = 5
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+#: rho(z) with lam, g, b of shape (1, C, 1, 1): the formulas of paper-spec.md, table of section 3.1.
+FORMULAS = {
+    "mod": lambda z, lam, g, b: np.abs(z),
+    "cst": lambda z, lam, g, b: np.maximum(1 - lam / (np.abs(z) + PHASE_EPS), 0) * z,
+    "ms": lambda z, lam, g, b: sigmoid(g * np.abs(z) + b) * z / (np.abs(z) + PHASE_EPS),
+    "mc": lambda z, lam, g, b: z / (np.abs(z) + PHASE_EPS),
+    "tanh": lambda z, lam, g, b: np.tanh(np.abs(z)) * z / (np.abs(z) + PHASE_EPS),
+    "relu": lambda z, lam, g, b: np.maximum(z.real, 0) + 1j * np.maximum(z.imag, 0),
+}
+
+
+def data():
+    rng = np.random.default_rng(0)
+    z = (rng.normal(size=(3, C, 4, 4)) + 1j * rng.normal(size=(3, C, 4, 4))) * rng.uniform(0.02, 2, (1, C, 1, 1))
+    lam, g, b = (rng.uniform(0.05, 0.8, C), rng.uniform(0.5, 3.0, C), rng.uniform(-1.0, 1.0, C))
+    return z, lam, g, b
+
+
+def with_parameters(rho, lam, g, b):
+    with torch.no_grad():
+        for name, value in (("threshold", lam), ("gain", g), ("bias", b)):
+            if hasattr(rho, name):
+                getattr(rho, name).copy_(torch.tensor(value, dtype=torch.float32))
+    return rho
+
+
+@pytest.mark.parametrize("kind", list(FORMULAS))
+def test_complex_channels_follow_the_formula(kind):
+    z, lam, g, b = data()
+    rho = with_parameters(PointwiseNonlinearity(kind, C, 0), lam, g, b)
+    with torch.no_grad():
+        out = rho(SplitFeatures(re=torch.tensor(z.real, dtype=torch.float32),
+                                im=torch.tensor(z.imag, dtype=torch.float32)))
+    expected = FORMULAS[kind](z, *(p.reshape(1, C, 1, 1) for p in (lam, g, b)))
+    got = out.real.numpy() if kind == "mod" else out.re.numpy() + 1j * out.im.numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(FORMULAS))
+def test_real_channels_follow_the_formula_with_z_real(kind):
+    z, lam, g, b = data()
+    x = z.real
+    rho = with_parameters(PointwiseNonlinearity(kind, 0, C), lam, g, b)
+    with torch.no_grad():
+        out = rho(SplitFeatures(real=torch.tensor(x, dtype=torch.float32))).real.numpy()
+    expected = FORMULAS[kind](x.astype(complex), *(p.reshape(1, C, 1, 1) for p in (lam, g, b))).real
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_parameters_are_per_channel_and_start_at_the_reference_values():
+    assert torch.equal(PointwiseNonlinearity("cst", 3, 2).threshold, torch.full((5,), 0.1))
+    ms = PointwiseNonlinearity("ms", 3, 2)
+    assert torch.equal(ms.gain, torch.ones(5)) and torch.equal(ms.bias, torch.zeros(5))
+    assert not list(PointwiseNonlinearity("cst", 3, 2, learned=False).parameters())
+
+
+RESNET_FORMULAS = {
+    "relu": lambda x, t: np.maximum(x, 0),
+    "abs": lambda x, t: np.abs(x),
+    "thresh": lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0),      # real soft-thresholding
+    "tanh": lambda x, t: np.tanh(x),
+    "powfixed": lambda x, t: x / (1 + np.abs(x)),
+}
+
+
+@pytest.mark.parametrize("kind", list(RESNET_FORMULAS))
+def test_resnet_nonlinearities_follow_their_formula(kind):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, C, 3, 3)) * 2
+    t = rng.uniform(0.1, 1.5, C)
+    nl = NonLinearity(kind, C, True, 1.0)
+    if kind == "thresh":
+        with torch.no_grad():
+            nl.threshold.copy_(torch.tensor(t, dtype=torch.float32))
+    out = nl(torch.tensor(x, dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(out, RESNET_FORMULAS[kind](x, t.reshape(1, C, 1, 1)), rtol=1e-5, atol=1e-6)

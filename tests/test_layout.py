@@ -1,0 +1,113 @@
+"""The library's layout: layers without circles or upward imports, a schema that is a leaf and agrees with the
+implementations' registries, and no module of pcn/ that touches the process environment."""
+import ast
+import re
+
+import pytest
+
+from conftest import ROOT
+
+#: Layers, lowest first: a module may import from its own layer or a lower one, never a higher one.
+LAYERS = {"pcn": 0, "pcn.files": 0, "pcn.schema": 0, "pcn.nn": 1, "pcn.data": 1, "pcn.train": 2, "pcn.analysis": 3,
+          "pcn.pipeline": 4}
+
+
+def module_name(path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_modules(path) -> set[str]:
+    """Every ``pcn`` module ``path`` imports, at module level or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names if a.name.startswith("pcn"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pcn"):
+            for alias in node.names:                                # `from pcn.nn import resnet` imports a module
+                full = f"{node.module}.{alias.name}"
+                is_module = (ROOT / full.replace(".", "/")).with_suffix(".py").is_file()
+                names.add(full if is_module else node.module)
+    return names
+
+
+MODULES = {module_name(p): p for p in sorted((ROOT / "pcn").rglob("*.py"))}
+GRAPH = {name: {m for m in imported_modules(path) if m in MODULES and m != name} for name, path in MODULES.items()}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        if ".".join(parts[:i]) in LAYERS:
+            return LAYERS[".".join(parts[:i])]
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+
+
+def test_every_module_is_in_a_layer():
+    for name in MODULES:
+        layer(name)
+
+
+def test_no_import_goes_up_a_layer():
+    upward = [f"{a} -> {b}" for a, deps in GRAPH.items() for b in deps if layer(b) > layer(a)]
+    assert not upward, upward
+
+
+def test_nn_and_data_are_independent():
+    """The networks are usable without the data code, and the data code without the networks."""
+    crossing = [f"{a} -> {b}" for a, deps in GRAPH.items() for b in deps
+                if {a.split(".")[1], b.split(".")[1]} == {"nn", "data"}]
+    assert not crossing, crossing
+
+
+def test_no_import_circle():
+    state, cycles = {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in sorted(GRAPH[node]):
+            if state.get(dep) == "open":
+                cycles.append(stack[stack.index(dep):] + [dep] if dep in stack else [node, dep])
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+    for name in MODULES:
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles
+
+
+def test_the_graph_test_sees_real_edges():
+    """The checks above would pass on an empty graph: make sure they do not look at one."""
+    assert "pcn.nn.layers" in GRAPH["pcn.nn.fused_projection"]
+    assert "pcn.schema" in GRAPH["pcn.pipeline.build"]
+    assert GRAPH["pcn.schema"] <= {"pcn.files"}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_reads_or_writes_the_environment(name):
+    source = MODULES[name].read_text()
+    assert not re.search(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bsys\.path\b", source), name
+
+
+def test_schema_choices_equal_the_implementations():
+    from pcn import schema
+    from pcn.analysis.separation import FEATURES
+    from pcn.data.augment import AUGMENTATIONS
+    from pcn.data.datasets import DATASETS, MNIST5K_PER_CLASS
+    from pcn.nn import phase_collapse, resnet
+    from pcn.nn.backends import BACKENDS
+    from pcn.nn.nonlinearities import NONLINEARITIES
+    from pcn.train.device import DEVICES
+    from pcn.train.distributed import LAUNCHERS
+    from pcn.train.loop import SELECTIONS
+    assert schema.DATASETS == DATASETS and schema.MNIST5K_PER_CLASS == MNIST5K_PER_CLASS
+    assert schema.AUGMENTATIONS == AUGMENTATIONS
+    assert schema.BACKENDS == BACKENDS
+    assert schema.STEMS == resnet.STEMS
+    assert schema.LSCAT_ARCHITECTURES == phase_collapse.ARCHITECTURES
+    assert schema.RESNET_ARCHITECTURE == resnet.ARCHITECTURE
+    assert schema.LSCAT_NONLINEARITIES == NONLINEARITIES
+    assert schema.RESNET_NONLINEARITIES == resnet.RESNET_NONLINEARITIES
+    assert schema.DEVICES == DEVICES and schema.LAUNCHERS == LAUNCHERS
+    assert schema.SELECTIONS == SELECTIONS and schema.FEATURES == FEATURES
