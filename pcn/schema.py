@@ -23,7 +23,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pcn.files import sha256_json
 
 # The valid values of each choice. The schema owns these lists and imports nothing from the
-# implementation (it is a leaf of the import graph); tests/test_schema.py checks that each list
+# implementation (it is a leaf of the import graph); tests/test_layout.py checks that each list
 # equals the registry of the module that implements it.
 DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")                    # pcn.data.datasets
 MNIST5K_PER_CLASS = 500                                                       # pcn.data.datasets
@@ -115,14 +115,14 @@ class FiltersConfig:
     full_angles: bool = field(default=MISSING)
     sigma0: float = bounded(0.0, low_open=True)
     factorize_from: int = bounded(0)
-    backend: str = choice(*BACKENDS)
-    kernel_tolerance: float = bounded(0.0, 1.0)
 
 
 @dataclass
 class NetworkConfig:
     widths: list[int] = listed()
     normalize_eps: float = bounded(0.0)
+    filter_backend: str = choice(*BACKENDS)      # how the fixed filtering is computed (same function)
+    kernel_tolerance: float = bounded(0.0, 1.0)  # relative truncation of the spatial kernels
     resnet_stem: str = choice(*STEMS)
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import NoReturn
 
-from pcn.files import file_digest, sha256_json
+from pcn.files import file_digest
 
 # Outputs go to the workspace the stage runs in (a temporary copy under .dvc/tmp/exps for queued
 # experiments); the MLflow store lives in the repository DVC was started from (DVC_ROOT), so that
@@ -138,13 +138,11 @@ def code_dependencies(script: str | Path) -> list[str]:
 
 
 def code_digest(script: str | Path) -> dict[str, str]:
-    """``{dependency: sha256}`` of :func:`code_dependencies`; a folder's digest covers its ``.py`` files."""
+    """``{file: sha256}`` of every Python file of :func:`code_dependencies` (all files of a folder, as DVC
+    hashes them), so that a changed resume key names the file that changed."""
     digests = {}
     for dep in code_dependencies(script):
         path = ROOT / dep
-        if path.is_dir():
-            digests[dep] = sha256_json({f.relative_to(path).as_posix(): file_digest(f)
-                                        for f in sorted(path.rglob("*.py"))})
-        else:
-            digests[dep] = file_digest(path)
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digests[file.relative_to(ROOT).as_posix()] = file_digest(file)
     return digests

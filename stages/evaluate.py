@@ -25,7 +25,7 @@ from pcn.pipeline.tracking import flatten
 from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
 from pcn.train.checkpoint import changed_keys
 from pcn.train.device import select_device
-from pcn.train.epoch import evaluate
+from pcn.train.epoch import run_test_pass
 
 from common import DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, load_params, resolve_data_root, run_name
 from networks import load_required
@@ -78,7 +78,7 @@ def measure(model, params, card: dict, device: torch.device, name: str) -> tuple
 
         def extract(images):
             return [images] + model.layer_features(images)
-        acc = evaluate(model, test_batches.epoch(0), device)
+        acc = run_test_pass(model, test_batches.epoch(0), device)
         rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
                                 ev.feature, device, ev.max_train_samples)
     except FloatingPointError as exc:

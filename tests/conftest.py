@@ -1,10 +1,12 @@
 import copy
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "stages"))     # the stage helpers (common, preset, ...) for the tests
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 

@@ -98,3 +98,25 @@ def result_files(repo: Path) -> dict[str, bytes]:
             if path.is_file() and ".gitignore" not in path.name and path.name != "params.ok":
                 files[str(path.relative_to(repo))] = path.read_bytes()
     return files
+
+
+def write_jpeg(path, size=(64, 48), color=(200, 30, 30), gradient=False):
+    """A JPEG of one colour, or (``gradient``) with a ramp across it, so that crops and flips show."""
+    import numpy as np
+    from PIL import Image
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not gradient:
+        Image.new("RGB", size, color=color).save(path, quality=90)
+        return
+    ramp = np.linspace(0, 1, size[0])[None, :, None] * np.linspace(0.2, 1, size[1])[:, None, None]
+    Image.fromarray((ramp * np.array(color)).astype(np.uint8)).save(path, quality=90)
+
+
+class RunsCode:
+    """A pickle payload that runs a command when unpickled (what an attacker would plant)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))

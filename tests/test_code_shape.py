@@ -10,7 +10,7 @@ MAX_FUNCTION_LINES = 60
 #: Exceptions, each with its reason: none at present.
 ALLOWED: dict[str, str] = {}
 
-FILES = sorted(p for folder in ("pcn", "stages", "bench") for p in (ROOT / folder).glob("*.py"))
+FILES = sorted(p for folder in ("pcn", "stages", "bench") for p in (ROOT / folder).rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))

@@ -19,7 +19,7 @@ MUTANTS = {
     "modulus is the real part": ("pcn/nn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
     "Morlet filters lose their zero mean": ("pcn/nn/morlet.py", "return wave - (wave.sum() / envelope.sum()) * envelope",
                                             "return wave"),
-    "subsampled crop off by one": ("pcn/nn/geometry.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
+    "subsampled crop off by one": ("pcn/nn/spectral.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
                                    "return torch.fft.ifft2(product)[..., 2:, 2:]"),
     "standardization forgets the mean": ("pcn/nn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
                                          "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C:2 * C]"),

@@ -9,6 +9,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pcn.files import atomic_write  # noqa: E402
+
+
+def save_png(fig, path: Path) -> None:
+    """Write ``fig`` to ``path`` as a PNG atomically (a reader never sees a torn image), then close it."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
+    finally:
+        plt.close(fig)
+
 
 def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
     """One row per filter type: spatial real part, spatial modulus and Fourier transform of each filter.
@@ -37,8 +47,7 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
                 ax.axis("off")
         axes[r, 0].set_ylabel(label, fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
@@ -53,8 +62,7 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     ax2.set_xlabel("epoch"), ax2.set_ylabel("top-1 accuracy"), ax2.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def curve_colors(n: int) -> list:
@@ -104,8 +112,7 @@ def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log:
     ax.set_title(f"{label}: mean over seeds, band = ±1 sd", fontsize=9)
     ax.grid(alpha=0.3)
     _legend(fig, ax, len(rows))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None:
@@ -122,8 +129,7 @@ def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None
     ax.set_title("test accuracy: mean over seeds, band = ±1 sd", fontsize=9)
     ax.grid(alpha=0.3)
     _legend(fig, ax, len(histories))
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)
 
 
 def plot_errors(rows: list[dict], path: Path) -> None:
@@ -139,5 +145,4 @@ def plot_errors(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("test error (%): bar = mean, whisker = ±1 sd, dots = seeds")
     ax.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_png(fig, path)

@@ -5,7 +5,7 @@ and the block's real filter spectra ``fourier`` (F, Mp, Np); it registers only t
 it needs (derived from the filters, so never checkpointed) and maps the block input
 (a :class:`~pcn.nn.features.SplitFeatures`, real for block 0, complex otherwise) to the real
 and imaginary parts of every filter output, two tensors of shape (B, C, F, H', W'). All four
-compute the reference's function (:func:`~pcn.nn.geometry.fft_filter`); tests check each
+compute the reference's function (:func:`~pcn.nn.spectral.fft_filter`); tests check each
 against an independent NumPy computation.
 
 ==============  ==========================================================================
@@ -30,10 +30,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcn.nn.features import SplitFeatures
-from pcn.nn.geometry import FilterGeometry, SpectralProduct, fft_filter, smooth_size
+from pcn.nn.geometry import FilterGeometry, smooth_size
 from pcn.nn.morlet import spatial_kernels
+from pcn.nn.spectral import SpectralProduct, fft_filter
 
-#: Valid values of the filtering setting (``filters.backend`` in params.yaml).
+#: Valid values of the filtering setting (``network.filter_backend`` in params.yaml).
 BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")
 
 AUTO_MAX_MATRIX_PIXELS = 64          # input maps up to 8 x 8
@@ -233,7 +234,7 @@ def choose_backend(geometry: FilterGeometry, kernels: TruncatedKernels) -> str:
        times the padded grid's area;
     4. else ``fft``.
 
-    What it gives for the shipped presets (tested in tests/test_wavelet.py): mnist5k ``fft`` for
+    What it gives for the shipped presets (tested in tests/nn/test_wavelet.py): mnist5k ``fft`` for
     the 28x28 and 14x14 blocks, ``matrix`` for 7x7; CIFAR-10 ``fft`` for 32x32 and 16x16,
     ``matrix`` from 8x8 on; ImageNet ``fft_smooth`` for blocks 0 and 1 (padded grids 228 and
     116), ``fft`` for the blocks on 112x112 (subsampled) down to 14x14, ``matrix`` for 7x7 and 6x6.

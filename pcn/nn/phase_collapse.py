@@ -25,7 +25,7 @@ Which code computes ``Pc(Std(.))`` (the same function either way; tests compare 
   hand-written backward does not survive ``torch.export``, the plain modules do).
 
 The filtering backend of each block is chosen by :func:`pcn.nn.backends.choose_backend`
-unless ``backend`` names one.
+unless ``filter_backend`` names one.
 """
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class PhaseCollapseConfig:
     gain_init: float = MS_GAIN_INIT           # ms g
     bias_init: float = MS_BIAS_INIT           # ms b
     sigma0: float = 0.8
-    backend: str = "auto"                     # filtering backend, one of pcn.nn.backends.BACKENDS
+    filter_backend: str = "auto"              # one of pcn.nn.backends.BACKENDS (same function; speed differs)
     kernel_tolerance: float = 1e-7
     normalize_eps: float = 0.0                # 0 = reference (no epsilon)
     fused_projection: bool = True             # Std folded into Pc (same function, faster): module docstring
@@ -75,8 +75,8 @@ class PhaseCollapseConfig:
             raise ValueError(f"arch {self.arch!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
         if self.nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity {self.nonlinearity!r} is not valid; valid: {', '.join(NONLINEARITIES)}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend {self.backend!r} is not valid; valid: {', '.join(BACKENDS)}")
+        if self.filter_backend not in BACKENDS:
+            raise ValueError(f"filter_backend {self.filter_backend!r} is not valid; valid: {', '.join(BACKENDS)}")
         if not self.widths:
             raise ValueError("widths must list at least one block width")
         size = self.image_size
@@ -108,7 +108,7 @@ class PhaseCollapseBlock(nn.Module):
         L = cfg.n_angles
         self.arch, self.normalize_eps, self.fused = cfg.arch, cfg.normalize_eps, cfg.fused_projection
         self.wavelet = WaveletFilter(in_channels, real_input, (size, size), cfg.block_spec(index), L,
-                                     cfg.full_angles, cfg.backend, cfg.kernel_tolerance)
+                                     cfg.full_angles, cfg.filter_backend, cfg.kernel_tolerance)
         low_complex, low_real = (0, in_channels) if real_input else (in_channels, 0)
         if cfg.arch == "lscat":      # rho on the band-pass channels only
             rho_complex, rho_real = in_channels * L, 0

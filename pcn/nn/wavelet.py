@@ -3,7 +3,7 @@
 :class:`WaveletFilter` owns the block's geometry (padding, subsampling, crop: see
 :mod:`pcn.nn.geometry`), its filters and the split of the outputs into the low-pass and
 band-pass parts; the arithmetic is delegated to one backend of :mod:`pcn.nn.backends`,
-chosen by the setting ``backend`` (``filters.backend`` in params.yaml; ``auto`` applies
+chosen by the setting ``backend`` (``network.filter_backend`` in params.yaml; ``auto`` applies
 :func:`pcn.nn.backends.choose_backend`). Every backend computes the same function.
 """
 from __future__ import annotations

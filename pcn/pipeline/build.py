@@ -42,7 +42,8 @@ def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, varian
         widths=tuple(network.widths), n_angles=filters.n_angles, full_angles=filters.full_angles,
         factorize_from=filters.factorize_from, arch=variant.arch, nonlinearity=variant.nonlinearity,
         learned=variant.learned, sigma0=filters.sigma0,
-        backend=filters.backend, kernel_tolerance=filters.kernel_tolerance, normalize_eps=network.normalize_eps,
+        filter_backend=network.filter_backend, kernel_tolerance=network.kernel_tolerance,
+        normalize_eps=network.normalize_eps,
         **_unset_removed(threshold_init=variant.threshold_init, gain_init=variant.gain_init,
                          bias_init=variant.bias_init))
 

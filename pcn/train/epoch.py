@@ -1,4 +1,5 @@
-"""One training epoch and one evaluation pass (torchvision references' ``train_one_epoch`` / ``evaluate``).
+"""One training epoch and one test pass (torchvision references' ``train_one_epoch`` / ``evaluate``, here
+:func:`train_one_epoch` / :func:`run_test_pass`; "evaluate" is the stage that measures class separation).
 
 Neither waits for the device during the pass: the loss, the top-k counts and the
 non-finite check are accumulated in device tensors and read once, at the end (one host
@@ -119,7 +120,7 @@ def train_one_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], 
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, amp: bool = False,
+def run_test_pass(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, amp: bool = False,
              channels_last: bool = False) -> EpochStats:
     """Loss, top-1 and top-5 accuracy over ``batches`` (sums reduced across ranks).
 

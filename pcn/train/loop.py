@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from pcn.train.epoch import EpochStats, evaluate, step_lr, train_one_epoch
+from pcn.train.epoch import EpochStats, run_test_pass, step_lr, train_one_epoch
 
 #: Which model a run keeps: the last epoch's (honest) or the best test epoch's (the reference's log).
 SELECTIONS = ("last", "best")
@@ -85,7 +85,7 @@ def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimiz
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - start
-        test = evaluate(model, test_batches.epoch(0), device, amp, channels_last)
+        test = run_test_pass(model, test_batches.epoch(0), device, amp, channels_last)
         row = epoch_row(epoch, lr, train, test, seconds)
         state.history.append(row)
         state.epoch = epoch + 1

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from project import write_jpeg
+
 from pcn.data.datasets import (
     DataError,
     TensorImageDataset,
@@ -159,17 +161,6 @@ def test_synthetic_card_roundtrip(tmp_path):
     card = prepare("synthetic", tmp_path, dict(n_train=12, n_test=6, image_size=16, channels=2, classes=3), 3)
     assert json.loads((tmp_path / "card.json").read_text()) == json.loads(json.dumps(card))
     assert card["class_counts"]["train"] == [4, 4, 4]
-
-
-def write_jpeg(path, size=(64, 48), color=(200, 30, 30), gradient=False):
-    """A JPEG of one colour, or (``gradient``) with a ramp across it, so that crops and flips show."""
-    from PIL import Image
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not gradient:
-        Image.new("RGB", size, color=color).save(path, quality=90)
-        return
-    ramp = np.linspace(0, 1, size[0])[None, :, None] * np.linspace(0.2, 1, size[1])[:, None, None]
-    Image.fromarray((ramp * np.array(color)).astype(np.uint8)).save(path, quality=90)
 
 
 def test_truncated_jpeg_is_named_at_load_and_at_verification(tmp_path):

@@ -107,7 +107,7 @@ def test_stable_modulus_gradient_at_zero():
 def test_equals_reference_fft_formulation(arch, nonlinearity, backend):
     torch.manual_seed(0)
     cfg = PhaseCollapseConfig(in_channels=3, image_size=16, widths=(8, 12, 12), arch=arch,
-                              nonlinearity=nonlinearity, backend=backend)
+                              nonlinearity=nonlinearity, filter_backend=backend)
     model = PhaseCollapseNet(cfg).train()
     x = torch.randn(4, 3, 16, 16)
     ours, reference = model(x), ReferenceFFTNet(model)(x)

@@ -10,15 +10,7 @@ from pcn.train import checkpoint
 from pcn.train.checkpoint import CheckpointError, key_differences, resume_key
 from pcn.train.loop import TrainingState
 
-
-class RunsCode:
-    """A pickle payload that runs a command when unpickled (what an attacker would plant)."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
+from project import RunsCode
 
 
 def test_planted_pickle_is_refused_and_runs_nothing(tmp_path):

@@ -8,10 +8,9 @@ import time
 
 import pytest
 import torch
-from test_data import write_jpeg
 
 from conftest import tiny_params
-from project import commit, dvc, env, make_project, ran, stage, write_params
+from project import commit, dvc, env, make_project, ran, stage, write_jpeg, write_params
 
 pytestmark = pytest.mark.slow
 

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from pcn.nn.features import SplitFeatures
-from pcn.nn.geometry import SpectralProduct, output_size
+from pcn.nn.geometry import output_size
 from pcn.nn.morlet import block_filter_spec, fourier_filters, padded_size
+from pcn.nn.spectral import SpectralProduct
 from pcn.nn.wavelet import WaveletFilter
 from pcn.pipeline.build import InputSpec
 
@@ -107,15 +108,16 @@ def test_rejects_wrong_input():
 ])
 def test_auto_backend_of_every_shipped_block(preset, size, expected):
     """The ``auto`` rule (pcn.nn.backends.choose_backend) on every block of the shipped presets."""
-    import yaml
+    from preset import overlay
 
     from pcn.nn.phase_collapse import PhaseCollapseNet
     from pcn.pipeline.build import phase_collapse_config
     from pcn.schema import parse_params
 
-    from conftest import ROOT
-    params = parse_params(yaml.safe_load((ROOT / preset).read_text()))
-    assert params.filters.backend == "auto"
+    from conftest import ROOT, read_yaml
+    base = read_yaml(ROOT / "params.yaml")
+    params = parse_params(base if preset == "params.yaml" else overlay(base, read_yaml(ROOT / preset)))
+    assert params.network.filter_backend == "auto"
     cfg = phase_collapse_config(params.network, params.filters, params.models["modulus"],
                                 InputSpec(1, size, 10))
     cfg.widths = (2,) * len(cfg.widths)                       # the choice depends on sizes and filters only

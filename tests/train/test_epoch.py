@@ -5,7 +5,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 from pcn.nn.resnet import BiasFreeResNet18, NonLinearity
-from pcn.train.epoch import NonFiniteError, build_optimizer, evaluate, step_lr, train_one_epoch
+from pcn.train.epoch import NonFiniteError, build_optimizer, run_test_pass, step_lr, train_one_epoch
 from pcn.train.loop import Schedule, TrainingState, fit
 
 CPU = torch.device("cpu")
@@ -50,7 +50,7 @@ def test_training_reduces_loss():
     for epoch in range(1, 6):
         last = train_one_epoch(model, batches.epoch(epoch), opt, CPU, epoch, len(batches))
     assert last.loss < 0.5 * first.loss and last.samples == 32 and last.top1 > first.top1
-    stats = evaluate(model, batches.epoch(0), CPU)
+    stats = run_test_pass(model, batches.epoch(0), CPU)
     assert 0 <= stats.top1 <= stats.top5 <= 1
 
 

@@ -119,10 +119,10 @@ def test_params_edited_while_training_are_not_credited(tmp_path, default_params)
     assert "(train.lr)" in refused.stderr
 
 
-@pytest.mark.parametrize("planted", ["checkpoints/modulus-0/last.pt", "results/filters/filter_bank.pt",
+@pytest.mark.parametrize("planted", ["checkpoints/modulus-0/last.pt",
                                      "models/modulus-0/model.pt"])
 def test_planted_pickles_run_nothing(tmp_path, default_params, planted):
-    from test_checkpoint import RunsCode
+    from project import RunsCode
     repo, _ = project(tmp_path, default_params, epochs=1, n_train=64)
     marker = tmp_path / "PWNED"
     target = repo / planted

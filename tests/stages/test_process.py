@@ -5,8 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "stages"))
+ROOT = Path(__file__).resolve().parents[2]
 from process import STAGE_ENVIRONMENT, stage_environment  # noqa: E402
 
 # Records OMP_WAIT_POLICY at the moment torch is first imported (when OpenMP reads it).

@@ -1,0 +1,115 @@
+"""Apply a preset: ``python stages/preset.py presets/cifar10.yaml [-- DVC EXP RUN OPTIONS]``.
+
+A preset (``presets/*.yaml``) holds only what differs from params.yaml, as a nested mapping
+(a mapping is merged key by key; a list or a scalar replaces the value). This command turns
+it into DVC's own parameter overrides and runs ``dvc exp run --set-param key=value ...``, so
+DVC applies the values to params.yaml and records them as the experiment's parameters
+(``dvc exp show``). Options after ``--`` go to ``dvc exp run`` (``-- --queue``,
+``-- -n cifar10``); ``--print`` shows the command instead of running it.
+
+Why not a home-made merge into params.yaml, or DVC's Hydra composition: ``-S`` is DVC's
+mechanism for changed parameters, so a preset run is an ordinary experiment (listed,
+compared, applied or discarded with ``dvc exp``); Hydra composition would make params.yaml
+a generated file that ``dvc exp run`` overwrites from ``conf/``, losing hand edits.
+
+Before anything runs, the preset is checked: every key must exist in params.yaml (DVC's
+``-S`` silently adds misspelled keys), except under ``models`` (the schema checks those), and the merged
+params must pass the full validation (pcn/schema.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pcn.schema import ParamsError, parse_params
+
+from common import ROOT, fail, read_params_file
+
+
+def overlay(base, preset):
+    """``base`` with ``preset`` merged in: mappings key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(preset, dict):
+        merged = dict(base)
+        for key, value in preset.items():
+            merged[key] = overlay(base[key], value) if key in base else value
+        return merged
+    return preset
+
+
+def unknown_keys(base: dict, preset: dict, prefix: str = "") -> list[str]:
+    """Dotted keys of ``preset`` that ``base`` does not have. Under ``models`` new names and optional
+    settings are allowed: the schema checks them (``parse_params`` names an unknown one)."""
+    found = []
+    for key, value in preset.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            if not dotted.startswith("models."):
+                found.append(dotted)
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            found += unknown_keys(base[key], value, f"{dotted}.")
+    return found
+
+
+def _flow(value) -> str:
+    """A value as DVC's ``-S`` parses it (YAML): lists in flow style, strings as they are."""
+    if isinstance(value, str):
+        if not value or any(c.isspace() or c in "'\"{}[],#:" for c in value) or value in ("true", "false", "null"):
+            raise ValueError(f"the string {value!r} cannot be passed to dvc exp run -S unambiguously")
+        return value
+    if isinstance(value, list):
+        return "[" + ",".join(_flow(v) for v in value) + "]"
+    if isinstance(value, dict):
+        raise ValueError("nested mappings are flattened to dotted keys")
+    return json.dumps(value)                      # numbers, true/false, null
+
+
+def set_params(base: dict, preset: dict, prefix: str = "") -> list[str]:
+    """DVC ``--set-param`` overrides (Hydra's grammar), one per leaf of ``preset`` (mappings flattened to
+    dotted keys): ``key=value`` for a key of ``base``, ``+key=value`` to add one (new model settings)."""
+    out = []
+    for key, value in preset.items():
+        inner = base.get(key) if isinstance(base, dict) else None
+        if isinstance(value, dict):
+            out += set_params(inner if isinstance(inner, dict) else {}, value, f"{prefix}{key}.")
+        else:
+            add = "" if isinstance(base, dict) and key in base else "+"
+            out.append(f"{add}{prefix}{key}={_flow(value)}")
+    return out
+
+
+def command(preset_path: Path, params_path: Path, extra: list[str]) -> list[str]:
+    """The ``dvc exp run`` command that applies the preset; fails (naming the key) on a bad preset."""
+    base, preset = read_params_file(params_path), read_params_file(preset_path)
+    if not isinstance(preset, dict):
+        fail(f"{preset_path}: expected a mapping of the params that differ from {params_path.name}")
+    bad = unknown_keys(base, preset)
+    if bad:
+        fail(f"{preset_path}: unknown keys {', '.join(bad)} (not in {params_path.name})")
+    try:
+        parse_params(overlay(base, preset), f"{params_path.name} with {preset_path}")
+        overrides = set_params(base, preset)
+    except (ParamsError, ValueError) as exc:
+        fail(f"{preset_path}: {exc}")
+    return ["dvc", "exp", "run", *[arg for o in overrides for arg in ("--set-param", o)], *extra]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", type=Path, help="a presets/*.yaml file")
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--print", action="store_true", help="print the dvc command instead of running it")
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    cmd = command(args.preset, args.params, extra)
+    if args.print:
+        print(" ".join(cmd))
+        return 0
+    return subprocess.call(cmd)                   # an argument list: no shell sees the values
+
+
+if __name__ == "__main__":
+    sys.exit(main())
