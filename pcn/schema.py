@@ -14,27 +14,30 @@ variants, plus ``.`` and ``-`` (not first) for the experiment.
 """
 from __future__ import annotations
 
-import difflib
-import math
 import re
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field
 
 from pcn.files import sha256_json
+from pcn.typed_params import auto_or_count, bounded, build, choice, listed
 
 # The valid values of each choice. The schema owns these lists and imports nothing from the
 # implementation (it is a leaf of the import graph); tests/test_layout.py checks that each list
 # equals the registry of the module that implements it.
-DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")                    # pcn.data.datasets
+DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")  # pcn.data.datasets
 MNIST5K_PER_CLASS = 500                                                       # pcn.data.datasets
-AUGMENTATIONS = ("none", "cifar", "imagenet")                                 # pcn.data.augment
+AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")                    # pcn.data.augment
 BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")                 # pcn.nn.backends
 STEMS = ("imagenet", "small")                                                 # pcn.nn.resnet
+SCAT_ARCHITECTURE = "scat"                                                    # pcn.nn.scattering
+STANDARD_RESNET_ARCHITECTURE = "resnet18_standard"                            # pcn.nn.resnet
 LSCAT_ARCHITECTURES = ("lscat", "lscat_skip")                                 # pcn.nn.phase_collapse
 RESNET_ARCHITECTURE = "resnet18"                                              # pcn.nn.resnet
-ARCHITECTURES = (*LSCAT_ARCHITECTURES, RESNET_ARCHITECTURE)                   # pcn.pipeline.build
-LSCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu")            # pcn.nn.nonlinearities
-RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")         # pcn.nn.resnet
+ARCHITECTURES = (*LSCAT_ARCHITECTURES, RESNET_ARCHITECTURE, STANDARD_RESNET_ARCHITECTURE,  # pcn.pipeline.build
+                 SCAT_ARCHITECTURE)
+LSCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu", "identity")  # pcn.nn.nonlinearities
+RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "absdead", "tanh", "powfixed", "identity")  # pcn.nn.resnet
+THRESHOLDED = ("thresh", "absdead")                                           # pcn.nn.resnet
 DEVICES = ("auto", "cpu", "cuda")                                             # pcn.train.device
 LAUNCHERS = ("python", "torchrun")                                            # pcn.train.distributed
 SELECTIONS = ("last", "best")                                                 # pcn.train.loop
@@ -42,8 +45,9 @@ FEATURES = ("spatial_mean", "flatten")                                        # 
 
 
 def nonlinearities_of(arch: str) -> tuple[str, ...]:
-    """Valid non-linearities of an architecture."""
-    return RESNET_NONLINEARITIES if arch == RESNET_ARCHITECTURE else LSCAT_NONLINEARITIES
+    """Valid non-linearities of an architecture (the fixed ones: the scattering's modulus, torchvision's ReLU)."""
+    return {RESNET_ARCHITECTURE: RESNET_NONLINEARITIES, SCAT_ARCHITECTURE: ("mod",),
+            STANDARD_RESNET_ARCHITECTURE: ("relu",)}.get(arch, LSCAT_NONLINEARITIES)
 
 
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
@@ -54,25 +58,14 @@ class ParamsError(ValueError):
     """Invalid parameters; the message lists every problem found."""
 
 
-def choice(*options, default=MISSING):
-    return field(default=default, metadata={"choices": options})
-
-
-def bounded(low=None, high=None, default=MISSING, low_open=False, high_open=False):
-    return field(default=default, metadata={"min": low, "max": high, "low_open": low_open, "high_open": high_open})
-
-
-def listed(default=MISSING, allow_empty=False):
-    return field(default=default, metadata={"allow_empty": allow_empty})
-
-
-def auto_or_count(default=MISSING):
-    """An integer >= 0, or the string ``auto``."""
-    return field(default=default, metadata={"auto": True, "min": 0})
+@dataclass
+class Mnist5kConfig:
+    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
 
 
 @dataclass
-class Mnist5kConfig:
+class TranslatedMnistConfig:
+    canvas: int = bounded(28)                     # side of the canvas the 28x28 digits are placed on
     test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
 
 
@@ -104,6 +97,7 @@ class DataConfig:
     augment: str = choice(*AUGMENTATIONS)
     scan: list[str] = listed(allow_empty=True)    # sources listed at every repro ([imagenet] for ImageNet)
     mnist5k: Mnist5kConfig = field(default=MISSING)
+    translated_mnist: TranslatedMnistConfig = field(default=MISSING)
     cifar10: Cifar10Config = field(default=MISSING)
     imagenet: ImagenetConfig = field(default=MISSING)
     synthetic: SyntheticConfig = field(default=MISSING)
@@ -124,6 +118,7 @@ class NetworkConfig:
     filter_backend: str = choice(*BACKENDS)      # how the fixed filtering is computed (same function)
     kernel_tolerance: float = bounded(0.0, 1.0)  # relative truncation of the spatial kernels
     resnet_stem: str = choice(*STEMS)
+    scat_J: int = bounded(1)                     # scales of the Scat baseline (kymatio Scattering2D)
 
 
 @dataclass
@@ -224,102 +219,6 @@ class Params:
         return sha256_json(self.training_params(variant, seed))
 
 
-def _type_name(tp) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _check_scalar(value, tp, key: str, meta, errors: list[str]):
-    """Type, choice, range and pattern checks of one scalar value."""
-    if meta.get("auto") and value == "auto":
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            errors.append(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is int or (meta.get("auto") and tp is not float):
-        if isinstance(value, bool) or not isinstance(value, int):
-            extra = " or 'auto'" if meta.get("auto") else ""
-            errors.append(f"{key}: expected an integer{extra}, got {value!r}")
-            return value
-    elif tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            errors.append(f"{key}: expected a finite number, got {value!r}")
-            return value
-        value = float(value)
-    elif tp is str:
-        if not isinstance(value, str):
-            errors.append(f"{key}: expected a string, got {value!r}")
-            return value
-        pattern = meta.get("pattern")
-        if pattern is not None and not pattern.fullmatch(value):
-            errors.append(f"{key}: {value!r} is not a safe name (it is used in file paths, stage names and "
-                          f"commands): it must match {pattern.pattern}")
-    choices = meta.get("choices")
-    if choices and value not in choices:
-        errors.append(f"{key}: {value!r} is not valid; valid: {', '.join(choices)}")
-    low, high = meta.get("min"), meta.get("max")
-    if low is not None and (value < low or (meta.get("low_open") and value == low)):
-        errors.append(f"{key}: {value!r} is out of range; must be {'>' if meta.get('low_open') else '>='} {low}")
-    if high is not None and (value > high or (meta.get("high_open") and value == high)):
-        errors.append(f"{key}: {value!r} is out of range; must be {'<' if meta.get('high_open') else '<='} {high}")
-    return value
-
-
-def _convert(value, tp, key: str, meta, errors: list[str]):
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if value is None and len(args) < len(typing.get_args(tp)):
-            return None
-        return _check_scalar(value, args[0], key, meta, errors)
-    if is_dataclass(tp):
-        if not isinstance(value, dict):
-            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, "
-                          f"got {value!r}")
-            return None
-        return _build(tp, value, key, errors)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            hint = f" (write [{value}])" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else ""
-            errors.append(f"{key}: expected a list of {_type_name(item_tp)}, got the scalar {value!r}{hint}")
-            return None
-        if not value and not meta.get("allow_empty"):
-            errors.append(f"{key}: expected a non-empty list of {_type_name(item_tp)}, got []")
-            return None
-        return [_convert(v, item_tp, f"{key}[{i}]", {}, errors) for i, v in enumerate(value)]
-    if origin is dict:
-        _, item_tp = typing.get_args(tp)
-        if not isinstance(value, dict) or not value:
-            errors.append(f"{key}: expected a non-empty mapping, got {value!r}")
-            return None
-        return {str(k): _convert(v, item_tp, f"{key}.{k}", {}, errors) for k, v in value.items()}
-    return _check_scalar(value, tp, key, meta, errors)
-
-
-def _build(cls, data: dict, prefix: str, errors: list[str]):
-    known = {f.name: f for f in fields(cls)}
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            errors.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key{hint}; "
-                          f"valid keys: {', '.join(known)}")
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, f in known.items():
-        key = f"{prefix}{'.' if prefix else ''}{name}"
-        if name not in data:
-            if f.default is MISSING:
-                errors.append(f"{key}: missing (required)")
-                kwargs[name] = None
-            else:
-                kwargs[name] = f.default
-            continue
-        kwargs[name] = _convert(data[name], hints[name], key, f.metadata, errors)
-    return cls(**kwargs)
-
-
 def parse_params(data, source: str = "params.yaml") -> Params:
     """Validate a params mapping (as YAML 1.2 reads it) and return typed :class:`Params`.
 
@@ -332,7 +231,7 @@ def parse_params(data, source: str = "params.yaml") -> Params:
     errors: list[str] = []
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
-    params = _build(Params, data, "", errors)
+    params = build(Params, data, "", errors)
     if not errors:
         _check_consistency(params, errors)
     if errors:
@@ -356,11 +255,14 @@ def _check_names(p: Params, errors: list[str]) -> None:
 
 def _check_data(p: Params, errors: list[str]) -> None:
     d = p.data
-    if d.name == "mnist5k":
-        n_test = round(d.mnist5k.test_fraction * MNIST5K_PER_CLASS)
+    if d.name in ("mnist5k", "translated_mnist"):
+        fraction = getattr(d, d.name).test_fraction
+        n_test = round(fraction * MNIST5K_PER_CLASS)
         if not 0 < n_test < MNIST5K_PER_CLASS:
-            errors.append(f"data.mnist5k.test_fraction: {d.mnist5k.test_fraction} leaves {n_test} of the "
+            errors.append(f"data.{d.name}.test_fraction: {fraction} leaves {n_test} of the "
                           f"{MNIST5K_PER_CLASS} images per class for testing; both splits must be non-empty")
+    if d.augment == "translate" and d.name != "translated_mnist":
+        errors.append(f"data.augment: 'translate' moves the digits of translated_mnist; data.name is {d.name}")
     if d.name == "imagenet" and d.augment == "cifar":
         errors.append("data.augment: 'cifar' augmentation assumes 32x32 images; use 'imagenet' or 'none'")
     if sorted(d.scan) != (["imagenet"] if d.name == "imagenet" else []):
@@ -372,6 +274,9 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
     _check_names(p, errors)
     _check_data(p, errors)
     for name, v in p.models.items():
+        if v.nonlinearity in THRESHOLDED and v.learned and v.threshold_init is not None and v.threshold_init <= 0:
+            errors.append(f"models.{name}.threshold_init: a learned {v.nonlinearity} threshold is softplus(beta) "
+                          f"> 0, so its initial value must be > 0; got {v.threshold_init}")
         valid = nonlinearities_of(v.arch)
         if v.nonlinearity not in valid:
             errors.append(f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "

@@ -138,8 +138,11 @@ def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: t
         norm = card["normalization"]
         train, test = load_split(DATA_DIR, card, "train"), load_split(DATA_DIR, card, "test")
         common = dict(rank=info.rank, world=info.world_size, seed=seed)
+        translate = params.data.augment == "translate"
         return (DeviceBatches(train.images, train.labels, norm["mean"], norm["std"], batch_size, device,
-                              shuffle=True, augment=params.data.augment == "cifar", **common),
+                              shuffle=True, augment=params.data.augment == "cifar", **common,
+                              positions=train.positions if translate else None,
+                              translate_limit=card["image_size"] - card.get("digit_size", card["image_size"])),
                 DeviceBatches(test.images, test.labels, norm["mean"], norm["std"], max(batch_size, 256), device,
                               shuffle=False, augment=False, pad=False, **common))
     from pcn.data.imagenet import default_workers, image_folders, image_loader

@@ -74,7 +74,7 @@ def test_out_of_range_and_bad_choices(default_params):
     message = errors_for(p)
     assert "train.lr: 0.0 is out of range; must be > 0.0" in message
     assert "train.momentum: 1.5 is out of range; must be <= 1.0" in message
-    assert "data.name: 'mnist' is not valid; valid: mnist5k, cifar10, imagenet, synthetic" in message
+    assert "data.name: 'mnist' is not valid; valid: mnist5k, translated_mnist, cifar10, imagenet, synthetic" in message
     assert "models.modulus.arch: 'lscat-skip' is not valid; valid: lscat, lscat_skip, resnet18" in message
     assert "report.confidence: 1.0 is out of range; must be < 1.0" in message
 

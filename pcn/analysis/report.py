@@ -25,7 +25,9 @@ PAPER_BASELINES = {
     "imagenet": {"Scat (predefined P)": 73.0, "ResNet-18 (quoted by the paper)": 30.2},
 }
 #: The phase collapse of each architecture, whose network the ablations are compared with.
-PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs"}
+#: The Table 1 baselines are their own reference (Scat: the modulus of kymatio's scattering; the
+#: standard ResNet: ReLU).
+PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs", "scat": "mod", "resnet18_standard": "relu"}
 
 
 def _layer_curves(seeds: dict) -> dict:

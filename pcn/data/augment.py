@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-AUGMENTATIONS = ("none", "cifar", "imagenet")
+AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")
 CROP_PADDING = 4
 
 
@@ -72,19 +72,43 @@ def crop_flip_image(image: Tensor, flip: bool, top: int, left: int) -> Tensor:
     return padded[:, top:top + H, left:left + W]
 
 
-def crop_flip_batch(images: Tensor, draws: CropFlipDraws) -> Tensor:
-    """:func:`crop_flip_image` of every image of a batch (B, C, H, W) with its own draws, at once.
+def padded_crop(images: Tensor, top: Tensor, left: Tensor, padding: int) -> Tensor:
+    """Zero-pad every image of a batch (B, C, H, W) by ``padding``, then crop it at its own (top, left) (B,).
 
     The crop is a gather from the flat padded images: output pixel ``(i, j)`` of image ``b`` reads
-    padded pixel ``(top_b + i, left_b + j)``.
+    padded pixel ``(top_b + i, left_b + j)``: a translation by ``(padding - top_b, padding - left_b)``
+    with zero fill.
     """
     B, C, H, W = images.shape
-    p = CROP_PADDING
-    flipped = torch.where(draws.flip.view(B, 1, 1, 1), images.flip(-1), images)
+    p = padding
     padded = images.new_zeros(B, C, H + 2 * p, W + 2 * p)
-    padded[:, :, p:p + H, p:p + W] = flipped
+    padded[:, :, p:p + H, p:p + W] = images
     device = images.device
-    rows = draws.top.view(B, 1, 1) + torch.arange(H, device=device).view(1, H, 1)     # (B, H, 1)
-    cols = draws.left.view(B, 1, 1) + torch.arange(W, device=device).view(1, 1, W)    # (B, 1, W)
+    rows = top.view(B, 1, 1) + torch.arange(H, device=device).view(1, H, 1)     # (B, H, 1)
+    cols = left.view(B, 1, 1) + torch.arange(W, device=device).view(1, 1, W)    # (B, 1, W)
     index = (rows * (W + 2 * p) + cols).view(B, 1, H * W).expand(B, C, H * W)
     return torch.gather(padded.view(B, C, -1), 2, index).view(B, C, H, W)
+
+
+def crop_flip_batch(images: Tensor, draws: CropFlipDraws) -> Tensor:
+    """:func:`crop_flip_image` of every image of a batch (B, C, H, W) with its own draws, at once."""
+    B = images.shape[0]
+    flipped = torch.where(draws.flip.view(B, 1, 1, 1), images.flip(-1), images)
+    return padded_crop(flipped, draws.top, draws.left, CROP_PADDING)
+
+
+def epoch_positions(n: int, seed: int, epoch: int, limit: int) -> Tensor:
+    """New digit positions (n, 2) for one epoch (``translate``): uniform on ``{0, .., limit}^2`` per image."""
+    generator = torch.Generator().manual_seed(stream_seed("translate", seed, epoch))
+    return torch.randint(0, limit + 1, (n, 2), generator=generator)
+
+
+def translate_batch(images: Tensor, positions: Tensor, new_positions: Tensor, limit: int) -> Tensor:
+    """Move the digit of every canvas of a batch (B, C, H, W) from ``positions`` to ``new_positions`` (B, 2).
+
+    The canvas is zero outside the digit's square, so the move is a translation by
+    ``new - old`` with zero fill, i.e. :func:`padded_crop` with padding ``limit`` (the largest
+    move, ``canvas - digit``) at ``limit - (new - old)``; the digit stays whole.
+    """
+    offset = limit - (new_positions - positions)                                  # (B, 2) in [0, 2 limit]
+    return padded_crop(images, offset[:, 0], offset[:, 1], limit)

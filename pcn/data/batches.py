@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pcn.data.augment import epoch_draws, crop_flip_batch, normalize
+from pcn.data.augment import crop_flip_batch, epoch_draws, epoch_positions, normalize, translate_batch
 
 
 def shard_indices(n: int, epoch: int, seed: int, rank: int, world: int, shuffle: bool, pad: bool = True) -> Tensor:
@@ -59,10 +59,15 @@ class DeviceBatches:
     pad : bool
         Pad the shard like ``DistributedSampler`` (training); without padding (evaluation)
         the shards partition the data exactly.
+    positions, translate_limit : np.ndarray (N, 2), int
+        With ``positions`` (where each canvas holds its digit), every epoch moves each digit to
+        a new position drawn from ``(seed, epoch, image)``, uniform on ``{0, .., translate_limit}^2``
+        (:func:`pcn.data.augment.translate_batch`; ``data.augment: translate``).
     """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, mean, std, batch_size: int, device: torch.device,
-                 *, shuffle: bool, augment: bool, seed: int, rank: int = 0, world: int = 1, pad: bool = True):
+                 *, shuffle: bool, augment: bool, seed: int, rank: int = 0, world: int = 1, pad: bool = True,
+                 positions: np.ndarray | None = None, translate_limit: int = 0):
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)       # (N, C, H, W) uint8
         self.labels = torch.from_numpy(np.ascontiguousarray(labels)).to(device)       # (N,) int64
         channels = self.images.shape[1]
@@ -71,6 +76,8 @@ class DeviceBatches:
         self.batch_size, self.device = batch_size, device
         self.shuffle, self.augment, self.seed = shuffle, augment, seed
         self.rank, self.world, self.pad = rank, world, pad
+        self.positions = None if positions is None else torch.from_numpy(np.asarray(positions)).to(device)
+        self.translate_limit = translate_limit
 
     @property
     def num_samples(self) -> int:
@@ -85,12 +92,16 @@ class DeviceBatches:
         n = len(self.labels)
         index = shard_indices(n, epoch, self.seed, self.rank, self.world, self.shuffle, self.pad).to(self.device)
         draws = epoch_draws(n, self.seed, epoch).to(self.device) if self.augment else None
+        moves = (None if self.positions is None else
+                 epoch_positions(n, self.seed, epoch, self.translate_limit).to(self.device))
         for start in range(0, len(index), self.batch_size):
             with _one_thread_on_cpu(self.device):
                 batch = index[start:start + self.batch_size]
                 images = self.images[batch]                              # (B, C, H, W) uint8
                 if draws is not None:
                     images = crop_flip_batch(images, draws.take(batch))
+                if moves is not None:
+                    images = translate_batch(images, self.positions[batch], moves[batch], self.translate_limit)
                 images = normalize(images, self.mean, self.std)
             yield images, self.labels[batch]
 

@@ -12,6 +12,12 @@ classes, split counts, normalization, SHA-256 checksums) and, for in-memory data
   checksum, or read from an existing ``root``); each batch file's MD5 is checked.
 * ``imagenet``: an existing ImageFolder root (no download exists), read in place
   (:mod:`pcn.data.imagenet`).
+* ``translated_mnist``: the same 5000 digits, each placed at a random position of a larger
+  zero canvas (``canvas`` x ``canvas``; the translated-MNIST construction), positions drawn
+  per image from ``data.split_seed``: classes that are (nearly) invariant to translations,
+  as the paper's argument assumes (centred digits are not). The positions are kept
+  (``{split}_positions.npy``) so that training can draw new ones every epoch
+  (``data.augment: translate``).
 * ``synthetic``: oriented gratings with random phase and position plus noise, one
   orientation/frequency per class: stationary classes whose wavelet class means are
   zero, which a phase collapse separates. Tiny, for tests.
@@ -34,7 +40,7 @@ from pcn.data.errors import DataError
 from pcn.files import file_digest, sha256_json
 from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, verify_images
 
-DATASETS = ("mnist5k", "cifar10", "imagenet", "synthetic")
+DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")
 MNIST5K_PER_CLASS = 500
 
 CIFAR10_MD5 = {
@@ -46,13 +52,19 @@ CIFAR10_MD5 = {
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-IN_MEMORY = ("mnist5k", "cifar10", "synthetic")
+IN_MEMORY = ("mnist5k", "translated_mnist", "cifar10", "synthetic")
+MNIST_SIDE = 28
 
 
 @dataclass
 class ArraySplit:
     images: np.ndarray   # (N, C, H, W) uint8
     labels: np.ndarray   # (N,) int64
+    positions: np.ndarray | None = None   # (N, 2) int64: (top, left) of the digit (translated_mnist)
+
+    def take(self, index: np.ndarray) -> ArraySplit:
+        return ArraySplit(self.images[index], self.labels[index],
+                          None if self.positions is None else self.positions[index])
 
 
 # ----------------------------------------------------------------------------- sources
@@ -63,6 +75,33 @@ def load_mnist5k(test_fraction: float, seed: int) -> tuple[ArraySplit, ArraySpli
     x, y = mnist_data()
     images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
     return (*stratified_split(images, y.astype(np.int64), test_fraction, seed), [str(i) for i in range(10)])
+
+
+def place_on_canvas(images: np.ndarray, canvas: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each image (C, h, w) placed at a uniformly random position of a zero ``canvas x canvas`` image.
+
+    The position ``(top, left)`` of image ``n`` is uniform on ``{0, .., canvas - h} x {0, .., canvas - w}``,
+    drawn from ``seed``. Returns the canvases (N, C, canvas, canvas) uint8 and the positions (N, 2) int64.
+    """
+    N, C, h, w = images.shape
+    if canvas < max(h, w):
+        raise DataError(f"translated_mnist: canvas {canvas} is smaller than the {h}x{w} digits")
+    rng = np.random.default_rng(seed)
+    positions = np.stack([rng.integers(0, canvas - h + 1, N), rng.integers(0, canvas - w + 1, N)], axis=1)
+    out = np.zeros((N, C, canvas, canvas), dtype=np.uint8)
+    for n, (top, left) in enumerate(positions):
+        out[n, :, top:top + h, left:left + w] = images[n]
+    return out, positions.astype(np.int64)
+
+
+def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple[ArraySplit, ArraySplit, list[str]]:
+    """The mnist5k digits on a ``canvas``-sided canvas at random positions (fixed by ``seed``), split as mnist5k."""
+    train, test, classes = load_mnist5k(test_fraction, seed)
+    placed = []
+    for split, stream in ((train, 1), (test, 2)):
+        images, positions = place_on_canvas(split.images, canvas, np.random.SeedSequence([seed, stream]))
+        placed.append(ArraySplit(images, split.labels, positions))
+    return placed[0], placed[1], classes
 
 
 def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
@@ -176,7 +215,10 @@ def scan_image_folder(root: Path) -> dict[str, int]:
 def _write_arrays(out_dir: Path, train: ArraySplit, test: ArraySplit) -> dict[str, str]:
     checksums = {}
     for split, arrays in (("train", train), ("test", test)):
-        for kind, arr in (("images", arrays.images), ("labels", arrays.labels)):
+        kinds = [("images", arrays.images), ("labels", arrays.labels)]
+        if arrays.positions is not None:
+            kinds.append(("positions", arrays.positions))
+        for kind, arr in kinds:
             path = out_dir / f"{split}_{kind}.npy"
             np.save(path, arr)
             checksums[path.name] = file_digest(path)
@@ -217,6 +259,8 @@ def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5:
     else:
         if name == "mnist5k":
             train, test, classes = load_mnist5k(options["test_fraction"], split_seed)
+        elif name == "translated_mnist":
+            train, test, classes = load_translated_mnist(options["canvas"], options["test_fraction"], split_seed)
         elif name == "cifar10":
             train, test, classes = load_cifar10(Path(options["root"]), options["download"], cifar_md5)
         elif name == "synthetic":
@@ -237,6 +281,8 @@ def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5:
                                  "test": np.bincount(test.labels, minlength=len(classes)).tolist()},
                 "normalization": {"mean": mean, "std": std}, "checksums": checksums,
                 "digest": sha256_json(checksums)}
+        if train.positions is not None:
+            card["digit_size"] = MNIST_SIDE
     write_json(out_dir / "card.json", card)
     return card
 
@@ -267,6 +313,7 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
         except Exception as exc:
             raise DataError(f"{path}: cannot be read ({exc}); run the fetch stage again") from exc
     images, labels = arrays["images"], arrays["labels"]
+    positions = _load_positions(Path(data_dir), card, split, len(labels))
     shape = (card["channels"], card["image_size"], card["image_size"])
     if images.ndim != 4 or images.shape[1:] != shape:
         raise DataError(f"{data_dir}/{split}_images.npy: images of shape {images.shape[1:]}, card.json says {shape} "
@@ -279,7 +326,22 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
         raise DataError(f"{data_dir}: the {split} split is empty")
     if labels.min() < 0 or labels.max() >= card["num_classes"]:
         raise DataError(f"{data_dir}: {split} labels outside [0, {card['num_classes']})")
-    return ArraySplit(images, labels)
+    return ArraySplit(images, labels, positions)
+
+
+def _load_positions(data_dir: Path, card: dict, split: str, n: int) -> np.ndarray | None:
+    """The digits' positions of a translated split (None for other data sets), checked like the arrays."""
+    name = f"{split}_positions.npy"
+    if name not in card["checksums"]:
+        return None
+    path = data_dir / name
+    if not path.is_file() or file_digest(path) != card["checksums"][name]:
+        raise DataError(f"{path}: missing or different from card.json; run the fetch stage again (dvc repro -f fetch)")
+    positions = np.load(path, allow_pickle=False)
+    limit = card["image_size"] - card["digit_size"]
+    if positions.shape != (n, 2) or positions.min() < 0 or positions.max() > limit:
+        raise DataError(f"{path}: expected ({n}, 2) positions in [0, {limit}], got shape {positions.shape}")
+    return positions
 
 
 # ----------------------------------------------------------------------------- per-image specification

@@ -13,6 +13,7 @@ name       formula                                                   learned per
 ``mc``     :math:`z / (|z| + \\epsilon)`                                none
 ``tanh``   :math:`\\tanh(|z|)\\, z / (|z| + \\epsilon)`                   none
 ``relu``   :math:`\\mathrm{ReLU}(\\mathrm{Re} z) + i\\, \\mathrm{ReLU}(\\mathrm{Im} z)`  none
+``identity`` :math:`z` (no non-linearity: a control)                 none
 =========  ========================================================  ==========================
 
 ``relu`` is our addition (the reference has a real ReLU only): a rectifier on the real
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from pcn.nn.features import SplitFeatures
 
-NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu")
+NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu", "identity")
 PHASE_EPS = 1e-6
 
 
@@ -111,6 +112,8 @@ class PointwiseNonlinearity(nn.Module):
             return SplitFeatures(real=modulus(re, im))
         if self.kind == "relu":
             return SplitFeatures(re=torch.relu(re), im=torch.relu(im))
+        if self.kind == "identity":
+            return SplitFeatures(re=re, im=im)
         g = self._amplitude(modulus(re, im), channels)
         return SplitFeatures(re=g * re, im=g * im)
 
@@ -119,6 +122,8 @@ class PointwiseNonlinearity(nn.Module):
             return SplitFeatures(real=x.abs())
         if self.kind == "relu":
             return SplitFeatures(real=torch.relu(x))
+        if self.kind == "identity":
+            return SplitFeatures(real=x)
         return SplitFeatures(real=self._amplitude(x.abs(), channels) * x)
 
     def forward_parts(self, parts: list[SplitFeatures]) -> list[SplitFeatures]:

@@ -11,44 +11,74 @@ name          formula                                                  parameter
 ============  =======================================================  ==============
 ``relu``      :math:`\\max(x, 0)`                                        none
 ``abs``       :math:`|x|` (sign collapse)                               none
-``thresh``    :math:`\\mathrm{ReLU}(x - b) - \\mathrm{ReLU}(-x - b)`      ``b`` per channel, init 1
+``thresh``    :math:`\\mathrm{ReLU}(x - b) - \\mathrm{ReLU}(-x - b)`      ``b > 0`` per channel
+``absdead``   :math:`\\mathrm{ReLU}(x - b) + \\mathrm{ReLU}(-x - b)`      ``b > 0`` per channel
 ``tanh``      :math:`\\tanh x`                                           none
 ``powfixed``  :math:`x / (1 + |x|)`                                     none
+``identity``  :math:`x` (no non-linearity: a control)                   none
 ============  =======================================================  ==============
 
-The reference code never trains ``b`` (a quoting bug freezes it at 1.0); we train it
-by default (``learned=True``, the evident intent) and ``learned=False`` reproduces the
-frozen threshold. ``stem="small"`` swaps the ImageNet stem for a 3x3/1 convolution
-without max-pool, for small images.
+``thresh`` (soft-thresholding: the odd part of a biased ReLU, which keeps the sign) and
+``absdead`` (an absolute value with a dead zone: its even part, which collapses the sign)
+are the poster's decomposition of ``ReLU(x - b)``; both are in the authors' code. The
+reference never trains ``b`` (a quoting bug freezes it at its initial 1.0): ``learned=False``
+reproduces that. With ``learned=True`` (our default) ``b = softplus(beta)`` with a free
+``beta``, so the threshold stays positive (a negative one would turn soft-thresholding into
+its opposite) and its gradient never vanishes; ``threshold_init`` is its initial value.
+
+``stem="small"`` swaps the ImageNet stem for a 3x3/1 convolution without max-pool, for small
+images. :func:`standard_resnet18` is the Table 1 ResNet column: torchvision's ResNet-18 with
+its biases (affine BatchNorm) and ReLU, with the same choice of stem.
 """
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pcn.nn.layers import GlobalBatchNorm2d
 
 #: The architecture name of this model in params.yaml.
 ARCHITECTURE = "resnet18"
-RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "tanh", "powfixed")
+#: The architecture name of torchvision's standard ResNet-18 (biases, affine BatchNorm, ReLU).
+STANDARD_ARCHITECTURE = "resnet18_standard"
+RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "absdead", "tanh", "powfixed", "identity")
+#: The non-linearities with a per-channel threshold ``b``.
+THRESHOLDED = ("thresh", "absdead")
 #: First layers: torchvision's 7x7/2 convolution and max-pool, or a 3x3/1 convolution for small images.
 STEMS = ("imagenet", "small")
 #: The reference's initial threshold of ``thresh`` (its quoting bug also froze it there).
 THRESH_INIT = 1.0
 
 
+def inverse_softplus(value: float) -> float:
+    """``beta`` with ``softplus(beta) = value`` (``value > 0``)."""
+    return value + math.log(-math.expm1(-value))
+
+
 class NonLinearity(nn.Module):
+    """One of :data:`RESNET_NONLINEARITIES` (module docstring), per-channel threshold where it has one."""
+
     def __init__(self, kind: str, channels: int, learned: bool, threshold_init: float):
         super().__init__()
         if kind not in RESNET_NONLINEARITIES:
             raise ValueError(f"unknown ResNet non-linearity {kind!r}; valid: {', '.join(RESNET_NONLINEARITIES)}")
-        self.kind = kind
-        if kind == "thresh":
-            b = torch.full((channels,), float(threshold_init))
+        self.kind, self.learned = kind, learned
+        if kind in THRESHOLDED:
             if learned:
-                self.threshold = nn.Parameter(b)
+                if threshold_init <= 0:
+                    raise ValueError(f"a learned {kind} threshold is softplus(beta) > 0: its initial value must be "
+                                     f"> 0, got {threshold_init}")
+                self.beta = nn.Parameter(torch.full((channels,), inverse_softplus(float(threshold_init))))
             else:
-                self.register_buffer("threshold", b)
+                self.register_buffer("frozen_threshold", torch.full((channels,), float(threshold_init)))
+
+    @property
+    def threshold(self) -> Tensor:
+        """The per-channel threshold ``b`` (channels,): ``softplus(beta)``, or the frozen value."""
+        return F.softplus(self.beta) if self.learned else self.frozen_threshold
 
     def extra_repr(self) -> str:
         return self.kind
@@ -58,11 +88,14 @@ class NonLinearity(nn.Module):
             return torch.relu(x)
         if self.kind == "abs":
             return x.abs()
-        if self.kind == "thresh":
+        if self.kind in THRESHOLDED:
             b = self.threshold.view(1, -1, 1, 1)
-            return torch.relu(x - b) - torch.relu(-x - b)
+            odd_or_even = -1.0 if self.kind == "thresh" else 1.0
+            return torch.relu(x - b) + odd_or_even * torch.relu(-x - b)
         if self.kind == "tanh":
             return torch.tanh(x)
+        if self.kind == "identity":
+            return x
         return x / (1 + x.abs())
 
 
@@ -125,3 +158,35 @@ class BiasFreeResNet18(nn.Module):
         for stage in self.stages:
             x = stage(x)
         return self.fc(torch.flatten(torch.mean(x, dim=(2, 3)), 1))
+
+
+class StandardResNet18(nn.Module):
+    """torchvision's ResNet-18 (biases in the affine BatchNorms and the Linear layer, ReLU), untrained.
+
+    ``stem="small"`` replaces its 7x7/2 convolution and max-pool by a 3x3/1 convolution (the usual
+    CIFAR-style stem); ``in_channels`` other than 3 change the first convolution's input.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, stem: str = "imagenet"):
+        super().__init__()
+        from torchvision.models import resnet18
+        if stem not in STEMS:
+            raise ValueError(f"unknown ResNet stem {stem!r}; valid: {', '.join(STEMS)}")
+        self.net = resnet18(weights=None, num_classes=num_classes)
+        if stem == "small":
+            self.net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+            self.net.maxpool = nn.Identity()
+        elif in_channels != 3:
+            self.net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    def layer_features(self, x: Tensor) -> list[Tensor]:
+        """The stem's and the 4 stages' outputs (after their ReLU)."""
+        n = self.net
+        feats = [n.maxpool(n.relu(n.bn1(n.conv1(x))))]
+        for stage in (n.layer1, n.layer2, n.layer3, n.layer4):
+            feats.append(stage(feats[-1]))
+        return feats
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)

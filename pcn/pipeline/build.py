@@ -12,8 +12,16 @@ from dataclasses import dataclass
 from torch import nn
 
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
-from pcn.nn.resnet import BiasFreeResNet18
-from pcn.schema import RESNET_ARCHITECTURE, FiltersConfig, NetworkConfig, VariantConfig
+from pcn.nn.resnet import BiasFreeResNet18, StandardResNet18
+from pcn.nn.scattering import ScatteringNet
+from pcn.schema import (
+    RESNET_ARCHITECTURE,
+    SCAT_ARCHITECTURE,
+    STANDARD_RESNET_ARCHITECTURE,
+    FiltersConfig,
+    NetworkConfig,
+    VariantConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -50,7 +58,13 @@ def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, varian
 
 def build_model(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
                 inputs: InputSpec) -> nn.Module:
-    """A :class:`PhaseCollapseNet` or a :class:`BiasFreeResNet18`, per ``variant.arch``."""
+    """A :class:`PhaseCollapseNet`, :class:`BiasFreeResNet18`, :class:`StandardResNet18` or
+    :class:`ScatteringNet` (``filters.n_angles`` angles, ``network.scat_J`` scales), per ``variant.arch``."""
+    if variant.arch == SCAT_ARCHITECTURE:
+        return ScatteringNet(inputs.channels, inputs.image_size, inputs.num_classes, network.scat_J,
+                             filters.n_angles)
+    if variant.arch == STANDARD_RESNET_ARCHITECTURE:
+        return StandardResNet18(inputs.channels, inputs.num_classes, network.resnet_stem)
     if variant.arch == RESNET_ARCHITECTURE:
         return BiasFreeResNet18(inputs.channels, inputs.num_classes, variant.nonlinearity, variant.learned,
                                 stem=network.resnet_stem, **_unset_removed(threshold_init=variant.threshold_init))

@@ -22,6 +22,7 @@ FORMULAS = {
     "ms": lambda z, lam, g, b: sigmoid(g * np.abs(z) + b) * z / (np.abs(z) + PHASE_EPS),
     "mc": lambda z, lam, g, b: z / (np.abs(z) + PHASE_EPS),
     "tanh": lambda z, lam, g, b: np.tanh(np.abs(z)) * z / (np.abs(z) + PHASE_EPS),
+    "identity": lambda z, lam, g, b: z,
     "relu": lambda z, lam, g, b: np.maximum(z.real, 0) + 1j * np.maximum(z.imag, 0),
 }
 
@@ -75,6 +76,8 @@ RESNET_FORMULAS = {
     "relu": lambda x, t: np.maximum(x, 0),
     "abs": lambda x, t: np.abs(x),
     "thresh": lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0),      # real soft-thresholding
+    "absdead": lambda x, t: np.maximum(np.abs(x) - t, 0),                   # absolute value with a dead zone
+    "identity": lambda x, t: x,
     "tanh": lambda x, t: np.tanh(x),
     "powfixed": lambda x, t: x / (1 + np.abs(x)),
 }
@@ -86,8 +89,8 @@ def test_resnet_nonlinearities_follow_their_formula(kind):
     x = rng.normal(size=(2, C, 3, 3)) * 2
     t = rng.uniform(0.1, 1.5, C)
     nl = NonLinearity(kind, C, True, 1.0)
-    if kind == "thresh":
-        with torch.no_grad():
-            nl.threshold.copy_(torch.tensor(t, dtype=torch.float32))
+    if kind in ("thresh", "absdead"):
+        with torch.no_grad():                                              # b = softplus(beta)
+            nl.beta.copy_(torch.tensor(np.log(np.expm1(t)), dtype=torch.float32))
     out = nl(torch.tensor(x, dtype=torch.float32)).detach().numpy()
     np.testing.assert_allclose(out, RESNET_FORMULAS[kind](x, t.reshape(1, C, 1, 1)), rtol=1e-5, atol=1e-6)

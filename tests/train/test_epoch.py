@@ -186,7 +186,7 @@ def test_resnet18_parameter_count_and_threshold():
     nl = NonLinearity("thresh", 2, True, 1.0)
     x = torch.tensor([[-3.0, -0.5], [0.5, 2.0]]).view(1, 2, 1, 2)      # (B, C, H, W)
     assert nl(x).flatten().tolist() == [-2.0, 0.0, 0.0, 1.0]           # soft thresholding at 1
-    with pytest.raises(ValueError, match="valid: relu, abs, thresh, tanh, powfixed"):
+    with pytest.raises(ValueError, match="valid: relu, abs, thresh, absdead, tanh, powfixed, identity"):
         NonLinearity("gelu", 2, True, 1.0)
 
 
