@@ -94,6 +94,8 @@ class SyntheticConfig:
 class DataConfig:
     name: str = choice(*DATASETS)
     split_seed: int = bounded(0)                  # mnist5k split, synthetic images: not the training seeds
+    resplit: bool = field(default=MISSING)        # each seed draws its own train/test split (mnist-like sets)
+    validation_fraction: float = bounded(0.0, 1.0, high_open=True)   # per class, carved from the training part
     augment: str = choice(*AUGMENTATIONS)
     scan: list[str] = listed(allow_empty=True)    # sources listed at every repro ([imagenet] for ImageNet)
     mnist5k: Mnist5kConfig = field(default=MISSING)
@@ -210,7 +212,10 @@ class Params:
     def training_params(self, variant: str, seed: int) -> dict:
         """Every value that determines the training run of ``variant`` with ``seed`` (JSON-able)."""
         d = asdict(self)
-        return {"seed": seed, "data": {"name": self.data.name, "augment": self.data.augment},
+        data = {"name": self.data.name, "augment": self.data.augment, "split_seed": self.data.split_seed,
+                "resplit": self.data.resplit, "validation_fraction": self.data.validation_fraction,
+                self.data.name: d["data"][self.data.name]}
+        return {"seed": seed, "data": data,
                 "filters": d["filters"], "network": d["network"], "train": d["train"],
                 "model": d["models"][variant]}
 

@@ -17,7 +17,7 @@ import torch
 
 from pcn.analysis.separation import LAYER_METRICS, layer_separation
 from pcn.data.batches import DeviceBatches, LoaderBatches
-from pcn.data.datasets import IN_MEMORY, load_split, read_card
+from pcn.data.datasets import IN_MEMORY, read_card
 from pcn.data.errors import DataError
 from pcn.files import write_csv, write_json
 from pcn.pipeline.build import InputSpec, build_model
@@ -28,15 +28,17 @@ from pcn.train.device import select_device
 from pcn.train.epoch import run_test_pass
 
 from common import DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, load_params, resolve_data_root, run_name
-from networks import load_required
+from networks import load_required, run_splits
 from tracked import stage_run
 
 
-def eval_batches(params, card: dict, batch_size: int, device: torch.device):
-    """Training (for the class statistics) and test batches, in order, without augmentation."""
+def eval_batches(params, card: dict, batch_size: int, device: torch.device, seed: int):
+    """Training (for the class statistics) and test batches of the run with ``seed`` (its own splits,
+    :func:`networks.run_splits`), in order, without augmentation."""
     if card["name"] in IN_MEMORY:
         norm = card["normalization"]
-        splits = [load_split(DATA_DIR, card, split) for split in ("train", "test")]
+        run = run_splits(params, DATA_DIR, card, seed)
+        splits = [run["train"], run["test"]]
         return [DeviceBatches(s.images, s.labels, norm["mean"], norm["std"], batch_size, device, shuffle=False,
                               augment=False, seed=0, pad=False) for s in splits]
     from pcn.data.imagenet import default_workers, image_folders, image_loader
@@ -70,11 +72,11 @@ def load_model(params, args, card: dict, device: torch.device, run) -> tuple[tor
     return model.to(device).eval(), saved["params_hash"]
 
 
-def measure(model, params, card: dict, device: torch.device, name: str) -> tuple:
+def measure(model, params, card: dict, device: torch.device, name: str, seed: int) -> tuple:
     """Test accuracy, and the separation measures of every layer (layer 0: the input)."""
     ev = params.evaluate
     try:
-        train_batches, test_batches = eval_batches(params, card, ev.batch_size, device)
+        train_batches, test_batches = eval_batches(params, card, ev.batch_size, device, seed)
 
         def extract(images):
             return [images] + model.layer_features(images)
@@ -106,7 +108,7 @@ def main() -> None:
         model, params_hash = load_model(params, args, card, device, run)
         run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
                         {"train": card["splits"]["train"], "test": card["splits"]["test"]})
-        acc, rows = measure(model, params, card, device, name)
+        acc, rows = measure(model, params, card, device, name, args.seed)
         out_dir = EVAL_DIR / name
         metrics = {"variant": args.variant, "seed": args.seed, "params_hash": params_hash,
                    "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,

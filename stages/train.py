@@ -27,7 +27,7 @@ import torch
 
 from pcn.analysis.plots import plot_history
 from pcn.data.batches import DeviceBatches, LoaderBatches
-from pcn.data.datasets import IN_MEMORY, load_split, read_card
+from pcn.data.datasets import IN_MEMORY, read_card
 from pcn.data.errors import DataError
 from pcn.files import file_digest, torch_save, write_csv, write_json
 from pcn.nn.phase_collapse import count_parameters, with_plain_projection
@@ -55,7 +55,7 @@ from common import (
     resolve_data_root,
     run_name,
 )
-from networks import dist_info
+from networks import dist_info, run_splits
 from tracked import stage_run
 
 Batches = Union[DeviceBatches, LoaderBatches]
@@ -104,6 +104,7 @@ class Setup:
     card: dict                     # data/prepared/card.json
     train_batches: Batches
     test_batches: Batches
+    validation_batches: Batches | None       # data.validation_fraction of the training part, or None
     nets: Networks
     key: ResumeKey
 
@@ -133,18 +134,23 @@ def key_parts(params, variant: str, seed: int) -> dict:
 
 
 def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: torch.device, seed: int):
-    """Training and test batches: on the device for in-memory data sets, a DataLoader for ImageNet."""
+    """Training, test and validation batches (None without a validation split): on the device for in-memory
+    data sets (the seed's splits, :func:`networks.run_splits`), DataLoaders for ImageNet."""
     if card["name"] in IN_MEMORY:
         norm = card["normalization"]
-        train, test = load_split(DATA_DIR, card, "train"), load_split(DATA_DIR, card, "test")
+        splits = run_splits(params, DATA_DIR, card, seed)
+        train = splits["train"]
         common = dict(rank=info.rank, world=info.world_size, seed=seed)
         translate = params.data.augment == "translate"
+
+        def scored(split):
+            return DeviceBatches(split.images, split.labels, norm["mean"], norm["std"], max(batch_size, 256),
+                                 device, shuffle=False, augment=False, pad=False, **common)
         return (DeviceBatches(train.images, train.labels, norm["mean"], norm["std"], batch_size, device,
                               shuffle=True, augment=params.data.augment == "cifar", **common,
                               positions=train.positions if translate else None,
                               translate_limit=card["image_size"] - card.get("digit_size", card["image_size"])),
-                DeviceBatches(test.images, test.labels, norm["mean"], norm["std"], max(batch_size, 256), device,
-                              shuffle=False, augment=False, pad=False, **common))
+                scored(splits["test"]), scored(splits["validation"]) if len(splits["validation"].labels) else None)
     from pcn.data.imagenet import default_workers, image_folders, image_loader
     workers = params.runtime.num_workers
     workers = default_workers(info.world_size) if workers == "auto" else workers
@@ -152,7 +158,7 @@ def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: t
     common = dict(seed=seed, rank=info.rank, world=info.world_size, workers=workers,
                   pin_memory=device.type == "cuda")
     return (LoaderBatches(image_loader(train_set, batch_size, train=True, **common), device),
-            LoaderBatches(image_loader(test_set, max(batch_size, 256), train=False, **common), device))
+            LoaderBatches(image_loader(test_set, max(batch_size, 256), train=False, **common), device), None)
 
 
 def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
@@ -179,6 +185,7 @@ def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
     parts = key_parts(params, args.variant, args.seed)
     return Setup(params=params, run=RunId(args.variant, args.seed, variant, recipe), info=info, device=device,
                  card=card, train_batches=batches[0], test_batches=batches[1],
+                 validation_batches=batches[2],
                  nets=Networks(model, train_model, optimizer, n_parameters),
                  key=ResumeKey(parts, checkpoint.resume_key(parts)))
 
@@ -255,7 +262,7 @@ def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
     try:
         return fit(s.nets.model, s.nets.train_model, s.nets.optimizer, s.train_batches, s.test_batches, schedule,
                    state, s.device, select=tp.select, amp=tp.amp, channels_last=tp.channels_last,
-                   on_epoch_end=on_epoch_end, progress=progress)
+                   on_epoch_end=on_epoch_end, progress=progress, validation_batches=s.validation_batches)
     except DataError as exc:                                      # an image that cannot be decoded, ...
         fail_on_data_error(f"train@{s.run.name}", exc)
     except NonFiniteError as exc:
@@ -287,6 +294,7 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
                "final_test_acc": final["test_acc"], "final_test_error": 100 * (1 - final["test_acc"]),
                "final_test_top5": final["test_top5"], "final_train_acc": final["train_acc"],
                "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]), "best_epoch": best["epoch"],
+               "final_val_error": 100 * (1 - final["val_acc"]) if "val_acc" in final else None,
                "epochs": s.run.recipe["epochs"], "n_parameters": s.nets.n_parameters, "selected": s.params.train.select,
                "world_size": s.info.world_size, "images_per_second": images / seconds if seconds else None}
     write_json(s.out_dir / "metrics.json", metrics)

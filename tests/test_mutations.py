@@ -29,7 +29,7 @@ MUTANTS = {
     "Gauss product sign": ("pcn/nn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
     "kernel truncation keeps too little": ("pcn/nn/morlet.py", "keep = magnitude > tolerance * magnitude.max()",
                                            "keep = magnitude > 1e3 * tolerance * magnitude.max()"),
-    "stratified split overlaps": ("pcn/data/datasets.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
+    "stratified split overlaps": ("pcn/data/splits.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
     "phase kept on the real part only": ("pcn/nn/nonlinearities.py", "return SplitFeatures(re=g * re, im=g * im)",
                                          "return SplitFeatures(re=g * re, im=im)"),
     "non-finite steps go unnoticed": ("pcn/train/epoch.py", "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",

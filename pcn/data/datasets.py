@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from pcn.data.errors import DataError
+from pcn.data.splits import ArraySplit, stratified_split
 from pcn.files import file_digest, sha256_json
 from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, verify_images
 
@@ -54,17 +55,6 @@ CIFAR10_MD5 = {
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 IN_MEMORY = ("mnist5k", "translated_mnist", "cifar10", "synthetic")
 MNIST_SIDE = 28
-
-
-@dataclass
-class ArraySplit:
-    images: np.ndarray   # (N, C, H, W) uint8
-    labels: np.ndarray   # (N,) int64
-    positions: np.ndarray | None = None   # (N, 2) int64: (top, left) of the digit (translated_mnist)
-
-    def take(self, index: np.ndarray) -> ArraySplit:
-        return ArraySplit(self.images[index], self.labels[index],
-                          None if self.positions is None else self.positions[index])
 
 
 # ----------------------------------------------------------------------------- sources
@@ -102,22 +92,6 @@ def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple
         images, positions = place_on_canvas(split.images, canvas, np.random.SeedSequence([seed, stream]))
         placed.append(ArraySplit(images, split.labels, positions))
     return placed[0], placed[1], classes
-
-
-def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
-                     seed: int) -> tuple[ArraySplit, ArraySplit]:
-    rng = np.random.default_rng(seed)
-    train_idx, test_idx = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_test = int(round(test_fraction * len(idx)))
-        if not 0 < n_test < len(idx):
-            raise DataError(f"test_fraction {test_fraction} leaves {n_test} of the {len(idx)} images of class {c} "
-                            "for testing: both splits must be non-empty")
-        test_idx.append(idx[:n_test])
-        train_idx.append(idx[n_test:])
-    tr, te = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
-    return ArraySplit(images[tr], labels[tr]), ArraySplit(images[te], labels[te])
 
 
 def load_cifar10(root: Path, download: bool, md5: dict[str, str] | None = None) -> tuple[ArraySplit, ArraySplit, list[str]]:

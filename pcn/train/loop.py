@@ -50,17 +50,21 @@ class TrainingState:
         return cls(d["epoch"], list(d["history"]), dict(d["best"]), d.get("best_state"))
 
 
-def epoch_row(epoch: int, lr: float, train: EpochStats, test: EpochStats, seconds: float) -> dict:
+def epoch_row(epoch: int, lr: float, train: EpochStats, test: EpochStats, seconds: float,
+              validation: EpochStats | None = None) -> dict:
     """The history row of (0-based) ``epoch``; epochs are numbered from 1 in the row."""
-    return {"epoch": epoch + 1, "lr": lr, "train_loss": train.loss, "train_acc": train.top1, "test_loss": test.loss,
-            "test_acc": test.top1, "test_top5": test.top5, "epoch_seconds": seconds,
-            "images_per_second": train.samples / seconds if seconds > 0 else 0.0}
+    row = {"epoch": epoch + 1, "lr": lr, "train_loss": train.loss, "train_acc": train.top1, "test_loss": test.loss,
+           "test_acc": test.top1, "test_top5": test.top5, "epoch_seconds": seconds,
+           "images_per_second": train.samples / seconds if seconds > 0 else 0.0}
+    if validation is not None:
+        row.update(val_loss=validation.loss, val_acc=validation.top1)
+    return row
 
 
 def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimizer, train_batches, test_batches,
         schedule: Schedule, state: TrainingState, device: torch.device, *, select: str = "last", amp: bool = False,
         channels_last: bool = False, on_epoch_end: Callable[[TrainingState, dict], None] | None = None,
-        progress: Callable[[int, int], object] | None = None) -> TrainingState:
+        progress: Callable[[int, int], object] | None = None, validation_batches=None) -> TrainingState:
     """Train from ``state.epoch`` to ``schedule.epochs``; returns the final state.
 
     ``train_model`` is what runs forward/backward (``model``, or its DDP / compiled wrapper);
@@ -68,6 +72,8 @@ def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimiz
     ``len()`` and ``epoch(e)`` (:mod:`pcn.data.batches`). ``progress(epoch, steps)`` may
     return a progress bar (``update``, ``set_postfix``, ``close``). A non-finite loss or
     gradient raises :class:`pcn.train.epoch.NonFiniteError` before ``on_epoch_end`` of that epoch.
+    With ``validation_batches``, every epoch is also scored on them (``val_loss``, ``val_acc``): the
+    split on which hyperparameters are chosen.
     """
     if select not in SELECTIONS:
         raise ValueError(f"unknown model selection {select!r}; valid: {', '.join(SELECTIONS)}")
@@ -86,7 +92,9 @@ def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimiz
                 bar.close()
         seconds = time.perf_counter() - start
         test = run_test_pass(model, test_batches.epoch(0), device, amp, channels_last)
-        row = epoch_row(epoch, lr, train, test, seconds)
+        validation = (None if validation_batches is None else
+                      run_test_pass(model, validation_batches.epoch(0), device, amp, channels_last))
+        row = epoch_row(epoch, lr, train, test, seconds, validation)
         state.history.append(row)
         state.epoch = epoch + 1
         if test.top1 > state.best["acc"]:

@@ -1,5 +1,6 @@
 """The Table 1 baselines, the fair ablations and the translated digits go through the whole pipeline."""
 import pytest
+
 from conftest import tiny_params
 from project import dvc, make_project, read_json
 
