@@ -10,11 +10,25 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc/self/status`` on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)                        # elsewhere: read it by setting it, and put it back
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
     The temporary file is removed if ``write`` raises (or the process is interrupted), and
-    ``path`` keeps its previous content.
+    ``path`` keeps its previous content. The file gets the permissions a plain ``open`` would give it
+    (``0o666`` less the process's umask), not the temporary file's private ``0o600``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -23,6 +37,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~current_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -66,3 +81,13 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
 def sha256_json(obj) -> str:
     """SHA-256 of ``obj`` as canonical JSON (sorted keys)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def save_png(fig, path: Path) -> None:
+    """Write the matplotlib figure ``fig`` to ``path`` as a PNG atomically (a reader never sees a torn
+    image), then close it."""
+    import matplotlib.pyplot as plt
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
+    finally:
+        plt.close(fig)

@@ -50,6 +50,9 @@ def nonlinearities_of(arch: str) -> tuple[str, ...]:
             STANDARD_RESNET_ARCHITECTURE: ("relu",)}.get(arch, LSCAT_NONLINEARITIES)
 
 
+#: Largest seed: every random generator the seeds reach takes it, with the epoch added (numpy's legacy
+#: seeding and torch.Generator.manual_seed(seed + epoch) accept up to 2**32 - 1 and 2**64 - 1).
+MAX_SEED = 2**31 - 1
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 EXPERIMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
@@ -93,7 +96,7 @@ class SyntheticConfig:
 @dataclass
 class DataConfig:
     name: str = choice(*DATASETS)
-    split_seed: int = bounded(0)                  # mnist5k split, synthetic images: not the training seeds
+    split_seed: int = bounded(0, MAX_SEED)        # mnist5k split, synthetic images: not the training seeds
     resplit: bool = field(default=MISSING)        # each seed draws its own train/test split (mnist-like sets)
     validation_fraction: float = bounded(0.0, 1.0, high_open=True)   # per class, carved from the training part
     augment: str = choice(*AUGMENTATIONS)
@@ -254,8 +257,8 @@ def _check_names(p: Params, errors: list[str]) -> None:
             errors.append(f"variants[{i}]: {name!r} is not defined under 'models'; defined: {', '.join(p.models)}")
     if len(set(p.variants)) != len(p.variants):
         errors.append("variants: names must be unique")
-    if any(s < 0 for s in p.seeds) or len(set(p.seeds)) != len(p.seeds):
-        errors.append(f"seeds: expected distinct integers >= 0, got {p.seeds}")
+    if any(not 0 <= s <= MAX_SEED for s in p.seeds) or len(set(p.seeds)) != len(p.seeds):
+        errors.append(f"seeds: expected distinct integers in [0, {MAX_SEED}], got {p.seeds}")
 
 
 def _check_data(p: Params, errors: list[str]) -> None:

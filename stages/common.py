@@ -8,6 +8,9 @@ the library gets typed values. Importing it changes nothing in the process
 from __future__ import annotations
 
 import ast
+import csv
+import json
+import math
 import os
 from pathlib import Path
 from typing import NoReturn
@@ -59,6 +62,33 @@ def load_params(path: Path | None = None):
         fail(str(exc))
 
 
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in d.items():
+        out.update(_leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return out
+
+
+class Provenance:
+    """What a stage's results follow from, taken when it starts: the params it reads (``view(params)``)
+    and the code it runs. :meth:`refuse_if_changed`, called before the results are written, stops the
+    stage if either changed meanwhile, so that dvc.lock never credits values the results were not
+    computed with."""
+
+    def __init__(self, stage: str, script: str, view, params, params_path: Path | None = None):
+        self.stage, self.script, self.view, self.params_path = stage, script, view, params_path
+        self.taken = {"params": view(params), "code": code_digest(script)}
+
+    def refuse_if_changed(self) -> None:
+        now = {"params": self.view(load_params(self.params_path)), "code": code_digest(self.script)}
+        before, after = _leaves(self.taken), _leaves(now)
+        changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+        if changed:
+            fail(f"{self.stage}: changed while it ran: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}."
+                 " Its results are not written (dvc.lock would credit values they were not computed with); "
+                 "run dvc repro again")
+
+
 def run_name(variant: str, seed: int) -> str:
     """The (variant, seed) folder and stage suffix: ``modulus-0``."""
     return f"{variant}-{seed}"
@@ -76,6 +106,33 @@ def fail_on_data_error(stage: str, exc: Exception) -> NoReturn:
     last line is the message (with the image's path).
     """
     fail(f"{stage}: {str(exc).strip().splitlines()[-1]}")
+
+
+# ----------------------------------------------------------------------------- results files
+
+def read_csv(path: Path) -> list[dict]:
+    """A results CSV as numbers; a truncated or damaged file stops the stage, naming it."""
+    try:
+        with open(path) as f:
+            rows = [{k: (int(v) if k in ("layer", "epoch") else float(v)) for k, v in row.items()}
+                    for row in csv.DictReader(f)]
+    except (ValueError, TypeError) as exc:
+        fail(f"{path} is damaged or truncated ({exc}); rerun the stage that writes it (dvc repro -f)")
+    if not rows:
+        fail(f"{path} has no rows; rerun the stage that writes it (dvc repro -f)")
+    return rows
+
+
+def read_metrics(path: Path) -> dict:
+    """A metrics.json whose test errors are finite; a damaged file or a NaN error stops the stage, naming it."""
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        fail(f"{path} is damaged or truncated ({exc}); rerun the stage that writes it (dvc repro -f)")
+    for key in ("test_error", "final_test_error", "best_test_error"):
+        if key in metrics and not (isinstance(metrics[key], (int, float)) and math.isfinite(metrics[key])):
+            fail(f"{path}: {key} is {metrics[key]!r}; a non-finite error cannot be averaged over seeds")
+    return metrics
 
 
 # ----------------------------------------------------------------------------- code identity

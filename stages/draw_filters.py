@@ -1,7 +1,8 @@
 """Stage `draw_filters`: a figure of every block's Morlet filter bank, in space and in Fourier.
 
 The networks compute their filters from the params (:mod:`pcn.nn.morlet`); this stage only
-draws them (``results/filters/filters.png``) and nothing reads its output back.
+draws them (``results/filters/filters.png``) and nothing reads its output back. With no LScat
+variant selected (ResNets and Scat only) it writes a note instead, whatever the filter settings.
 """
 from __future__ import annotations
 
@@ -9,18 +10,23 @@ from process import prepare_stage
 
 prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
-from pcn.analysis.plots import plot_filter_bank
+from pcn.analysis.plots import plot_filter_bank, plot_message
 from pcn.data.datasets import read_card
 from pcn.data.errors import DataError
 from pcn.nn.morlet import block_filter_type, fourier_filters, padded_size
 from pcn.pipeline.build import InputSpec, phase_collapse_config
-from pcn.schema import VariantConfig
+from pcn.schema import LSCAT_ARCHITECTURES, VariantConfig
 
 from common import DATA_DIR, FILTERS_DIR, fail, load_params
 
 
 def main() -> None:
     params = load_params()
+    if not any(params.models[v].arch in LSCAT_ARCHITECTURES for v in params.variants):
+        plot_message("No LScat or LScat+skip variant is selected: no wavelet filter bank to draw.",
+                     FILTERS_DIR / "filters.png")
+        print("draw_filters: no LScat variant selected; wrote a note instead of filters")
+        return
     try:
         card = read_card(DATA_DIR)
     except DataError as exc:

@@ -2,8 +2,9 @@
 
 Layer 0 is the input image; layer j >= 1 is the output of block j (phase-collapse
 networks) or of the stem and the 4 stages (ResNet-18). Class statistics come from the
-training set (no augmentation), NCM accuracy from the test set. A model trained with other
-params than the current params.yaml is refused.
+training set (no augmentation), NCM accuracy from the test set; the fraction of exact zeros of
+each layer's non-linearity outputs (:mod:`pcn.analysis.activations`) from the test set. A
+model trained with other params than the current params.yaml is refused.
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from process import prepare_stage
 prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
 import argparse
+import math
+from dataclasses import asdict
 
 import torch
 
+from pcn.analysis.activations import zero_fractions
 from pcn.analysis.separation import LAYER_METRICS, layer_separation
 from pcn.data.batches import DeviceBatches, LoaderBatches
 from pcn.data.datasets import IN_MEMORY, read_card
@@ -27,7 +31,17 @@ from pcn.train.checkpoint import changed_keys
 from pcn.train.device import select_device
 from pcn.train.epoch import run_test_pass
 
-from common import DATA_DIR, EVAL_DIR, MODELS_DIR, fail, fail_on_data_error, load_params, resolve_data_root, run_name
+from common import (
+    DATA_DIR,
+    EVAL_DIR,
+    MODELS_DIR,
+    Provenance,
+    fail,
+    fail_on_data_error,
+    load_params,
+    resolve_data_root,
+    run_name,
+)
 from networks import load_required, run_splits
 from tracked import stage_run
 
@@ -83,11 +97,13 @@ def measure(model, params, card: dict, device: torch.device, name: str, seed: in
         acc = run_test_pass(model, test_batches.epoch(0), device)
         rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
                                 ev.feature, device, ev.max_train_samples)
-    except FloatingPointError as exc:
+        zeros = zero_fractions(model, test_batches.epoch(0), device) or []
+    except (FloatingPointError, ValueError) as exc:
         fail(f"evaluate@{name}: {exc}")
     except DataError as exc:                                      # an image that cannot be decoded, ...
         fail_on_data_error(f"evaluate@{name}", exc)
-    return acc, [{"layer": i, **r} for i, r in enumerate(rows)]
+    zeros = [math.nan, *zeros] + [math.nan] * (len(rows) - 1 - len(zeros))     # layer 0 is the input image
+    return acc, [{"layer": i, **r, "zero_fraction": z} for i, (r, z) in enumerate(zip(rows, zeros))]
 
 
 def main() -> None:
@@ -99,6 +115,9 @@ def main() -> None:
     if args.variant not in params.models:
         fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
     name = run_name(args.variant, args.seed)
+    provenance = Provenance(f"evaluate@{name}", "stages/evaluate.py", lambda p: {
+        "training": p.training_params(args.variant, args.seed), "evaluate": asdict(p.evaluate),
+        "device": p.train.device}, params)
     with stage_run(params, "evaluate", args.variant, args.seed) as run:
         try:
             device = select_device(params.train.device)
@@ -113,7 +132,10 @@ def main() -> None:
         metrics = {"variant": args.variant, "seed": args.seed, "params_hash": params_hash,
                    "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
                    "test_loss": acc.loss, "feature": params.evaluate.feature, "n_layers": len(rows) - 1,
-                   "last_layer": {k: rows[-1][k] for k in LAYER_METRICS}}
+                   "last_layer": {k: rows[-1][k] for k in LAYER_METRICS},
+                   "zero_fraction_by_layer": [None if math.isnan(r["zero_fraction"]) else r["zero_fraction"]
+                                              for r in rows[1:]]}
+        provenance.refuse_if_changed()
         write_json(out_dir / "metrics.json", metrics)
         write_csv(out_dir / "separation.csv", rows)
         run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5,

@@ -13,24 +13,18 @@ from process import prepare_stage
 
 prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
-import csv
-import json
+
+from dataclasses import asdict
 
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
 from pcn.analysis.report import build_report, markdown, summary_metrics
 from pcn.analysis.separation import LAYER_METRICS
 from pcn.files import write_json, write_text
 
-from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, fail, load_params, run_name
+from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, Provenance, fail, load_params, read_csv, read_metrics, run_name
 from tracked import stage_run
 
 FIGURES = ["test_error.png", "test_accuracy.png"] + [f"{m}.png" for m in LAYER_METRICS]
-
-
-def read_csv(path) -> list[dict]:
-    with open(path) as f:
-        return [{k: (int(v) if k in ("layer", "epoch") else float(v)) for k, v in row.items()}
-                for row in csv.DictReader(f)]
 
 
 def collect(params) -> dict[str, dict]:
@@ -43,8 +37,8 @@ def collect(params) -> dict[str, dict]:
             run = run_name(name, seed)
             expected = params.training_hash(name, seed)
             try:
-                record = {"train": json.loads((TRAIN_DIR / run / "metrics.json").read_text()),
-                          "evaluate": json.loads((EVAL_DIR / run / "metrics.json").read_text()),
+                record = {"train": read_metrics(TRAIN_DIR / run / "metrics.json"),
+                          "evaluate": read_metrics(EVAL_DIR / run / "metrics.json"),
                           "separation": read_csv(EVAL_DIR / run / "separation.csv"),
                           "history": read_csv(TRAIN_DIR / run / "history.csv")}
             except FileNotFoundError as exc:
@@ -60,12 +54,16 @@ def collect(params) -> dict[str, dict]:
 
 def main() -> None:
     params = load_params()
+    provenance = Provenance("report", "stages/report.py", lambda p: {
+        "seeds": p.seeds, "variants": p.variants, "data": p.data.name, "report": asdict(p.report),
+        "models": {v: asdict(p.models[v]) for v in p.variants if v in p.models}}, params)
     with stage_run(params, "report") as run:
         run.log_params({"seeds": params.seeds, "variants": params.variants, "confidence": params.report.confidence,
                         "data.name": params.data.name})
         variants = collect(params)
         report = build_report(params.data.name, variants, params.report.confidence)
         table = markdown(report)
+        provenance.refuse_if_changed()
         write_text(REPORT_DIR / "table.md", table)
         write_json(REPORT_DIR / "table.json", report)
         summary = summary_metrics(report)

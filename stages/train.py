@@ -25,7 +25,6 @@ from typing import Union
 
 import torch
 
-from pcn.analysis.plots import plot_history
 from pcn.data.batches import DeviceBatches, LoaderBatches
 from pcn.data.datasets import IN_MEMORY, read_card
 from pcn.data.errors import DataError
@@ -36,6 +35,7 @@ from pcn.pipeline.tracking import flatten
 from pcn.schema import Params, VariantConfig
 from pcn.train import checkpoint
 from pcn.train.checkpoint import CheckpointError, key_differences
+from pcn.train.curves import plot_history
 from pcn.train.device import select_device
 from pcn.train.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
 from pcn.train.epoch import NonFiniteError, build_optimizer

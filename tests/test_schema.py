@@ -116,7 +116,7 @@ def test_inconsistent_combinations(default_params):
     assert "variants[1]: 'modulos' is not defined under 'models'" in message
     assert "models.resnet_relu.nonlinearity: 'mod' is not valid for arch resnet18" in message
     assert "train.nproc: must be 1 with train.launcher=python" in message
-    assert "seeds: expected distinct integers >= 0, got [0, 0]" in message
+    assert "seeds: expected distinct integers in [0, 2147483647], got [0, 0]" in message
 
 
 def test_imagenet_requires_its_listing(default_params):
@@ -182,3 +182,14 @@ def test_training_hash_depends_on_what_training_reads(default_params):
         r = copy.deepcopy(default_params)
         r[section][key] = value
         assert parse_params(r).training_hash("modulus", 0) != base, f"{section}.{key} is not in the hash"
+
+
+@pytest.mark.parametrize("key,value", [("seeds", [0, 2**40]), ("seeds", [-1]), ("data.split_seed", 2**33)])
+def test_seeds_are_bounded_to_what_the_generators_take(default_params, key, value):
+    p = copy.deepcopy(default_params)
+    if key == "seeds":
+        p["seeds"] = value
+    else:
+        p["data"]["split_seed"] = value
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.") + r".*2147483647"):
+        parse_params(p)

@@ -9,15 +9,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from pcn.files import atomic_write  # noqa: E402
+from pcn.files import save_png  # noqa: E402
 
 
-def save_png(fig, path: Path) -> None:
-    """Write ``fig`` to ``path`` as a PNG atomically (a reader never sees a torn image), then close it."""
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
-    finally:
-        plt.close(fig)
+def plot_message(text: str, path: Path) -> None:
+    """A small figure that only says ``text`` (an output that has nothing to show this time)."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
+    save_png(fig, path)
 
 
 def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
@@ -46,21 +46,6 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
             else:
                 ax.axis("off")
         axes[r, 0].set_ylabel(label, fontsize=7)
-    fig.tight_layout()
-    save_png(fig, path)
-
-
-def plot_history(history: list[dict], path: Path, title: str) -> None:
-    """Loss and accuracy per epoch (train and test)."""
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
-    ax1.plot(epochs, [h["test_loss"] for h in history], label="test")
-    ax1.set_xlabel("epoch"), ax1.set_ylabel("cross-entropy"), ax1.legend()
-    ax2.plot(epochs, [h["train_acc"] for h in history], label="train")
-    ax2.plot(epochs, [h["test_acc"] for h in history], label="test")
-    ax2.set_xlabel("epoch"), ax2.set_ylabel("top-1 accuracy"), ax2.legend()
-    fig.suptitle(title)
     fig.tight_layout()
     save_png(fig, path)
 

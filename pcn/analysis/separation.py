@@ -164,6 +164,11 @@ def layer_separation(extract, train_loader, test_loader, n_classes: int, feature
         raise ValueError("layer_separation: the training loader is empty")
     for s in stats:
         s.all_reduce()
+    missing = torch.nonzero(stats[0].counts == 0).flatten().tolist()
+    if missing:
+        limit = f"the first {max_train_samples} training images" if max_train_samples else "the training images"
+        raise ValueError(f"{limit} hold no image of classes {missing}, so their class means are undefined; "
+                         "raise evaluate.max_train_samples (0: all training images)")
     counters = [NearestMeanCounter(s.means()) for s in stats]
     for images, labels in test_loader:
         for c, f in zip(counters, extract(images.to(device))):

@@ -85,12 +85,13 @@ def student_t_quantile(p: float, df: float) -> float:
 def paired_interval(differences: Sequence[float], confidence: float) -> dict:
     """Mean paired difference with its Student-t interval: ``{"n", "mean", "sd", "low", "high", "t"}``.
 
-    ``low``/``high`` are None with a single pair (no spread to estimate).
+    ``low``/``high`` are None with a single pair, and when every difference is the same (no spread to
+    estimate: an interval of zero width would call any nonzero difference "distinguishable" on its own).
     """
     s = summary(differences)
     out = {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "low": None, "high": None, "t": None,
            "confidence": confidence}
-    if s["n"] > 1:
+    if s["n"] > 1 and s["sd"] > 0:
         t = student_t_quantile((1 + confidence) / 2, s["n"] - 1)
         half = t * s["sd"] / math.sqrt(s["n"])
         out.update(low=s["mean"] - half, high=s["mean"] + half, t=t)
@@ -102,9 +103,12 @@ def comparison_sentence(ablation: str, reference: str, interval: dict, unit: str
     n, mean = interval["n"], interval["mean"]
     level = f"{100 * interval['confidence']:.0f}%"
     head = f"{ablation} minus {reference}: {mean:+.2f} {unit}"
-    if interval["low"] is None:
+    if interval["low"] is None and n == 1:
         return (f"{head} on a single seed: no interval, so this run cannot tell whether {ablation} and "
                 f"{reference} differ.")
+    if interval["low"] is None:
+        return (f"{head} in each of {n} paired seeds: the differences do not vary, so no interval can be "
+                f"estimated and these seeds alone cannot tell whether {ablation} and {reference} differ.")
     ci = f"({level} CI [{interval['low']:+.2f}, {interval['high']:+.2f}], Student t over {n} paired seeds)"
     if interval["low"] > 0:
         return f"{head} {ci}: {ablation} has a higher test error than {reference}; the difference is " \

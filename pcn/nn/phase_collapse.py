@@ -127,12 +127,18 @@ class PhaseCollapseBlock(nn.Module):
         self.proj = ComplexProjection(n_complex, n_real, cfg.widths[index])
         self.out_size = self.wavelet.out_size[0]
 
-    def forward(self, x: SplitFeatures) -> SplitFeatures:
+    def _filtered(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, list[SplitFeatures]]:
+        """``(low, band, rho parts)``: ``Fw x`` split, and rho of the band-pass (lscat) or of all of it (skip)."""
         low, band = self.wavelet(x)
-        if self.arch == "lscat":
-            parts = [low, *self.rho.forward_parts([band])]
-        else:
-            parts = [low, band, *self.rho.forward_parts([low, band])]
+        return low, band, self.rho.forward_parts([band] if self.arch == "lscat" else [low, band])
+
+    def nonlinearity_output(self, x: SplitFeatures) -> SplitFeatures:
+        """rho's output in this block: where the paper's argument lives (before Std and Pc)."""
+        return SplitFeatures.cat(self._filtered(x)[2])
+
+    def forward(self, x: SplitFeatures) -> SplitFeatures:
+        low, band, rho = self._filtered(x)
+        parts = [low, *rho] if self.arch == "lscat" else [low, band, *rho]
         # which path runs when: see the module docstring
         if self.fused and not torch.is_autocast_enabled(low.any_tensor().device.type):
             projected = standardized_projection(parts, self.std, self.proj)
@@ -175,6 +181,14 @@ class PhaseCollapseNet(nn.Module):
             z = block(z)
             feats.append(z)
         return feats
+
+    def nonlinearity_outputs(self, x: Tensor) -> list[SplitFeatures]:
+        """rho's output in every block for images ``x`` (B, C, H, W)."""
+        out, z = [], SplitFeatures(real=x)
+        for block in self.blocks:
+            out.append(block.nonlinearity_output(z))
+            z = block(z)
+        return out
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         """Real views (B, 2K, h, w) of every block output, for separation measurements."""

@@ -147,6 +147,10 @@ class BiasFreeResNet18(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def nonlinearity_modules(self) -> list[list[nn.Module]]:
+        """The non-linearities of each layer (the stem, then the 4 stages)."""
+        return [[m for m in part.modules() if isinstance(m, NonLinearity)] for part in (self.stem, *self.stages)]
+
     def layer_features(self, x: Tensor) -> list[Tensor]:
         feats = [self.stem(x)]
         for stage in self.stages:
@@ -179,6 +183,12 @@ class StandardResNet18(nn.Module):
         elif in_channels != 3:
             self.net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         nn.init.kaiming_normal_(self.net.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    def nonlinearity_modules(self) -> list[list[nn.Module]]:
+        """The ReLU modules of each layer (the stem, then the 4 stages; a block calls its own twice)."""
+        n = self.net
+        return [[n.relu], *[[m for m in stage.modules() if isinstance(m, nn.ReLU)]
+                            for stage in (n.layer1, n.layer2, n.layer3, n.layer4)]]
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         """The stem's and the 4 stages' outputs (after their ReLU)."""

@@ -100,3 +100,23 @@ def test_many_variants_are_drawn_with_the_legend_beside_the_axes(tmp_path):
     from matplotlib.image import imread
     height, width = imread(tmp_path / "n.png").shape[:2]
     assert width > 1.8 * height                      # widened for the legend column (9 x 4.6 inches)
+
+
+def test_table1_has_the_papers_layout_with_our_baselines():
+    variants = two_seed_variants()
+    variants["scat"] = {"arch": "scat", "nonlinearity": "mod",
+                        "seeds": {0: run(9.0, [0.8, 0.9]), 1: run(11.0, [0.8, 0.9])}}
+    variants["resnet_standard"] = {"arch": "resnet18_standard", "nonlinearity": "relu",
+                                   "seeds": {0: run(1.0, [0.8, 0.9]), 1: run(2.0, [0.8, 0.9])}}
+    report = build_report("translated_mnist", variants, 0.95)
+    columns = {c["column"]: c for c in report["table1"]}
+    assert list(columns) == ["Scat", "LScat", "LScat+skip", "ResNet"]
+    assert columns["Scat"]["variant"] == "scat" and columns["Scat"]["test_error"]["mean"] == pytest.approx(10.0)
+    assert columns["LScat"]["variant"] == "modulus" and columns["LScat+skip"]["variant"] is None
+    assert columns["ResNet"]["test_error"]["mean"] == pytest.approx(1.5)
+    text = markdown(report)
+    table = text[text.index("### Table 1"):text.index("### Ablations")]
+    assert "| | Scat | LScat | LScat+skip | ResNet |" in table
+    assert "10.00 ± 1.41 (n = 2)" in table and "not selected" in table
+    assert "| paper, CIFAR-10 | 27.7 | 11.7 | 7.7 | 8.8 |" in table
+    assert "| paper, ImageNet top-1 | 73.0 | 35.9 | 30.1 | 30.2 |" in table

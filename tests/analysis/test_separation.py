@@ -127,3 +127,16 @@ def test_statistics_reduced_across_ranks_equal_single_process():
     assert accuracy == pytest.approx(counter.accuracy())
     for key, value in single.measures().items():
         assert reduced[key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_too_few_training_samples_for_every_class_is_refused_by_name():
+    import torch
+
+    from pcn.analysis.separation import layer_separation
+    x = torch.randn(40, 2, 2, 2)
+    labels = torch.arange(40) // 10                                       # sorted by class, as the data are
+    batches = [(x[i:i + 8], labels[i:i + 8]) for i in range(0, 40, 8)]
+    with pytest.raises(ValueError, match=r"first 12 training images hold no image of classes \[2, 3\].*"
+                                         r"evaluate\.max_train_samples"):
+        layer_separation(lambda im: [im], batches, batches, 4, "flatten", torch.device("cpu"), max_train_samples=12)
+    assert len(layer_separation(lambda im: [im], batches, batches, 4, "flatten", torch.device("cpu"))) == 1

@@ -77,3 +77,12 @@ def test_trend():
     t = trend([0.8, 0.85, 0.82, 0.92])
     assert t["rises"] and not t["monotonic"] and t["steps_up"] == 2
     assert not trend([3.0, 2.0, 1.0])["rises"] and trend([3.0, 2.0, 1.0])["monotonic"]
+
+
+def test_identical_differences_give_no_interval_and_no_verdict():
+    """Every seed giving the same difference is no evidence by itself: a zero-width interval is not reported."""
+    interval = paired_interval([1.0, 1.0, 1.0], 0.95)
+    assert interval["low"] is None and interval["high"] is None and interval["mean"] == 1.0
+    sentence = comparison_sentence("a", "b", interval)
+    assert "cannot tell" in sentence and "distinguishable from zero" not in sentence
+    assert paired_interval([1.0, 1.5, 1.2], 0.95)["low"] is not None

@@ -81,3 +81,13 @@ def test_rng_state_roundtrip():
     a = torch.rand(3)
     checkpoint.set_rng_state(state)
     assert torch.equal(torch.rand(3), a)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_users_umask(tmp_path, umask):
+    import subprocess
+    import sys
+    code = (f"import os; os.umask({umask}); from pcn.files import write_json; "
+            f"write_json(__import__('pathlib').Path({str(tmp_path / 'm.json')!r}), {{'a': 1}})")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask
