@@ -13,6 +13,7 @@ from process import prepare_stage
 prepare_stage(__file__)     # before torch and pcn: stages/process.py
 
 import argparse
+import json
 import math
 from dataclasses import asdict
 
@@ -32,6 +33,7 @@ from pcn.train.device import select_device
 from pcn.train.epoch import run_test_pass
 
 from common import (
+    CHECKPOINTS_DIR,
     DATA_DIR,
     EVAL_DIR,
     MODELS_DIR,
@@ -79,7 +81,11 @@ def load_model(params, args, card: dict, device: torch.device, run) -> tuple[tor
     and the params hash it was trained with."""
     saved = load_model_file(params, args.variant, args.seed)
     run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
-    run.set_tags({"train_run_id": saved.get("mlflow_run_id") or ""})
+    facts = CHECKPOINTS_DIR / run_name(args.variant, args.seed) / "run.json"       # untracked: may be absent
+    try:
+        run.set_tags({"train_run_id": json.loads(facts.read_text()).get("mlflow_run_id", "")})
+    except (OSError, ValueError):
+        pass
     model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
                         VariantConfig(**saved["variant"]), InputSpec.from_card(card))
     model.load_state_dict(saved["state_dict"])

@@ -283,8 +283,17 @@ def check_unchanged(s: Setup) -> None:
              "the change, and retrains otherwise)")
 
 
+#: Columns of the history that depend on the run (wall time), not on its inputs: kept out of the
+#: DVC-tracked history.csv (logged to MLflow, and written to the untracked checkpoints/<run>/run.json).
+TIMING_COLUMNS = ("epoch_seconds", "images_per_second")
+
+
 def write_outputs(s: Setup, state: TrainingState, run) -> None:
-    """metrics.json, history.csv, curves.png, the model file, and the MLflow model (rank 0 only)."""
+    """metrics.json, history.csv, curves.png, the model file, and the MLflow model (rank 0 only).
+
+    Nothing in them depends on the run itself (no MLflow run id, time or speed), so two executions
+    with the same inputs write the same bytes; those facts go to MLflow and to
+    ``checkpoints/<variant>-<seed>/run.json`` (outside DVC and git)."""
     check_unchanged(s)
     final, best = state.history[-1], state.best
     seconds = sum(r["epoch_seconds"] for r in state.history)
@@ -296,20 +305,24 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
                "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]), "best_epoch": best["epoch"],
                "final_val_error": 100 * (1 - final["val_acc"]) if "val_acc" in final else None,
                "epochs": s.run.recipe["epochs"], "n_parameters": s.nets.n_parameters, "selected": s.params.train.select,
-               "world_size": s.info.world_size, "images_per_second": images / seconds if seconds else None}
+               "world_size": s.info.world_size}
     write_json(s.out_dir / "metrics.json", metrics)
-    write_csv(s.out_dir / "history.csv", state.history)
+    write_csv(s.out_dir / "history.csv", [{k: v for k, v in r.items() if k not in TIMING_COLUMNS}
+                                          for r in state.history])
+    facts = {"mlflow_run_id": run.run_id or "", "train_seconds": seconds,
+             "images_per_second": images / seconds if seconds else None}
+    write_json(s.checkpoint_path.parent / "run.json", facts)
     plot_history(state.history, s.out_dir / "curves.png", f"train@{s.run.name}")
     weights = final_state_dict(s.nets.model, state, s.params.train.select)
     torch_save(MODELS_DIR / s.run.name / "model.pt", {
         "state_dict": weights, "variant": asdict(s.run.variant), "network": asdict(s.params.network),
         "filters": asdict(s.params.filters), "seed": s.run.seed,
         "card": {k: s.card[k] for k in ("name", "channels", "image_size", "num_classes")},
-        "params_hash": metrics["params_hash"], "training_params": s.key.parts["params"], "resume_key": s.key.value,
-        "mlflow_run_id": run.run_id or ""})
+        "params_hash": metrics["params_hash"], "training_params": s.key.parts["params"], "resume_key": s.key.value})
     # kept without the optimizer state: a finished run is never trained again
     save_checkpoint(s, state, run.run_id, [checkpoint.rng_state()], with_optimizer=False)
-    run.log_metrics({"test_error": metrics["final_test_error"], "best_test_error": metrics["best_test_error"]})
+    run.log_metrics({"test_error": metrics["final_test_error"], "best_test_error": metrics["best_test_error"],
+                     **({"images_per_second": facts["images_per_second"]} if facts["images_per_second"] else {})})
     for name in ("metrics.json", "history.csv", "curves.png"):
         run.log_artifact(s.out_dir / name)
     if s.params.runtime.log_models:
