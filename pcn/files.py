@@ -84,10 +84,6 @@ def sha256_json(obj) -> str:
 
 
 def save_png(fig, path: Path) -> None:
-    """Write the matplotlib figure ``fig`` to ``path`` as a PNG atomically (a reader never sees a torn
-    image), then close it."""
-    import matplotlib.pyplot as plt
-    try:
-        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))
-    finally:
-        plt.close(fig)
+    """Write the matplotlib figure ``fig`` (a ``matplotlib.figure.Figure``) to ``path`` as a PNG atomically
+    (a reader never sees a torn image)."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=90))

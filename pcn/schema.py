@@ -5,8 +5,9 @@ is turned into nested dataclasses by :func:`parse_params`. Every problem is repo
 once, before any work starts, with the dotted key and the valid choices: unknown or
 misspelled keys (DVC itself silently adds them), missing keys, wrong types, a scalar
 where a list is expected, out-of-range values, unsafe names and inconsistent
-combinations. The valid choices of each setting are owned by the module that implements
-them and only read here.
+combinations. The valid choices of each setting are listed here (the schema imports nothing
+from the implementation); tests/test_layout.py checks that each list equals the registry of
+the module that implements it.
 
 Names that end up in file paths, stage names and shell commands (variant names, the
 MLflow experiment) must match :data:`NAME_PATTERN`: letters, digits and ``_`` only for

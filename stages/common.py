@@ -1,6 +1,6 @@
 """Shared plumbing of the stage scripts: paths, params, errors, code identity.
 
-With ``stages/tracked.py`` (MLflow runs) and ``stages/networks.py``, this is the only place
+With ``stages/tracked.py`` (MLflow runs) and ``stages/run_inputs.py``, this is the only place
 that reads params.yaml and the environment (DVC_ROOT; torchrun's RANK/WORLD_SIZE/LOCAL_RANK);
 the library gets typed values. Importing it changes nothing in the process
 (``stages/process.py`` does that, when a stage script asks).

@@ -29,7 +29,7 @@ from pcn.pipeline.build import InputSpec, build_model
 from pcn.pipeline.tracking import flatten
 from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
 from pcn.train.checkpoint import changed_keys
-from pcn.train.device import select_device
+from pcn.train.device import retain_freed_memory, select_device
 from pcn.train.epoch import run_test_pass
 
 from common import (
@@ -44,13 +44,13 @@ from common import (
     resolve_data_root,
     run_name,
 )
-from networks import load_required, run_splits
+from run_inputs import load_required, run_splits
 from tracked import stage_run
 
 
 def eval_batches(params, card: dict, batch_size: int, device: torch.device, seed: int):
     """Training (for the class statistics) and test batches of the run with ``seed`` (its own splits,
-    :func:`networks.run_splits`), in order, without augmentation."""
+    :func:`run_inputs.run_splits`), in order, without augmentation."""
     if card["name"] in IN_MEMORY:
         norm = card["normalization"]
         run = run_splits(params, DATA_DIR, card, seed)
@@ -127,6 +127,8 @@ def main() -> None:
     with stage_run(params, "evaluate", args.variant, args.seed) as run:
         try:
             device = select_device(params.train.device)
+            if device.type == "cpu":
+                retain_freed_memory()
             card = read_card(DATA_DIR)
         except (ValueError, DataError) as exc:
             fail(str(exc))

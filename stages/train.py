@@ -36,7 +36,7 @@ from pcn.schema import Params, VariantConfig
 from pcn.train import checkpoint
 from pcn.train.checkpoint import CheckpointError, key_differences
 from pcn.train.curves import plot_history
-from pcn.train.device import select_device
+from pcn.train.device import retain_freed_memory, select_device
 from pcn.train.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
 from pcn.train.epoch import NonFiniteError, build_optimizer
 from pcn.train.loop import Schedule, TrainingState, final_state_dict, fit
@@ -55,7 +55,7 @@ from common import (
     resolve_data_root,
     run_name,
 )
-from networks import dist_info, run_splits
+from run_inputs import dist_info, run_splits
 from tracked import stage_run
 
 Batches = Union[DeviceBatches, LoaderBatches]
@@ -135,7 +135,7 @@ def key_parts(params, variant: str, seed: int) -> dict:
 
 def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: torch.device, seed: int):
     """Training, test and validation batches (None without a validation split): on the device for in-memory
-    data sets (the seed's splits, :func:`networks.run_splits`), DataLoaders for ImageNet."""
+    data sets (the seed's splits, :func:`run_inputs.run_splits`), DataLoaders for ImageNet."""
     if card["name"] in IN_MEMORY:
         norm = card["normalization"]
         splits = run_splits(params, DATA_DIR, card, seed)
@@ -371,6 +371,8 @@ def main() -> None:
         sys.exit(subprocess.call(torchrun_command(tp.nproc, __file__, sys.argv[1:])))
     try:
         device = select_device(tp.device, info.local_rank)
+        if device.type == "cpu":
+            retain_freed_memory()                  # faster CPU steps (bench/RESULTS.md); results unchanged
     except ValueError as exc:
         fail(str(exc))
     init_distributed(info, device.type)

@@ -89,6 +89,7 @@ def test_the_graph_test_sees_real_edges():
 def test_no_module_reads_or_writes_the_environment(name):
     source = MODULES[name].read_text()
     assert not re.search(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bsys\.path\b", source), name
+    assert not re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|\bos\.umask\(0\)", source), name   # global state
 
 
 def test_schema_choices_equal_the_implementations():
@@ -112,3 +113,6 @@ def test_schema_choices_equal_the_implementations():
     assert schema.RESNET_NONLINEARITIES == resnet.RESNET_NONLINEARITIES
     assert schema.DEVICES == DEVICES and schema.LAUNCHERS == LAUNCHERS
     assert schema.SELECTIONS == SELECTIONS and schema.FEATURES == FEATURES
+    from pcn.nn import scattering
+    assert schema.THRESHOLDED == resnet.THRESHOLDED and schema.SCAT_ARCHITECTURE == scattering.ARCHITECTURE
+    assert schema.STANDARD_RESNET_ARCHITECTURE == resnet.STANDARD_ARCHITECTURE

@@ -1,20 +1,20 @@
-"""PNG figures (matplotlib, Agg backend): filters, training curves, per-layer separation."""
+"""PNG figures (matplotlib's object-oriented API: no pyplot state, no backend switch): filters, per-layer
+separation, the report's curves."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from pcn.files import save_png  # noqa: E402
+from pcn.files import save_png
 
 
 def plot_message(text: str, path: Path) -> None:
     """A small figure that only says ``text`` (an output that has nothing to show this time)."""
-    fig, ax = plt.subplots(figsize=(6, 1.2))
+    fig = Figure(figsize=(6, 1.2))
+    ax = fig.subplots()
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
     save_png(fig, path)
@@ -31,7 +31,8 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
         rows += [(f"{title}\nRe (space)", spatial.real), (f"{title}\n|.| (space)", np.abs(spatial)),
                  (f"{title}\nFourier", np.fft.fftshift(fourier, axes=(-2, -1)))]
     n_cols = max(r[1].shape[0] for r in rows)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.6 * n_cols, 1.7 * len(rows)), squeeze=False)
+    fig = Figure(figsize=(1.6 * n_cols, 1.7 * len(rows)))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r, c]
@@ -57,10 +58,10 @@ def curve_colors(n: int) -> list:
     (17 in the full preset) two variants would share a colour.
     """
     if n <= 10:
-        return [plt.get_cmap("tab10")(i) for i in range(n)]
+        return [colormaps["tab10"](i) for i in range(n)]
     if n <= 20:
-        return [plt.get_cmap("tab20")(i) for i in range(n)]
-    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["hsv"](i / n) for i in range(n)]
 
 
 def _band(ax, x, mean, sd, label, color, marker="o"):
@@ -85,7 +86,8 @@ def _legend(fig, ax, n: int) -> None:
 
 def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log: bool = False) -> None:
     """``metric`` against layer (0 = input): every variant's mean over seeds with a +-1 sd band, on one axes."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     for r, color in zip(rows, curve_colors(len(rows))):
         curve = r["layers"][metric]
         _band(ax, list(range(len(curve["mean"]))), curve["mean"], curve["sd"],
@@ -102,7 +104,8 @@ def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log:
 
 def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None:
     """Test accuracy by epoch: every variant's mean over seeds with a +-1 sd band."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     for (name, runs), color in zip(histories.items(), curve_colors(len(histories))):
         epochs = min(len(h) for h in runs)
         values = [[h[e]["test_acc"] for h in runs] for e in range(epochs)]
@@ -119,7 +122,8 @@ def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None
 
 def plot_errors(rows: list[dict], path: Path) -> None:
     """Test error per variant: one dot per seed, the mean as a bar with a +-1 sd whisker."""
-    fig, ax = plt.subplots(figsize=(6.5, 0.5 * len(rows) + 1.5))
+    fig = Figure(figsize=(6.5, 0.5 * len(rows) + 1.5))
+    ax = fig.subplots()
     names = [r["variant"] for r in rows]
     means = [r["test_error"]["mean"] for r in rows]
     sds = [r["test_error"]["sd"] or 0.0 for r in rows]

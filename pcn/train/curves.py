@@ -3,18 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from pcn.files import save_png  # noqa: E402
+from pcn.files import save_png
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
     """Loss and accuracy per epoch (train and test)."""
     epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    fig = Figure(figsize=(9, 3.5))
+    (ax1, ax2) = fig.subplots(1, 2)
     ax1.plot(epochs, [h["train_loss"] for h in history], label="train")
     ax1.plot(epochs, [h["test_loss"] for h in history], label="test")
     ax1.set_xlabel("epoch"), ax1.set_ylabel("cross-entropy"), ax1.legend()

@@ -19,8 +19,8 @@ RETAIN_BYTES = 1 << 30
 def select_device(name: str, local_rank: int = 0):
     """The ``torch.device`` for ``train.device`` ``name`` (one of :data:`DEVICES`).
 
-    Raises ``ValueError`` if CUDA is asked for and absent. On CPU, also applies
-    :func:`retain_freed_memory`.
+    Raises ``ValueError`` if CUDA is asked for and absent. Changes nothing in the process (the
+    stages apply :func:`retain_freed_memory` themselves on CPU).
     """
     import torch
     if name not in DEVICES:
@@ -29,7 +29,6 @@ def select_device(name: str, local_rank: int = 0):
         if not torch.cuda.is_available():
             raise ValueError("train.device is 'cuda' but no CUDA device is available; valid: auto, cpu, cuda")
         return torch.device("cuda", local_rank)
-    retain_freed_memory()
     return torch.device("cpu")
 
 

@@ -159,11 +159,3 @@ def test_gradcheck_float64_tiny_model():
             m.eval()          # fixed statistics: gradcheck perturbs one input at a time
     x = torch.randn(3, 1, 8, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda inp: model(inp), (x,), eps=1e-6, atol=1e-5, fast_mode=True)
-
-
-def test_retain_freed_memory_applies_on_glibc():
-    import platform
-
-    from pcn.train.device import retain_freed_memory
-    applied = retain_freed_memory()
-    assert applied is (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc")

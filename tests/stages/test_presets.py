@@ -7,9 +7,9 @@ import pytest
 from conftest import ROOT, read_yaml
 
 sys.path.insert(0, str(ROOT / "stages"))
-from preset import command, overlay, set_params, unknown_keys  # noqa: E402
-
 from pcn.schema import parse_params  # noqa: E402
+
+from preset import command, overlay, set_params, unknown_keys  # noqa: E402
 
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))
 

@@ -34,7 +34,7 @@ def test_stage_environment_fills_only_what_is_unset():
 def test_importing_the_stage_helpers_changes_nothing_in_the_process():
     """Only prepare_stage, called explicitly, touches the environment and sys.path."""
     probe = ("import os, sys; sys.path.insert(0, 'stages'); env = dict(os.environ); path = list(sys.path); "
-             "import common, tracked, networks, process; "
+             "import common, tracked, run_inputs, process; "
              "assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items()); "
              "assert sys.path == path; print('ok')")
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)

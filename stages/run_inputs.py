@@ -21,7 +21,7 @@ def dist_info() -> DistInfo:
 
 def run_splits(params, data_dir: Path, card: dict, seed: int) -> dict[str, ArraySplit]:
     """The train / validation / test splits of the run with training seed ``seed`` (in-memory data sets):
-    :func:`pcn.data.datasets.seed_splits` of the prepared splits, per ``data.resplit`` and
+    :func:`pcn.data.splits.seed_splits` of the prepared splits, per ``data.resplit`` and
     ``data.validation_fraction``."""
     train, test = load_split(data_dir, card, "train"), load_split(data_dir, card, "test")
     d = params.data
