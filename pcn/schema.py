@@ -42,7 +42,6 @@ THRESHOLDED = ("thresh", "absdead")                                           # 
 DEVICES = ("auto", "cpu", "cuda")                                             # pcn.train.device
 LAUNCHERS = ("python", "torchrun")                                            # pcn.train.distributed
 SELECTIONS = ("last", "best")                                                 # pcn.train.loop
-FEATURES = ("spatial_mean", "flatten")                                        # pcn.analysis.separation
 
 
 def nonlinearities_of(arch: str) -> tuple[str, ...]:
@@ -168,14 +167,17 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    feature: str = choice(*FEATURES)
     batch_size: int = bounded(1)
     max_train_samples: int = bounded(0)           # 0: whole training set for class means
+    probe_dim: int = bounded(1)                   # probe and Fisher ratio: random projection above this dimension
+    fisher_eps: float = bounded(0.0, low_open=True)   # regularization of Sigma_W, relative to Tr(Sigma_W) / P
 
 
 @dataclass
 class ReportConfig:
     confidence: float = bounded(0.5, 1.0, high_open=True)    # level of the intervals of paired differences
+    equivalence_margin: float = bounded(0.0)      # "reaches the accuracy of": within this x the reference's error
+    vanishing_share: float = bounded(0.0, 1.0)    # claim 6's premise: class means' share of wavelet energy at most
 
 
 @dataclass

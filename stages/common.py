@@ -110,12 +110,16 @@ def fail_on_data_error(stage: str, exc: Exception) -> NoReturn:
 
 # ----------------------------------------------------------------------------- results files
 
+#: Columns of the results CSVs that hold names (pcn/analysis/views.py places, separation.py features).
+TEXT_COLUMNS = ("place", "feature")
+
+
 def read_csv(path: Path) -> list[dict]:
     """A results CSV as numbers; a truncated or damaged file stops the stage, naming it."""
     try:
         with open(path) as f:
-            rows = [{k: (int(v) if k in ("layer", "epoch") else float(v)) for k, v in row.items()}
-                    for row in csv.DictReader(f)]
+            rows = [{k: (v if k in TEXT_COLUMNS else int(v) if k in ("layer", "epoch", "dim") else float(v))
+                     for k, v in row.items()} for row in csv.DictReader(f)]
     except (ValueError, TypeError) as exc:
         fail(f"{path} is damaged or truncated ({exc}); rerun the stage that writes it (dvc repro -f)")
     if not rows:

@@ -1,10 +1,12 @@
 """Stage `evaluate@<variant>-<seed>`: test accuracy and per-layer class separation of a trained model.
 
-Layer 0 is the input image; layer j >= 1 is the output of block j (phase-collapse
-networks) or of the stem and the 4 stages (ResNet-18). Class statistics come from the
-training set (no augmentation), NCM accuracy from the test set; the fraction of exact zeros of
-each layer's non-linearity outputs (:mod:`pcn.analysis.activations`) from the test set. A
-model trained with other params than the current params.yaml is refused.
+Layer 0 is the input image; layer j >= 1 is block j (phase-collapse networks) or the stem and the
+4 stages (ResNet-18), measured at the places of :mod:`pcn.analysis.views` (before and after the
+non-linearity, the block output), flattened and spatially averaged. Training statistics come from the
+run's training split (no augmentation), every score from its test split
+(:mod:`pcn.analysis.separation`); the fraction of exact zeros of each layer's non-linearity outputs
+(:mod:`pcn.analysis.activations`) from the test split. A model trained with other params than the
+current params.yaml is refused.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from dataclasses import asdict
 import torch
 
 from pcn.analysis.activations import zero_fractions
-from pcn.analysis.separation import LAYER_METRICS, layer_separation
+from pcn.analysis.separation import MEASURES, layer_separation
+from pcn.analysis.views import layer_views
 from pcn.data.batches import DeviceBatches, LoaderBatches
 from pcn.data.datasets import IN_MEMORY, read_card
 from pcn.data.errors import DataError
@@ -93,23 +96,26 @@ def load_model(params, args, card: dict, device: torch.device, run) -> tuple[tor
 
 
 def measure(model, params, card: dict, device: torch.device, name: str, seed: int) -> tuple:
-    """Test accuracy, and the separation measures of every layer (layer 0: the input)."""
+    """Test accuracy, the separation measures of every view (layer 0: the input), and the zero fraction of
+    every layer's non-linearity outputs (None where not measurable)."""
     ev = params.evaluate
     try:
         train_batches, test_batches = eval_batches(params, card, ev.batch_size, device, seed)
-
-        def extract(images):
-            return [images] + model.layer_features(images)
         acc = run_test_pass(model, test_batches.epoch(0), device)
-        rows = layer_separation(extract, train_batches.epoch(0), test_batches.epoch(0), card["num_classes"],
-                                ev.feature, device, ev.max_train_samples)
+        rows = layer_separation(lambda images: layer_views(model, images), train_batches.epoch(0),
+                                test_batches.epoch(0), card["num_classes"], device, ev.probe_dim, ev.fisher_eps,
+                                ev.max_train_samples)
         zeros = zero_fractions(model, test_batches.epoch(0), device) or []
     except (FloatingPointError, ValueError) as exc:
         fail(f"evaluate@{name}: {exc}")
     except DataError as exc:                                      # an image that cannot be decoded, ...
         fail_on_data_error(f"evaluate@{name}", exc)
-    zeros = [math.nan, *zeros] + [math.nan] * (len(rows) - 1 - len(zeros))     # layer 0 is the input image
-    return acc, [{"layer": i, **r, "zero_fraction": z} for i, (r, z) in enumerate(zip(rows, zeros))]
+    n_layers = max(r["layer"] for r in rows)
+    zeros = zeros + [None] * (n_layers - len(zeros))
+    for r in rows:                                                # layer j >= 1: zeros[j - 1]
+        z = zeros[r["layer"] - 1] if r["place"] == "rho" else None
+        r["zero_fraction"] = math.nan if z is None else z
+    return acc, rows, zeros
 
 
 def main() -> None:
@@ -135,25 +141,25 @@ def main() -> None:
         model, params_hash = load_model(params, args, card, device, run)
         run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
                         {"train": card["splits"]["train"], "test": card["splits"]["test"]})
-        acc, rows = measure(model, params, card, device, name, args.seed)
+        acc, rows, zeros = measure(model, params, card, device, name, args.seed)
         out_dir = EVAL_DIR / name
+        n_layers = max(r["layer"] for r in rows)
+        last = {f"{r['place']}/{r['feature']}": {k: r[k] for k in MEASURES} for r in rows if r["layer"] == n_layers}
         metrics = {"variant": args.variant, "seed": args.seed, "params_hash": params_hash,
                    "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
-                   "test_loss": acc.loss, "feature": params.evaluate.feature, "n_layers": len(rows) - 1,
-                   "last_layer": {k: rows[-1][k] for k in LAYER_METRICS},
-                   "zero_fraction_by_layer": [None if math.isnan(r["zero_fraction"]) else r["zero_fraction"]
-                                              for r in rows[1:]]}
+                   "test_loss": acc.loss, "n_layers": n_layers, "last_layer": last, "zero_fraction_by_layer": zeros}
         provenance.refuse_if_changed()
         write_json(out_dir / "metrics.json", metrics)
         write_csv(out_dir / "separation.csv", rows)
-        run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5,
-                         **{f"{k}_last": rows[-1][k] for k in LAYER_METRICS}})
+        run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5})
         for r in rows:
-            run.log_metrics({f"layer/{k}": r[k] for k in LAYER_METRICS}, step=r["layer"])
+            run.log_metrics({f"layer/{r['place']}/{r['feature']}/{k}": r[k] for k in MEASURES}, step=r["layer"])
         for file in ("metrics.json", "separation.csv"):
             run.log_artifact(out_dir / file)
-    print(f"evaluate@{name}: test error {metrics['test_error']:.2f}%; NCM accuracy per layer "
-          f"{[round(r['ncm_accuracy'], 3) for r in rows]}")
+    probe = [round(r["probe_accuracy"], 3) for r in rows if r["place"] in ("input", "block")
+             and r["feature"] == "flatten"]
+    print(f"evaluate@{name}: test error {metrics['test_error']:.2f}%; linear probe accuracy of the flattened "
+          f"input and block outputs {probe}")
 
 
 if __name__ == "__main__":

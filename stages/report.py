@@ -5,7 +5,8 @@ computed with other params than params.yaml holds, and writes results/report/: t
 and table.json (test error mean, sd, min, max and n per variant; every ablation's paired
 difference to its architecture's phase-collapse network with a Student-t interval and a
 sentence that follows from it; the trend of each separation measure with depth),
-summary.json (mean test error per variant: the metrics DVC shows) and the figures.
+summary.json (mean test error per variant: the metrics DVC shows) and the figures. The report opens
+with the paper's claims, each with a verdict computed from intervals (:mod:`pcn.analysis.claims`).
 """
 from __future__ import annotations
 
@@ -17,14 +18,13 @@ prepare_stage(__file__)     # before torch and pcn: stages/process.py
 from dataclasses import asdict
 
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
-from pcn.analysis.report import build_report, markdown, summary_metrics
-from pcn.analysis.separation import LAYER_METRICS
+from pcn.analysis.report import LAYER_FIGURES, build_report, markdown, summary_metrics
 from pcn.files import write_json, write_text
 
 from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, Provenance, fail, load_params, read_csv, read_metrics, run_name
 from tracked import stage_run
 
-FIGURES = ["test_error.png", "test_accuracy.png"] + [f"{m}.png" for m in LAYER_METRICS]
+FIGURES = ["test_error.png", "test_accuracy.png", *LAYER_FIGURES]
 
 
 def collect(params) -> dict[str, dict]:
@@ -61,7 +61,8 @@ def main() -> None:
         run.log_params({"seeds": params.seeds, "variants": params.variants, "confidence": params.report.confidence,
                         "data.name": params.data.name})
         variants = collect(params)
-        report = build_report(params.data.name, variants, params.report.confidence)
+        r = params.report
+        report = build_report(params.data.name, variants, r.confidence, r.equivalence_margin, r.vanishing_share)
         table = markdown(report)
         provenance.refuse_if_changed()
         write_text(REPORT_DIR / "table.md", table)
@@ -71,8 +72,8 @@ def main() -> None:
         plot_errors(report["rows"], REPORT_DIR / "test_error.png")
         plot_epoch_bands({name: [r["history"] for r in v["seeds"].values()] for name, v in variants.items()},
                          REPORT_DIR / "test_accuracy.png")
-        for metric, info in LAYER_METRICS.items():
-            plot_layer_bands(report["rows"], metric, info.label, REPORT_DIR / f"{metric}.png", log=info.log_scale)
+        for name, (panels, log) in LAYER_FIGURES.items():
+            plot_layer_bands(report["rows"], panels, REPORT_DIR / name, log=log)
         headline = {f"test_error/{name}": value for name, value in summary.items()}
         run.log_metrics(headline)
         run.log_metrics({f"test_error_sd/{r['variant']}": r["test_error"]["sd"] for r in report["rows"]
@@ -82,6 +83,8 @@ def main() -> None:
             run.log_metrics({f"difference/{c['ablation']}": i["mean"],
                              **({f"difference_low/{c['ablation']}": i["low"],
                                  f"difference_high/{c['ablation']}": i["high"]} if i["low"] is not None else {})})
+        run.log_metrics({f"claim_{c['claim']}_supported": float(c["verdict"] == "supported") for c in report["claims"]})
+        run.set_tags({f"claim_{c['claim']}": c["verdict"] for c in report["claims"]})
         run.log_parent_metrics(headline)
         for name in ["table.md", "table.json", "summary.json", *FIGURES]:
             run.log_artifact(REPORT_DIR / name)

@@ -94,7 +94,6 @@ def test_no_module_reads_or_writes_the_environment(name):
 
 def test_schema_choices_equal_the_implementations():
     from pcn import schema
-    from pcn.analysis.separation import FEATURES
     from pcn.data.augment import AUGMENTATIONS
     from pcn.data.datasets import DATASETS, MNIST5K_PER_CLASS
     from pcn.nn import phase_collapse, resnet
@@ -112,7 +111,7 @@ def test_schema_choices_equal_the_implementations():
     assert schema.LSCAT_NONLINEARITIES == NONLINEARITIES
     assert schema.RESNET_NONLINEARITIES == resnet.RESNET_NONLINEARITIES
     assert schema.DEVICES == DEVICES and schema.LAUNCHERS == LAUNCHERS
-    assert schema.SELECTIONS == SELECTIONS and schema.FEATURES == FEATURES
+    assert schema.SELECTIONS == SELECTIONS
     from pcn.nn import scattering
     assert schema.THRESHOLDED == resnet.THRESHOLDED and schema.SCAT_ARCHITECTURE == scattering.ARCHITECTURE
     assert schema.STANDARD_RESNET_ARCHITECTURE == resnet.STANDARD_ARCHITECTURE

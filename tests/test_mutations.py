@@ -43,6 +43,10 @@ MUTANTS = {
     "unpaired differences": ("pcn/analysis/report.py", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"][s] "
                              "for s in common]", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"]"
                              "[common[0]] for s in common]"),
+    "class-mean share not cross-fitted": ("pcn/analysis/separation.py", '"class_mean_share": float((p * (mu * nu)',
+                                          '"class_mean_share": float((p * (mu * mu)'),
+    "verdict from the mean, not the interval": ("pcn/analysis/claims.py", '    if interval["low"] > 0:',
+                                                '    if interval["mean"] > 0:'),
     "trend direction flipped": ("pcn/analysis/statistics.py", "    rises = change > 0", "    rises = change < 0"),
     "seeds do not change the data order": ("pcn/data/batches.py", "torch.Generator().manual_seed(seed + epoch)",
                                            "torch.Generator().manual_seed(epoch)"),

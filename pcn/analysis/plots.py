@@ -73,32 +73,35 @@ def _band(ax, x, mean, sd, label, color, marker="o"):
         ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
 
 
-def _legend(fig, ax, n: int) -> None:
+def _legend(fig, ax, n: int, width: float = 9.0) -> None:
     """Legend inside the axes for a few curves, beside them (never over the curves) for more than 6."""
     if n <= 6:
         ax.legend(fontsize=7)
         fig.tight_layout()
     else:
-        fig.set_size_inches(9.0, 4.6)
+        fig.set_size_inches(width, 4.6)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         fig.tight_layout()                                   # makes room for the legend
 
 
-def plot_layer_bands(rows: list[dict], metric: str, label: str, path: Path, log: bool = False) -> None:
-    """``metric`` against layer (0 = input): every variant's mean over seeds with a +-1 sd band, on one axes."""
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    for r, color in zip(rows, curve_colors(len(rows))):
-        curve = r["layers"][metric]
-        _band(ax, list(range(len(curve["mean"]))), curve["mean"], curve["sd"],
-              f"{r['variant']} (n={r['test_error']['n']})", color)
-    ax.set_xlabel("layer (0 = input)")
-    ax.set_ylabel(label)
-    if log:
-        ax.set_yscale("log")
-    ax.set_title(f"{label}: mean over seeds, band = ±1 sd", fontsize=9)
-    ax.grid(alpha=0.3)
-    _legend(fig, ax, len(rows))
+def plot_layer_bands(rows: list[dict], panels: list[tuple[str, str, str]], path: Path, log: bool = False) -> None:
+    """One panel per ``(view, measure, title)``: the measure against layer (0 = input image), every variant that
+    has the view as its mean over seeds with a +-1 sd band, in the same colour in every panel."""
+    fig = Figure(figsize=(5.0 * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = dict(zip((r["variant"] for r in rows), curve_colors(len(rows))))
+    for ax, (view, metric, title) in zip(axes, panels):
+        for r in rows:
+            if view in r["views"]:
+                curves = r["views"][view]
+                _band(ax, curves["layers"], curves[metric]["mean"], curves[metric]["sd"],
+                      f"{r['variant']} (n={r['test_error']['n']})", colors[r["variant"]])
+        ax.set_xlabel("layer (0 = input image)")
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(f"{title}\nmean over seeds, band = ±1 sd", fontsize=9)
+        ax.grid(alpha=0.3)
+    _legend(fig, axes[-1], len(rows), width=5.0 * len(panels) + 4.0)
     save_png(fig, path)
 
 

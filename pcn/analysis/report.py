@@ -12,7 +12,8 @@ variant of that architecture is an ablation, compared with it seed by seed
 """
 from __future__ import annotations
 
-from pcn.analysis.separation import LAYER_METRICS
+from pcn.analysis.claims import check_claims, difference_name
+from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
 
 PAPER_ERRORS = {
@@ -33,18 +34,47 @@ PAPER_TABLE1 = {"CIFAR-10": (27.7, 11.7, 7.7, 8.8), "ImageNet top-1": (73.0, 35.
 PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs", "scat": "mod", "resnet18_standard": "relu"}
 
 
-def _layer_curves(seeds: dict) -> dict:
-    """Per metric: mean and sd over seeds at every layer, the trend of the mean curve, and per-seed trends."""
+#: The report's per-layer figures: file -> (panels ``(view, measure, title)``, log scale).
+LAYER_FIGURES = {
+    "mechanism.png": ([("rho/flatten", "class_mean_share", "share of energy in class means of ρ(x⋆ψ)"),
+                       ("rho/flatten", "between_share", "share of energy in class-mean differences of ρ(x⋆ψ)")],
+                      False),
+    "probe_accuracy.png": ([("block/flatten", "probe_accuracy", "linear probe test accuracy, flattened block output"),
+                            ("block/spatial_mean", "probe_accuracy", "linear probe test accuracy, spatial means")],
+                           False),
+    "ncm_accuracy.png": ([("block/flatten", "ncm_accuracy", "NCM test accuracy, flattened block output"),
+                          ("block/spatial_mean", "ncm_accuracy", "NCM test accuracy, spatial means")], False),
+    "fisher.png": ([("block/flatten", "fisher", "Fisher ratio (cross-fitted), flattened block output"),
+                    ("block/spatial_mean", "fisher", "Fisher ratio (cross-fitted), spatial means")], True),
+}
+#: The measures whose trend with depth the report puts in words (held-out classifiers, invariant Fisher ratio).
+DEPTH_MEASURES = ("ncm_accuracy", "probe_accuracy", "fisher")
+
+
+def _view_rows(separation: list[dict], place: str, feature: str) -> list[dict]:
+    """One view's rows by layer; the block outputs start with the input image (layer 0)."""
+    places = ("input", "block") if place == "block" else (place,)
+    return sorted((r for r in separation if r["place"] in places and r["feature"] == feature), key=lambda r: r["layer"])
+
+
+def _view_curves(seeds: dict) -> dict:
+    """Per view ``place/feature`` (input image folded into ``block``), per measure: every seed's curve over the
+    layers, the mean and sd over seeds at every layer, the trend of the mean curve and per-seed trends."""
     out = {}
-    runs = list(seeds.values())
-    n_layers = min(len(r["separation"]) for r in runs)
-    for metric, info in LAYER_METRICS.items():
-        per_seed = [[r["separation"][i][metric] for i in range(n_layers)] for r in runs]
-        stats = [summary([curve[i] for curve in per_seed]) for i in range(n_layers)]
-        mean = [s["mean"] for s in stats]
-        out[metric] = {"mean": mean, "sd": [s["sd"] for s in stats], "trend": trend(mean),
-                       "rises_in_seeds": sum(trend(c)["rises"] for c in per_seed), "seeds": len(per_seed),
-                       "higher_separates": info.higher_separates}
+    runs = list(seeds.items())
+    views = dict.fromkeys((r["place"], r["feature"]) for r in runs[0][1]["separation"] if r["place"] != "input")
+    for place, feature in views:
+        curves = {seed: _view_rows(r["separation"], place, feature) for seed, r in runs}
+        n = min(len(c) for c in curves.values())
+        view = {"layers": [row["layer"] for row in next(iter(curves.values()))[:n]]}
+        for metric, info in MEASURES.items():
+            by_seed = {seed: [row[metric] for row in c[:n]] for seed, c in curves.items()}
+            stats = [summary([values[i] for values in by_seed.values()]) for i in range(n)]
+            mean = [s["mean"] for s in stats]
+            view[metric] = {"mean": mean, "sd": [s["sd"] for s in stats], "by_seed": by_seed, "trend": trend(mean),
+                            "rises_in_seeds": sum(trend(v)["rises"] for v in by_seed.values()),
+                            "seeds": len(by_seed), "higher_separates": info.higher_separates}
+        out[f"{place}/{feature}"] = view
     return out
 
 
@@ -60,7 +90,7 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
             "best_epoch_error": summary(best),
             "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
             "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
-            "layers": _layer_curves(seeds)}
+            "views": _view_curves(seeds)}
 
 
 def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[str]]:
@@ -119,29 +149,42 @@ def _table1_markdown(dataset: str, columns: list[dict]) -> list[str]:
                     ""]
 
 
-def trend_sentence(row: dict, metric: str) -> str:
-    """How ``metric`` moves with depth for one variant, in words (computed from the mean curve)."""
-    c = row["layers"][metric]
-    t, label = c["trend"], LAYER_METRICS[metric].label
-    seeds = f"last above input in {c['rises_in_seeds']} of {c['seeds']} seeds"
-    if t["change"] == 0:
-        return f"{row['variant']}: {label} is the same at the input and the last layer ({t['first']:.3g}); {seeds}."
-    direction = "rises" if t["rises"] else "falls"
-    shape = "monotonically" if t["monotonic"] else f"not monotonically ({t['steps_up']} of {t['steps']} steps up)"
-    better = t["rises"] == c["higher_separates"]
-    return (f"{row['variant']}: {label} {direction} from {t['first']:.3g} (input) to {t['last']:.3g} (last layer), "
-            f"{shape}; {seeds}; classes {'more' if better else 'less'} separated at the last layer than at the input.")
+def trend_sentence(row: dict, view: str) -> str:
+    """How the separation of one view (block outputs) moves from the input to the last layer, in words.
+
+    Computed from the mean curves of :data:`DEPTH_MEASURES`; when they move in different directions the
+    sentence says so and draws no conclusion.
+    """
+    curves = row["views"][view]
+    moves = []
+    for metric in DEPTH_MEASURES:
+        c = curves[metric]
+        t = c["trend"]
+        verb = "is unchanged" if t["change"] == 0 else ("rises" if t["rises"] else "falls")
+        moves.append((metric, verb, f"{MEASURES[metric].label} {verb} ({t['first']:.3g} → {t['last']:.3g}; "
+                                    f"last above input in {c['rises_in_seeds']} of {c['seeds']} seeds)"))
+    head = f"{row['variant']}, {view.replace('/', ' outputs, ').replace('_', ' ')} features: "
+    details = "; ".join(m[2] for m in moves)
+    verbs = {m[1] for m in moves}
+    if verbs in ({"rises"}, {"falls"}):
+        more = "more" if verbs == {"rises"} else "less"
+        return (f"{head}{details}. All three measures agree: classes are {more} separated at the last layer than at "
+                "the input.")
+    return head + details + ". The measures disagree, so no conclusion on separation is drawn from them."
 
 
-def build_report(dataset: str, variants: dict[str, dict], confidence: float) -> dict:
-    """Everything the report shows, as JSON-able data (``table.json``)."""
+def build_report(dataset: str, variants: dict[str, dict], confidence: float, margin: float = 0.2,
+                 vanishing_share: float = 0.01) -> dict:
+    """Everything the report shows, as JSON-able data (``table.json``); claims first."""
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
     comps, notes = comparisons(rows, confidence)
+    views = [v for v in ("block/spatial_mean", "block/flatten") if all(v in r["views"] for r in rows)]
     return {"dataset": dataset, "confidence": confidence,
+            "claims": check_claims(rows, confidence, margin, vanishing_share),
             "interval": ("two-sided Student t over paired seeds, ablation minus its architecture's "
                          "phase-collapse network"),
             "rows": rows, "table1": table1(rows), "comparisons": comps, "notes": notes,
-            "trends": {metric: [trend_sentence(r, metric) for r in rows] for metric in LAYER_METRICS}}
+            "trends": {view: [trend_sentence(r, view) for r in rows] for view in views}}
 
 
 def _pm(s: dict, fmt: str = "{:.2f}") -> str:
@@ -152,25 +195,56 @@ def _cell(v, fmt: str = "{:.2f}") -> str:
     return "—" if v is None else fmt.format(v)
 
 
-def markdown(report: dict) -> str:
-    """The report as Markdown (``table.md``)."""
-    dataset, rows = report["dataset"], report["rows"]
-    seeds = sorted({s for r in rows for s in r["seeds"]})
-    lines = [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
-             "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
-             "best-epoch error % | paper error % | NCM acc. block 1 | NCM acc. last | Fisher ratio last | "
-             "class-mean energy last |", "|" + "---|" * 14]
+def _comparison_cell(c: dict) -> str:
+    """One comparison of a claim: the premise share, or ``a − b: mean [low, high] (n seeds)``."""
+    if "premise_share" in c:
+        return f"premise: class-mean share of the wavelet coefficients {c['premise_share']:.3g}"
+    i = c["interval"]
+    ci = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
+    return f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
+
+
+def claims_markdown(report: dict) -> list[str]:
+    """The claims table: the paper's evidence, ours with intervals, the computed verdict and what decided it."""
+    level = f"{100 * report['confidence']:.0f}%"
+    lines = [f"## The paper's claims on {report['dataset']}", "",
+             f"Verdicts are computed from two-sided {level} Student-t intervals of differences paired by seed "
+             "(rules: pcn/analysis/claims.py); none is written by hand.", "",
+             "| # | claim | paper | measure | ours | verdict |", "|---|---|---|---|---|---|"]
+    for c in report["claims"]:
+        ours = "<br>".join(_comparison_cell(x) for x in c["comparisons"]) or "—"
+        lines.append(f"| {c['claim']} | {c['statement']} | {c['paper']} | {c['measure']} | {ours} | "
+                     f"**{c['verdict']}**: {c['reason']} |")
+    return lines + [""]
+
+
+def _variant_table(rows: list[dict]) -> list[str]:
+    """One line per variant: errors over seeds and the separation of its last block (mean over seeds)."""
+    lines = ["| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
+             "best-epoch error % | paper error % | probe acc. last (flattened) | NCM acc. last (spatial mean) | "
+             "class-mean share of ρ, block 1 |", "|" + "---|" * 13]
     for r in rows:
-        te, layers = r["test_error"], r["layers"]
-        ncm = layers["ncm_accuracy"]["mean"]
+        te, views = r["test_error"], r["views"]
         paper = _cell(r["paper_error"], "{:.1f}")
         if r["paper_top5_error"] is not None:
             paper += f" (top-5 {r['paper_top5_error']:.1f})"
+        rho = views.get("rho/flatten")
         lines.append("| " + " | ".join([
             r["variant"], r["arch"], r["nonlinearity"], f"{r['n_parameters']:,}", str(r["epochs"]), str(te["n"]),
             _pm(te), f"{te['min']:.2f} – {te['max']:.2f}", _pm(r["best_epoch_error"]), paper,
-            f"{ncm[1 if len(ncm) > 1 else 0]:.3f}", f"{ncm[-1]:.3f}",
-            f"{layers['fisher_ratio']['mean'][-1]:.3g}", f"{layers['mean_energy_ratio']['mean'][-1]:.3g}"]) + " |")
+            f"{views['block/flatten']['probe_accuracy']['mean'][-1]:.3f}",
+            f"{views['block/spatial_mean']['ncm_accuracy']['mean'][-1]:.3f}",
+            "—" if rho is None else f"{rho['class_mean_share']['mean'][0]:.3g}"]) + " |")
+    return lines
+
+
+def markdown(report: dict) -> str:
+    """The report as Markdown (``table.md``): the claims table first."""
+    dataset, rows = report["dataset"], report["rows"]
+    seeds = sorted({s for r in rows for s in r["seeds"]})
+    lines = claims_markdown(report)
+    lines += [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", ""]
+    lines += _variant_table(rows)
     level = f"{100 * report['confidence']:.0f}%"
     lines += [""] + _table1_markdown(dataset, report["table1"])
     lines += ["### Ablations against the phase-collapse network of the same architecture", "",
@@ -183,10 +257,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {c['ablation']} | {c['reference']} | {len(c['seeds'])} | {i['mean']:+.2f} | {ci} |")
     lines += [""] + [f"- {c['sentence']}" for c in report["comparisons"]] + [f"- {n}" for n in report["notes"]]
     lines += ["", "### Separation with depth", "",
-              "From the mean curve over seeds (layer 0 is the input image, the last layer is the last block's "
-              "output); the figures show the curves with a band of one standard deviation.", ""]
-    for metric, sentences in report["trends"].items():
-        lines += [f"#### {LAYER_METRICS[metric].label}", ""] + [f"- {s}" for s in sentences] + [""]
+              "From the mean curves over seeds of the held-out measures of pcn/analysis/separation.py (layer 0 is "
+              "the input image, the last layer the last block's output); the figures show the curves with a band "
+              "of one standard deviation.", ""]
+    for view, sentences in report["trends"].items():
+        lines += [f"#### {view}", ""] + [f"- {s}" for s in sentences] + [""]
     lines.append("")
     if dataset not in PAPER_ERRORS:
         lines.append(f"The paper reports no numbers on {dataset}; the 'paper error' column is empty.")

@@ -136,8 +136,23 @@ class PhaseCollapseBlock(nn.Module):
         """rho's output in this block: where the paper's argument lives (before Std and Pc)."""
         return SplitFeatures.cat(self._filtered(x)[2])
 
+    def probe(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, SplitFeatures]:
+        """``(block output, x * psi, rho(x * psi))``: the output and the band-pass channels before and after rho.
+
+        In ``lscat_skip`` rho also acts on the low-pass ``x * phi``; that part is left out here: the paper's
+        argument is about the band-pass coefficients, whose class means vanish for translation-invariant classes.
+        """
+        low, band, rho = self._filtered(x)
+        rho_inputs = [band] if self.arch == "lscat" else [low, band]
+        band_part = sum(p.re is not None for p in rho_inputs) - 1     # rho's parts: complex inputs first, in order
+        return self._project(low, band, rho), band, rho[band_part]
+
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         low, band, rho = self._filtered(x)
+        return self._project(low, band, rho)
+
+    def _project(self, low: SplitFeatures, band: SplitFeatures, rho: list[SplitFeatures]) -> SplitFeatures:
+        """``N(Pc(Std(.)))`` of the channels that enter the projection (module docstring)."""
         parts = [low, *rho] if self.arch == "lscat" else [low, band, *rho]
         # which path runs when: see the module docstring
         if self.fused and not torch.is_autocast_enabled(low.any_tensor().device.type):
@@ -188,6 +203,15 @@ class PhaseCollapseNet(nn.Module):
         for block in self.blocks:
             out.append(block.nonlinearity_output(z))
             z = block(z)
+        return out
+
+    def probe_points(self, x: Tensor) -> list[dict[str, Tensor]]:
+        """Per block, real views (B, C, h, w) of the band-pass coefficients before rho (``before_rho``), after
+        it (``rho``) and of the block output (``block``): where :mod:`pcn.analysis.views` measures."""
+        out, z = [], SplitFeatures(real=x)
+        for block in self.blocks:
+            z, band, rho = block.probe(z)
+            out.append({"before_rho": band.stacked_real(), "rho": rho.stacked_real(), "block": z.stacked_real()})
         return out
 
     def layer_features(self, x: Tensor) -> list[Tensor]:

@@ -6,13 +6,17 @@ import pytest
 from matplotlib.colors import to_rgb
 
 from pcn.analysis.report import build_report, markdown, summary_metrics
-from pcn.analysis.separation import LAYER_METRICS
 
 
-def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9)) -> dict:
-    """Results of one (variant, seed): what the train and evaluate stages write."""
-    layers = [{"layer": i, "ncm_accuracy": a, "fisher_ratio": 1 + a, "cdnv": 2 - a, "mean_energy_ratio": a / 2}
-              for i, a in enumerate(ncm)]
+def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9), fisher_falls=False) -> dict:
+    """Results of one (variant, seed): what the train and evaluate stages write (separation.csv's rows: the
+    input, then per layer before_rho, rho and block; every measure follows ``ncm``)."""
+    def measures(a):
+        return {"ncm_accuracy": a, "probe_accuracy": a + 0.01, "fisher": 1 / a if fisher_falls else 10 * a,
+                "class_mean_share": a / 2, "between_share": a / 4}
+    layers = [{"layer": 0, "place": "input", "feature": f, **measures(ncm[0])} for f in ("spatial_mean", "flatten")]
+    layers += [{"layer": i, "place": p, "feature": f, **measures(a)} for i, a in enumerate(ncm) if i
+               for p in ("before_rho", "rho", "block") for f in ("spatial_mean", "flatten")]
     return {"train": {"n_parameters": 1000, "epochs": len(epochs), "best_test_error": test_error - 0.5},
             "evaluate": {"test_error": test_error}, "separation": layers,
             "history": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(epochs)]}
@@ -36,8 +40,11 @@ def test_summary_difference_and_band_on_two_seeds():
     assert mod["test_error"]["mean"] == pytest.approx(2.5) and mod["test_error"]["n"] == 2
     assert mod["test_error"]["sd"] == pytest.approx(np.std([2.0, 3.0], ddof=1))
     # band: mean and sd over seeds at every layer
-    assert mod["layers"]["ncm_accuracy"]["mean"] == pytest.approx([0.80, 0.84, 0.93])
-    assert mod["layers"]["ncm_accuracy"]["sd"][2] == pytest.approx(np.std([0.95, 0.91], ddof=1))
+    block = mod["views"]["block/spatial_mean"]
+    assert block["layers"] == [0, 1, 2] and mod["views"]["rho/flatten"]["layers"] == [1, 2]
+    assert block["ncm_accuracy"]["mean"] == pytest.approx([0.80, 0.84, 0.93])
+    assert block["ncm_accuracy"]["sd"][2] == pytest.approx(np.std([0.95, 0.91], ddof=1))
+    assert mod["views"]["rho/flatten"]["class_mean_share"]["by_seed"] == {0: [0.425, 0.475], 1: [0.415, 0.455]}
     # paired difference: (12 - 2, 17 - 3) = (10, 14), t_{0.975, 1} = 12.706...
     (comp,) = [c for c in report["comparisons"] if c["ablation"] == "soft_threshold"]
     assert comp["reference"] == "modulus" and comp["differences"] == [10.0, 14.0]
@@ -46,8 +53,9 @@ def test_summary_difference_and_band_on_two_seeds():
     assert "not distinguishable from zero" in comp["sentence"]           # two seeds: a wide interval
     assert any("resnet_thresh: no resnet18 network with the phase collapse (abs)" in n for n in report["notes"])
     # trends are computed from the mean curves
-    assert mod["layers"]["ncm_accuracy"]["trend"]["rises"] and mod["layers"]["ncm_accuracy"]["rises_in_seeds"] == 2
-    assert cst["layers"]["ncm_accuracy"]["trend"]["rises"] is False
+    assert block["ncm_accuracy"]["trend"]["rises"] and block["ncm_accuracy"]["rises_in_seeds"] == 2
+    assert cst["views"]["block/flatten"]["ncm_accuracy"]["trend"]["rises"] is False
+    assert [c["claim"] for c in report["claims"]] == list(range(1, 8))
     assert summary_metrics(report) == {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0}
     json.dumps(report)                                                    # the JSON file can be written
 
@@ -57,10 +65,21 @@ def test_markdown_states_spread_interval_and_trends():
     assert "| modulus | lscat | mod | 1,000 | 2 | 2 | 2.50 ± 0.71 | 2.00 – 3.00 |" in text
     assert "| soft_threshold | modulus | 2 | +12.00 | [" in text
     assert "11.7" in text                                                 # the paper's CIFAR-10 LScat number
-    assert "modulus: NCM test accuracy rises from 0.8 (input) to 0.93 (last layer), monotonically" in text
-    assert "soft_threshold: NCM test accuracy falls" in text
-    for metric in LAYER_METRICS:
-        assert LAYER_METRICS[metric].label in text
+    assert text.startswith("## The paper's claims on cifar10")
+    assert "| 3 | Replacing the modulus by complex soft-thresholding" in text
+    assert ("modulus, block outputs, spatial mean features: nearest-class-mean test accuracy rises (0.8 → 0.93; "
+            "last above input in 2 of 2 seeds)") in text
+    assert "All three measures agree: classes are more separated at the last layer than at the input." in text
+    assert "soft_threshold, block outputs, flatten features: nearest-class-mean test accuracy falls" in text
+
+
+def test_measures_that_disagree_are_said_to_disagree():
+    variants = two_seed_variants()
+    variants["modulus"]["seeds"] = {s: run(2.0 + s, [0.8, 0.85, 0.95], fisher_falls=True) for s in (0, 1)}
+    text = markdown(build_report("mnist5k", variants, 0.95))
+    line = next(line for line in text.splitlines() if line.startswith("- modulus, block outputs, flatten"))
+    assert "Fisher ratio" in line and "falls" in line and "rises" in line
+    assert line.endswith("The measures disagree, so no conclusion on separation is drawn from them.")
 
 
 def test_figures_are_drawn(tmp_path):
@@ -69,7 +88,8 @@ def test_figures_are_drawn(tmp_path):
     report = build_report("mnist5k", variants, 0.95)
     plot_errors(report["rows"], tmp_path / "e.png")
     plot_epoch_bands({n: [r["history"] for r in v["seeds"].values()] for n, v in variants.items()}, tmp_path / "a.png")
-    plot_layer_bands(report["rows"], "cdnv", "CDNV", tmp_path / "c.png", log=True)
+    panels = [("block/flatten", "fisher", "Fisher"), ("rho/flatten", "class_mean_share", "share")]
+    plot_layer_bands(report["rows"], panels, tmp_path / "c.png", log=True)
     from matplotlib import colormaps
     from matplotlib.image import imread
 
@@ -96,7 +116,7 @@ def test_many_variants_are_drawn_with_the_legend_beside_the_axes(tmp_path):
     from pcn.analysis.plots import plot_layer_bands
     rows = build_report("mnist5k", two_seed_variants(), 0.95)["rows"]
     many = [dict(row, variant=f"{row['variant']}_{i}") for i in range(9) for row in rows]   # 18 curves
-    plot_layer_bands(many, "ncm_accuracy", "NCM test accuracy", tmp_path / "n.png")
+    plot_layer_bands(many, [("block/flatten", "ncm_accuracy", "NCM test accuracy")], tmp_path / "n.png")
     from matplotlib.image import imread
     height, width = imread(tmp_path / "n.png").shape[:2]
     assert width > 1.8 * height                      # widened for the legend column (9 x 4.6 inches)

@@ -1,142 +1,170 @@
-"""Separation metrics against independent computations (scikit-learn, NumPy two-pass)."""
+"""Held-out separation measures against independent computations (numpy, scikit-learn) on fixed features."""
 import numpy as np
 import pytest
 import torch
+from sklearn.linear_model import RidgeClassifier
+from sklearn.neighbors import NearestCentroid
 
-from pcn.analysis.separation import ClassStatistics, NearestMeanCounter, feature_vectors, layer_separation
+from pcn.analysis.separation import (
+    RIDGE_GRID,
+    ViewStatistics,
+    feature_vectors,
+    layer_separation,
+    projection_seed,
+    random_projection,
+)
+from pcn.nn.features import SplitFeatures
+from pcn.nn.nonlinearities import PointwiseNonlinearity
 
-sklearn_neighbors = pytest.importorskip("sklearn.neighbors")
+
+def gaussian_classes(n_train=300, n_test=200, k=4, d=6, spread=0.8, seed=0):
+    g = np.random.default_rng(seed)
+    means = g.normal(size=(k, d)) * spread
+    mix = g.normal(size=(d, d))                               # correlated within-class noise
+    y, yt = g.integers(0, k, n_train), g.integers(0, k, n_test)
+    x = means[y] + g.normal(size=(n_train, d)) @ mix
+    xt = means[yt] + g.normal(size=(n_test, d)) @ mix
+    return x, y, xt, yt
 
 
-def numpy_reference(x: np.ndarray, y: np.ndarray) -> dict:
-    classes = np.unique(y)
+def statistics(x, y, xt, yt, k, projection=None) -> ViewStatistics:
+    s = ViewStatistics(k, x.shape[1], projection)
+    for i in range(0, len(y), 64):                           # streamed in batches
+        s.add_train(torch.from_numpy(x[i:i + 64]), torch.from_numpy(y[i:i + 64]))
+    for i in range(0, len(yt), 64):
+        s.add_test(torch.from_numpy(xt[i:i + 64]), torch.from_numpy(yt[i:i + 64]))
+    return s
+
+
+def numpy_gcv_ridge(x, y, xt, yt, k):
+    """The probe written out: explicit hat matrix for GCV, then scikit-learn's ridge classifier at that strength."""
     n = len(y)
-    means = np.stack([x[y == c].mean(0) for c in classes])
-    p = np.array([(y == c).mean() for c in classes])
-    var = np.array([((x[y == c] - means[i]) ** 2).sum(1).mean() for i, c in enumerate(classes)])
     mu = x.mean(0)
-    tr_w = sum(((x[y == c] - means[i]) ** 2).sum() for i, c in enumerate(classes)) / n
-    tr_b = (p * ((means - mu) ** 2).sum(1)).sum()
-    pairs = [(var[i] + var[j]) / (2 * ((means[i] - means[j]) ** 2).sum())
-             for i in range(len(classes)) for j in range(i + 1, len(classes))]
-    return {"fisher_ratio": tr_b / tr_w, "trace_within": tr_w, "trace_between": tr_b, "cdnv": np.mean(pairs),
-            "mean_energy_ratio": (p * (means ** 2).sum(1)).sum() / (x ** 2).sum(1).mean()}
+    xc = x - mu
+    yc = np.eye(k)[y] - np.eye(k)[y].mean(0)
+    cov = xc.T @ xc / n
+    best = None
+    for r in reversed(RIDGE_GRID):
+        lam = r * np.trace(cov) / x.shape[1]
+        hat = xc @ np.linalg.solve(xc.T @ xc + n * lam * np.eye(x.shape[1]), xc.T)
+        rss = ((yc - hat @ yc) ** 2).sum() / n
+        gcv = rss / (1 - np.trace(hat) / n) ** 2 if np.trace(hat) <= n / 2 else np.inf
+        if best is None or gcv < best[0]:
+            best = (gcv, lam)
+    clf = RidgeClassifier(alpha=n * best[1]).fit(x, y)      # ||X_c w - y||^2 + alpha ||w||^2, targets +-1
+    return clf.score(xt, yt)
 
 
-def test_streaming_statistics_match_two_pass_numpy():
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 5, 500)
-    x = rng.normal(size=(500, 12)) * (1 + y[:, None]) + 100 + 3 * y[:, None]   # large offset: cancellation risk
-    stats = ClassStatistics(5, 12)
-    for chunk in np.array_split(np.arange(500), 7):                              # streamed in uneven batches
-        stats.update(torch.tensor(x[chunk], dtype=torch.float32), torch.tensor(y[chunk]))
-    expected = numpy_reference(x.astype(np.float32).astype(np.float64), y)
-    got = stats.measures()
-    for key, value in expected.items():
-        assert got[key] == pytest.approx(value, rel=1e-6), key
+def numpy_measures(x, y, xt, yt, k, eps):
+    n = len(y)
+    p = np.bincount(y, minlength=k) / n
+    mu = np.stack([x[y == c].mean(0) for c in range(k)])
+    nu = np.stack([xt[yt == c].mean(0) for c in range(k)])
+    within = sum(((x[y == c] - mu[c]).T @ (x[y == c] - mu[c])) for c in range(k)) / n
+    reg = eps * np.trace(within) / x.shape[1]
+    mu_c, nu_c = mu - p @ mu, nu - p @ nu
+    between = (mu_c * p[:, None]).T @ nu_c
+    energy = (x ** 2).sum(1).mean()
+    return {"fisher": np.trace(np.linalg.solve(within + reg * np.eye(x.shape[1]), between)),
+            "class_mean_share": (p * (mu * nu).sum(1)).sum() / energy,
+            "between_share": (p * (mu_c * nu_c).sum(1)).sum() / energy,
+            "trace_ratio": np.trace(between) / np.trace(within)}
 
 
-def test_ncm_matches_sklearn_nearest_centroid():
-    rng = np.random.default_rng(1)
-    y_train, y_test = rng.integers(0, 4, 300), rng.integers(0, 4, 200)
-    centres = rng.normal(size=(4, 6)) * 1.5
-    x_train = centres[y_train] + rng.normal(size=(300, 6))
-    x_test = centres[y_test] + rng.normal(size=(200, 6))
-    stats = ClassStatistics(4, 6)
-    stats.update(torch.tensor(x_train), torch.tensor(y_train))
-    counter = NearestMeanCounter(stats.means())
-    counter.update(torch.tensor(x_test), torch.tensor(y_test))
-    clf = sklearn_neighbors.NearestCentroid().fit(x_train, y_train)
-    assert counter.accuracy() == pytest.approx(clf.score(x_test, y_test))
-    assert 0.4 < counter.accuracy() < 1.0
+def test_every_measure_equals_an_independent_computation():
+    x, y, xt, yt = gaussian_classes()
+    got = statistics(x, y, xt, yt, 4).measures(fisher_eps=1e-3)
+    assert got["ncm_accuracy"] == pytest.approx(NearestCentroid().fit(x, y).score(xt, yt))
+    assert got["probe_accuracy"] == pytest.approx(numpy_gcv_ridge(x, y, xt, yt, 4))
+    want = numpy_measures(x, y, xt, yt, 4, 1e-3)
+    for key in ("fisher", "class_mean_share", "between_share"):
+        assert got[key] == pytest.approx(want[key], rel=1e-9), key
 
 
-def test_known_answer():
-    """Two classes at +-m with isotropic noise sigma in D dims: Tr B = D m^2, Tr W = D sigma^2."""
-    rng = np.random.default_rng(2)
-    m, sigma, d, n = 2.0, 0.5, 4, 20000
-    y = np.repeat([0, 1], n)
-    x = np.where(y[:, None] == 0, -m, m) + sigma * rng.normal(size=(2 * n, d))
-    stats = ClassStatistics(2, d)
-    stats.update(torch.tensor(x), torch.tensor(y))
-    r = stats.measures()
-    assert r["fisher_ratio"] == pytest.approx(m ** 2 / sigma ** 2, rel=0.02)
-    assert r["cdnv"] == pytest.approx(2 * d * sigma ** 2 / (2 * 4 * d * m ** 2), rel=0.02)
-    assert r["mean_energy_ratio"] == pytest.approx(m ** 2 / (m ** 2 + sigma ** 2), rel=0.01)
+def test_fisher_ratio_is_invariant_to_invertible_maps_the_trace_ratio_is_not():
+    x, y, xt, yt = gaussian_classes(n_train=2000)
+    a = np.random.default_rng(1).normal(size=(6, 6)) + 3 * np.eye(6)
+    plain = statistics(x, y, xt, yt, 4).measures(fisher_eps=1e-10)
+    mapped = statistics(x @ a, y, xt @ a, yt, 4).measures(fisher_eps=1e-10)
+    assert mapped["fisher"] == pytest.approx(plain["fisher"], rel=1e-6)
+    assert mapped["probe_accuracy"] == pytest.approx(plain["probe_accuracy"], abs=0.011)
+    ratio, ratio_mapped = (numpy_measures(u, y, ut, yt, 4, 0)["trace_ratio"] for u, ut in ((x, xt), (x @ a, xt @ a)))
+    assert abs(ratio_mapped / ratio - 1) > 0.05
 
 
-def test_zero_class_means_give_zero_energy_ratio():
-    """Phase-symmetric data (z and -z equally likely) has zero class means."""
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=(1000, 8))
-    x = np.concatenate([x, -x])
-    y = np.concatenate([np.arange(1000) % 3] * 2)
-    stats = ClassStatistics(3, 8)
-    stats.update(torch.tensor(x), torch.tensor(y))
-    assert stats.measures()["mean_energy_ratio"] < 1e-20
+def test_crossfitted_shares_are_near_zero_for_random_labels_where_the_plugin_is_not():
+    g = np.random.default_rng(2)
+    x, xt = g.normal(size=(400, 50)), g.normal(size=(400, 50))
+    y, yt = g.integers(0, 10, 400), g.integers(0, 10, 400)
+    got = statistics(x, y, xt, yt, 10).measures(1e-3)
+    mu = np.stack([x[y == c].mean(0) for c in range(10)])
+    plugin = (np.bincount(y) / 400 * ((mu - x.mean(0)) ** 2).sum(1)).sum() / (x ** 2).sum(1).mean()
+    assert plugin > 0.015                                   # about (K - 1) / N
+    assert abs(got["between_share"]) < 0.3 * plugin and abs(got["fisher"]) < 0.2
 
 
-def test_layer_separation_end_to_end():
+def _random_phase_classes(n, seed):
+    """Complex channels z = a_c e^{i theta}: the class sets the amplitudes, the phase is uniform (circularly
+    symmetric classes, as translation-invariant classes make wavelet coefficients)."""
+    g = torch.Generator().manual_seed(seed)
+    amplitudes = torch.tensor([[2.0, 0.5, 1.0], [0.5, 2.0, 1.0], [1.0, 1.0, 0.3]])
+    y = torch.randint(0, 3, (n,), generator=g)
+    theta = 2 * torch.pi * torch.rand(n, 3, 4, 4, generator=g)
+    a = amplitudes[y][:, :, None, None] * (1 + 0.1 * torch.randn(n, 3, 4, 4, generator=g))
+    return SplitFeatures(re=a * torch.cos(theta), im=a * torch.sin(theta)), y
+
+
+@pytest.mark.parametrize("kind", ["cst", "ms", "mc", "tanh", "identity"])
+def test_phase_preserving_rho_keeps_class_means_near_zero_the_modulus_does_not(kind):
+    z, y = _random_phase_classes(600, 0)
+    zt, yt = _random_phase_classes(600, 1)
+    shares = {}
+    for rho in (kind, "mod"):
+        f = PointwiseNonlinearity(rho, 3, 0).eval()
+        with torch.no_grad():
+            x, xt = (feature_vectors(f(v).stacked_real(), "spatial_mean").numpy() for v in (z, zt))
+        shares[rho] = statistics(x, y.numpy(), xt, yt.numpy(), 3).measures(1e-3)
+    assert abs(shares[kind]["class_mean_share"]) < 0.01 and abs(shares[kind]["between_share"]) < 0.01
+    assert shares["mod"]["class_mean_share"] > 0.5 and shares["mod"]["between_share"] > 0.1
+    assert shares["mod"]["ncm_accuracy"] > 0.9 > 0.6 > shares[kind]["ncm_accuracy"]
+
+
+def test_wide_views_are_randomly_projected_and_still_separate():
+    g = np.random.default_rng(3)
+    means = g.normal(size=(4, 300)) * 0.3
+    y, yt = g.integers(0, 4, 300), g.integers(0, 4, 200)
+    x, xt = means[y] + g.normal(size=(300, 300)), means[yt] + g.normal(size=(200, 300))
+    assert random_projection(300, 300, 0) is None
+    r = random_projection(300, 32, projection_seed(1, "block", "flatten"))
+    assert r.shape == (300, 32) and torch.equal(r, random_projection(300, 32, projection_seed(1, "block", "flatten")))
+    assert abs(float(r.pow(2).sum(1).mean()) - 1) < 0.1     # E ||R^T e_i||^2 = 1: distances kept on average
+    projected = statistics(x, y, xt, yt, 4, r).measures(1e-3)
+    full = statistics(x, y, xt, yt, 4).measures(1e-3)
+    assert projected["ncm_accuracy"] == full["ncm_accuracy"]               # NCM and shares use every coordinate
+    assert full["probe_accuracy"] > 0.95 and projected["probe_accuracy"] > 0.5    # a projection loses some
+
+
+def test_layer_separation_rows_per_layer_place_and_feature():
     torch.manual_seed(0)
-    images = torch.randn(60, 2, 4, 4) + torch.arange(3).repeat(20).view(-1, 1, 1, 1).float()
-    labels = torch.arange(3).repeat(20)
-    loader = [(images[i:i + 16], labels[i:i + 16]) for i in range(0, 60, 16)]
-    rows = layer_separation(lambda x: [x, 2 * x], loader, loader, 3, "spatial_mean", torch.device("cpu"))
-    assert len(rows) == 2 and rows[0]["ncm_accuracy"] == rows[1]["ncm_accuracy"] > 0.9
-    assert rows[0]["fisher_ratio"] == pytest.approx(rows[1]["fisher_ratio"])   # scale invariant
-    assert feature_vectors(images[:2], "flatten").shape == (2, 32)
+    labels = torch.arange(48) % 3
+    images = torch.randn(48, 2, 4, 4) + labels[:, None, None, None]
+    batches = [(images[i:i + 16], labels[i:i + 16]) for i in range(0, 48, 16)]
+    rows = layer_separation(lambda im: [{"input": im}, {"rho": im.abs(), "block": 2 * im}], batches, batches, 3,
+                            torch.device("cpu"), probe_dim=8, fisher_eps=1e-3)
+    keys = [(r["layer"], r["place"], r["feature"], r["dim"]) for r in rows]
+    assert keys == [(0, "input", "spatial_mean", 2), (0, "input", "flatten", 32), (1, "rho", "spatial_mean", 2),
+                    (1, "rho", "flatten", 32), (1, "block", "spatial_mean", 2), (1, "block", "flatten", 32)]
+    assert rows[4]["ncm_accuracy"] == rows[0]["ncm_accuracy"] and rows[4]["fisher"] == pytest.approx(rows[0]["fisher"])
     with pytest.raises(ValueError, match="valid: spatial_mean, flatten"):
         feature_vectors(images, "pool")
 
 
-def _sharded_statistics(rank: int, world: int, port: int, x, y, out) -> None:
-    import torch.distributed as dist
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    stats = ClassStatistics(3, x.shape[1])
-    stats.update(x[rank::world], y[rank::world])
-    stats.all_reduce()
-    counter = NearestMeanCounter(stats.means())
-    counter.update(x[rank::world], y[rank::world])
-    counter.all_reduce()
-    if rank == 0:
-        out.put((stats.measures(), counter.accuracy()))
-    dist.destroy_process_group()
-
-
-def test_statistics_reduced_across_ranks_equal_single_process():
-    import multiprocessing as mp
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.manual_seed(0)
-    y = torch.arange(101) % 3
-    x = torch.randn(101, 5, dtype=torch.float64) + y[:, None].double()
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_sharded_statistics, args=(r, 2, port, x, y, queue)) for r in range(2)]
-    for p in procs:
-        p.start()
-    reduced, accuracy = queue.get(timeout=120)
-    for p in procs:
-        p.join(timeout=60)
-    single = ClassStatistics(3, 5)
-    single.update(x, y)
-    counter = NearestMeanCounter(single.means())
-    counter.update(x, y)
-    assert accuracy == pytest.approx(counter.accuracy())
-    for key, value in single.measures().items():
-        assert reduced[key] == pytest.approx(value, rel=1e-12), key
-
-
 def test_too_few_training_samples_for_every_class_is_refused_by_name():
-    import torch
-
-    from pcn.analysis.separation import layer_separation
     x = torch.randn(40, 2, 2, 2)
     labels = torch.arange(40) // 10                                       # sorted by class, as the data are
     batches = [(x[i:i + 8], labels[i:i + 8]) for i in range(0, 40, 8)]
     with pytest.raises(ValueError, match=r"first 12 training images hold no image of classes \[2, 3\].*"
                                          r"evaluate\.max_train_samples"):
-        layer_separation(lambda im: [im], batches, batches, 4, "flatten", torch.device("cpu"), max_train_samples=12)
-    assert len(layer_separation(lambda im: [im], batches, batches, 4, "flatten", torch.device("cpu"))) == 1
+        layer_separation(lambda im: [{"input": im}], batches, batches, 4, torch.device("cpu"), 4, 1e-3,
+                         max_train_samples=12)
+    assert len(layer_separation(lambda im: [{"input": im}], batches, batches, 4, torch.device("cpu"), 4, 1e-3)) == 2

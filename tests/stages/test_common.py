@@ -45,7 +45,7 @@ def test_a_stage_refuses_to_write_when_its_params_changed_while_it_ran(tmp_path,
     view = lambda p: {"seeds": p.seeds, "confidence": p.report.confidence}  # noqa: E731
     provenance = Provenance("report", "stages/report.py", view, load_params(path), path)
     provenance.refuse_if_changed()                                        # nothing changed: no objection
-    changed = dict(default_params, report={"confidence": 0.9})
+    changed = dict(default_params, report={**default_params["report"], "confidence": 0.9})
     path.write_text(yaml.safe_dump(changed))
     with pytest.raises(SystemExit, match="report: changed while it ran: params.confidence"):
         provenance.refuse_if_changed()

@@ -76,7 +76,7 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     assert "lr002" in shown and "0.02" in shown
     dvc("plots", "show", cwd=repo)
     index = (repo / "dvc_plots" / "index.html").read_text()
-    assert index.count("<img") >= 6 and "cdnv.png" in index and "test_accuracy.png" in index
+    assert index.count("<img") >= 6 and "mechanism.png" in index and "test_accuracy.png" in index
     assert not re.search(r"<script[^>]+src=[\"']https?://", index)        # renders offline
 
 

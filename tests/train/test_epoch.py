@@ -164,7 +164,9 @@ def test_torch_compile_matches_eager_losses():
 @pytest.mark.parametrize("kind", ["relu", "abs", "thresh", "tanh", "powfixed"])
 def test_bias_free_resnet18_learns_with_every_nonlinearity(kind):
     torch.manual_seed(0)
-    model = BiasFreeResNet18(1, 4, kind, stem="small")
+    # b = 1 after affine-free BatchNorm zeroes most of every output: on these 16 toy images its loss rises for
+    # 4 epochs (1.24 -> 2.16, measured) before it falls; b = 0.5 learns from the first epoch
+    model = BiasFreeResNet18(1, 4, kind, stem="small", **({"threshold_init": 0.5} if kind == "thresh" else {}))
     assert not any(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
     assert not any(m.affine for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     opt = build_optimizer(model, 0.01, 0.9, 1e-4)
@@ -173,7 +175,7 @@ def test_bias_free_resnet18_learns_with_every_nonlinearity(kind):
     assert losses[-1] < losses[0], losses
     assert len(model.layer_features(torch.randn(2, 1, 8, 8))) == 5
     if kind == "thresh":                                                  # the learned threshold moved
-        assert not torch.allclose(model.stem[2].threshold, torch.ones(64))
+        assert not torch.allclose(model.stem[2].threshold, torch.full((64,), 0.5))
 
 
 def test_resnet18_parameter_count_and_threshold():
