@@ -131,7 +131,7 @@ def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str,
     import resource
     peak = (torch.cuda.max_memory_allocated() if device == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    flops = projection_flops(model, batch, "ours") * steps
+    flops = projection_flops(model, batch, "ours", amp) * steps
     return {"kind": "train", "preset": preset, "batch": batch, "steps": steps, "seconds": seconds,
             "images_per_s": stats.samples / seconds, "peak_memory_bytes": peak, "pc_flop_rate": flops / seconds,
             "amp": amp, "compile": compile_model, "channels_last": channels_last,

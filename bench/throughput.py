@@ -39,6 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+#: ``ours``: pcn's network (fused Pc(Std)); ``reference``: the authors' formulation (pcn/nn/reference.py);
+#: ``plain``: pcn's network with the readable Std -> Pc modules instead of the fused function.
+IMPLEMENTATIONS = ("ours", "reference", "plain")
 PRESETS = {
     "cifar10_lscat_skip": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat_skip", n_angles=4,
                                factorize_from=0, widths=(64, 128, 256, 512, 512, 512, 512, 512)),
@@ -60,7 +63,7 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = PhaseCollapseConfig(**PRESETS[preset])
+    cfg = PhaseCollapseConfig(**PRESETS[preset], fused_projection=impl != "plain")
     model = PhaseCollapseNet(cfg).to(device).train()
     net = ReferenceFFTNet(model) if impl == "reference" else model
     if compile_model and impl == "ours":
@@ -103,21 +106,22 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
             "median_step_cpu_s": statistics.median(cpu_times),
             "images_per_s": batch / median, "peak_memory_bytes": peak,
             "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
-            "n_parameters": count_parameters(model), "projection_flops": projection_flops(model, batch, impl),
+            "n_parameters": count_parameters(model), "projection_flops": projection_flops(model, batch, impl, amp),
             "device": device, "amp": amp, "compile": compile_model,
             "retain_freed_memory": retained, "backends": [b.wavelet.backend_name for b in model.blocks]}
 
 
-def projection_flops(model, batch: int, impl: str) -> int:
+def projection_flops(model, batch: int, impl: str, amp: bool = False) -> int:
     """Real FLOPs of the Pc matrix products in one training step (forward + 2 backward products).
 
-    Per output channel, pixel and sample: ``3 Cc + 2 Cr`` real multiply-adds for ours (Gauss's
-    form, real channels at half cost), ``4 (Cc + Cr)`` for the reference formulation.
+    Per output channel, pixel and sample: ``3 Cc + 2 Cr`` real multiply-adds for ours in float32
+    (Gauss's form, real channels at half cost), ``4 (Cc + Cr)`` for the reference formulation and
+    under autocast (bf16: the 4-multiplication form, pcn/nn/fused_projection.py).
     """
     total = 0
     for block in model.blocks:
         proj, pixels = block.proj, block.out_size ** 2
-        per_output = (3 * proj.n_complex + 2 * proj.n_real if impl == "ours"
+        per_output = (3 * proj.n_complex + 2 * proj.n_real if impl == "ours" and not amp
                       else 4 * (proj.n_complex + proj.n_real))
         total += 3 * 2 * batch * pixels * proj.out_channels * per_output
     return total
@@ -148,7 +152,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of (ours, reference)")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the implementations")
+    parser.add_argument("--impls", nargs="+", default=["ours", "reference"], choices=IMPLEMENTATIONS,
+                        help="ours, the reference formulation, and/or ours with the plain Std -> Pc modules")
     parser.add_argument("--default-malloc", action="store_true", help="do not call retain_freed_memory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -162,7 +168,7 @@ def run_rounds(args) -> tuple[list[dict], dict]:
         checks[preset] = check_equal(preset, args.device)
         batch = args.batch or (8 if preset.startswith("cifar") else 2) * (16 if args.device == "cuda" else 1)
         for round_index in range(args.rounds):
-            for impl in ("ours", "reference"):
+            for impl in args.impls:
                 cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
                        "--warmup", str(args.warmup), "--device", args.device, "--threads", str(args.threads)]
                 cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
@@ -173,9 +179,10 @@ def run_rounds(args) -> tuple[list[dict], dict]:
 
 
 def summarize_preset(preset: str, rows: list[dict], ceilings: dict, result: dict) -> list[str]:
-    """Medians over rounds per implementation, and the ratio ours / reference; printed lines."""
+    """Medians over rounds per implementation, and the ratio of each to ours; printed lines."""
     lines, medians, cpu_medians = [], {}, {}
-    for impl in ("ours", "reference"):
+    impls = list(dict.fromkeys(r["impl"] for r in rows if r["preset"] == preset))
+    for impl in impls:
         runs = [r for r in rows if r["preset"] == preset and r["impl"] == impl]
         step = statistics.median(r["median_step_s"] for r in runs)
         cpu = statistics.median(r["median_step_cpu_s"] for r in runs)
@@ -189,14 +196,17 @@ def summarize_preset(preset: str, rows: list[dict], ceilings: dict, result: dict
                                   "projection_matmul_fraction": matmul_fraction})
         lines.append(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
                      f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}")
-    per_round = [ref["median_step_s"] / ours["median_step_s"]
-                 for ours, ref in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
-                                        for impl in ("ours", "reference")])]
-    result["speedup"][preset] = medians["reference"] / medians["ours"]
-    result["speedup_cpu_time"][preset] = cpu_medians["reference"] / cpu_medians["ours"]
-    lines.append(f"{preset}: ours / reference = {result['speedup'][preset]:.2f}x wall (per round: "
-                 f"{', '.join(f'{x:.2f}' for x in per_round)}), {result['speedup_cpu_time'][preset]:.2f}x CPU time; "
-                 f"logits max rel. difference {result['max_relative_logit_difference'][preset]:.1e}")
+    for other in (i for i in impls if i != "ours" and "ours" in impls):
+        per_round = [o["median_step_s"] / ours["median_step_s"]
+                     for ours, o in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
+                                          for impl in ("ours", other)])]
+        wall, cpu = medians[other] / medians["ours"], cpu_medians[other] / cpu_medians["ours"]
+        result["speedup"].setdefault(preset, {})[other] = wall
+        result["speedup_cpu_time"].setdefault(preset, {})[other] = cpu
+        lines.append(f"{preset}: ours / {other} = {wall:.2f}x wall (per round: "
+                     f"{', '.join(f'{x:.2f}' for x in per_round)}), {cpu:.2f}x CPU time")
+    lines.append(f"{preset}: logits max rel. difference ours vs reference "
+                 f"{result['max_relative_logit_difference'][preset]:.1e}")
     return lines
 
 

@@ -1,7 +1,7 @@
 """The stages' MLflow runs: the store, the pipeline's parent run, each stage's run and its tags.
 
 Reads the environment that DVC and the user set (MLFLOW_TRACKING_URI, DVC_EXP_NAME,
-DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_CLIENT_PID) and passes typed values to
+DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_CLIENT_PID, PCN_TRACKING=off: no tracking at all) and passes typed values to
 :mod:`pcn.pipeline.tracking`.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pcn.files import file_digest
 
-from common import CHECKPOINTS_DIR, DATA_DIR, ORIGIN_ROOT, ROOT, fail, run_name
+from common import DATA_DIR, ORIGIN_ROOT, ROOT, fail, run_name
 
 logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)   # its start/stop notes are noise here
 
@@ -87,9 +87,9 @@ def run_tags(params, stage: str, variant: str | None = None, seed: int | None = 
 
 
 class NullRun:
-    """Stands for the MLflow run on ranks other than 0: every call does nothing."""
+    """Stands for the MLflow run on ranks other than 0 and with tracking off: every call does nothing."""
 
-    run_id = None
+    run_id, pending, journal = None, 0, None
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
@@ -105,9 +105,10 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
     """The stage's MLflow run (a :class:`pcn.pipeline.tracking.StageRun`), nested under the pipeline's parent run.
 
     Opened before the stage's work and closed FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM).
-    ``enabled=False`` (ranks other than 0) yields a :class:`NullRun`.
+    ``enabled=False`` (ranks other than 0) yields a :class:`NullRun`, and so does ``PCN_TRACKING=off`` in the
+    environment (a machine without MLflow: bench/device_check.py on a lent GPU).
     """
-    if not enabled:
+    if not enabled or os.environ.get("PCN_TRACKING") == "off":
         yield NullRun()
         return
     import hashlib as _hashlib
@@ -128,12 +129,14 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
         except Exception as exc:          # the stage's own run still opens (or fails) below
             print(f"warning: no parent run ({exc})", file=sys.stderr)
     name = stage if variant is None else f"{stage}@{run_name(variant, seed)}"
-    journal = CHECKPOINTS_DIR / "mlflow_pending" / f"{name}.jsonl"     # outside DVC's outputs: kept
+    # outside DVC's outputs, and under the repository DVC was started from: a queued experiment's temporary
+    # copy is deleted when it ends, its journal must not be
+    journal = ORIGIN_ROOT / "checkpoints" / "mlflow_pending" / f"{name}.jsonl"
     interval = 2.0 if params.runtime.system_metrics else 0.0
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         with StageRun(client, experiment_id, f"{name}{suffix}", run_tags(params, stage, variant, seed),
-                      journal, parent_id, interval) as run:
+                      journal, parent_id, interval, roots=(ROOT, ORIGIN_ROOT)) as run:
             yield run
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -41,6 +41,13 @@ Backward, with ``dy`` the output gradient and sums over the batch and pixels, in
 Under torch.distributed the statistics are those of the global batch: the forward's
 moments are all-reduced (:func:`pcn.nn.layers.batch_moments`), the backward all-reduces
 ``sum dy`` and ``R``.
+
+Under autocast (``train.amp``, bf16) the same function runs with **bf16 products and float32
+statistics**: the moments, ``s``, ``mu``, the bias, every channel sum and the accumulation of the
+outputs and of the weight gradient stay in float32; the activations are saved in bf16 (half the
+memory of the float32 path) and the products use the 4-multiplication complex form
+(:func:`complex_product_4`), as the plain modules do under autocast, because Gauss's form loses
+accuracy in low precision. Tests bound its difference to the plain modules under autocast.
 """
 from __future__ import annotations
 
@@ -52,6 +59,24 @@ from torch import Tensor
 from pcn.nn.collectives import all_reduce_sum_
 from pcn.nn.features import SplitFeatures
 from pcn.nn.layers import STD_EPS, ComplexProjection, Standardization, batch_moments, complex_product
+
+
+def complex_product_4(mm, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, conj_a: bool = False,
+                      conj_u: bool = False, left: Tensor | None = None, right: Tensor | None = None,
+                      out: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    """:func:`pcn.nn.layers.complex_product` with the 4 real products of the definition, for low precision.
+
+    :math:`(a + i s_a b)(u + i s_u v) = (a u - s_a s_u b v) + i (s_u a v + s_a b u)`; ``left`` and
+    ``right`` (Gauss's sums) are ignored. With ``out`` the result is added to those tensors.
+    """
+    sign = (-1 if conj_a else 1) * (-1 if conj_u else 1)
+    re = mm(a, u).sub_(mm(b, v), alpha=sign)
+    im = mm(a, v).mul_(-1 if conj_u else 1).add_(mm(b, u), alpha=-1 if conj_a else 1)
+    if out is None:
+        return re, im
+    out[0].add_(re)
+    out[1].add_(im)
+    return out
 
 FOLD_BELOW_PIXELS = 1024
 
@@ -119,19 +144,35 @@ class _Layout:
         slice or a transpose) makes ``bmm`` copy it for every sample. Folded, a transposed
         ``w`` goes to BLAS as it is.
         """
+        if out is not None and out.dtype != x.dtype:        # low-precision products, float32 accumulation
+            return out.add_(self.apply(w, x))
         if self.folded:
             return w @ x if out is None else out.addmm_(w, x)
         w = w.contiguous().unsqueeze(0).expand(x.shape[0], *w.shape)
         return torch.bmm(w, x) if out is None else out.baddbmm_(w, x)
 
     def outer_sum(self, g: Tensor, x: Tensor) -> Tensor:
-        """:math:`\\sum_{b, p} g_{b, :, p}\\, x_{b, :, p}^T`: rows(M), rows(C) -> (M, C)."""
+        """:math:`\\sum_{b, p} g_{b, :, p}\\, x_{b, :, p}^T`: rows(M), rows(C) -> (M, C), accumulated in float32
+        at least (one bf16 product per sample, summed in float32, in the low-precision path)."""
         if self.folded:
-            return g @ x.t()
-        acc = g.new_zeros(g.shape[1], x.shape[1])
+            return (g @ x.t()).float() if g.dtype == torch.bfloat16 else g @ x.t()
+        low = g.dtype == torch.bfloat16
+        acc = g.new_zeros(g.shape[1], x.shape[1], dtype=torch.float32 if low else g.dtype)
         for gb, xb in zip(g, x):
-            acc.addmm_(gb, xb.t())
+            if low:
+                acc.add_(gb @ xb.t())
+            else:
+                acc.addmm_(gb, xb.t())
         return acc
+
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
+
+
+def _product(t: Tensor):
+    """The complex product for tensors of ``t``'s dtype: Gauss's 3 products, or the 4 of the definition in low
+    precision (module docstring)."""
+    return complex_product_4 if t.dtype in LOW_PRECISION else complex_product
 
 
 @dataclass
@@ -179,16 +220,17 @@ def _weight_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Ten
     K, C = weight.shape[1:]
     grad = weight.new_empty(2, K, C)
     d_re, d_im = grad                                                   # dL/dA, dL/dB (views)
-    g_sum = g_re + g_im
+    product = _product(g_re)
+    g_sum = None if product is complex_product_4 else g_re + g_im
     for p in parts:
         if p.complex:                                                   # dy z^H = (g_re + i g_im)(u - i v)^T
-            re, im = complex_product(lay.outer_sum, g_re, g_im, *p.tensors, conj_u=True, left=g_sum)
+            re, im = product(lay.outer_sum, g_re, g_im, *p.tensors, conj_u=True, left=g_sum)
             d_re[:, p.cols], d_im[:, p.cols] = re, im
         else:
             d_re[:, p.cols] = lay.outer_sum(g_re, p.tensors[0])
             d_im[:, p.cols] = lay.outer_sum(g_im, p.tensors[0])
     if not standardized:
-        sum_re, sum_im = lay.channel_sum(g_re), lay.channel_sum(g_im)  # (K,)
+        sum_re, sum_im = (lay.channel_sum(g).to(weight.dtype) for g in (g_re, g_im))  # (K,)
         means = torch.stack([mean_re, mean_im])                         # (2, C)
         d_re.addmm_(torch.stack([sum_re, sum_im], 1), means, alpha=-1)  # - Re((sum dy) mu^H)
         d_im.addmm_(torch.stack([sum_im, -sum_re], 1), means, alpha=-1)  # - Im((sum dy) mu^H)
@@ -200,16 +242,17 @@ def _input_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tens
                     scale: Tensor | None, wanted: list[bool]) -> list[Tensor | None]:
     """:math:`W^H dy` for every input tensor (``W'`` per-sample, i.e. ``scale`` given), in layout rows."""
     dxs: list[Tensor | None] = []
-    g_sum = g_re + g_im
+    product = _product(g_re)
+    g_sum = None if product is complex_product_4 else g_re + g_im
     flags = iter(wanted)
     for p in parts:
         want = [next(flags) for _ in p.tensors]
         if not any(want):
             dxs += [None] * len(want)
             continue
-        a, b = _weights(weight, p.cols, scale)
+        a, b = (w.to(g_re.dtype) for w in _weights(weight, p.cols, scale))
         if p.complex:                                                   # (A^T - i B^T)(g_re + i g_im)
-            dxs += complex_product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True, right=g_sum)
+            dxs += product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True, right=g_sum)
         else:
             dxs.append(lay.apply(b.t(), g_im, lay.apply(a.t(), g_re)))
     return dxs
@@ -226,7 +269,7 @@ def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None]
     """
     C, n = weight.shape[2], count
     if standardized:                                   # channel sums over the activations
-        sums = torch.zeros(3, C, dtype=g_re.dtype, device=g_re.device)   # [sum dzhat_re, sum dzhat_im, R]
+        sums = torch.zeros(3, C, dtype=weight.dtype, device=g_re.device)  # [sum dzhat_re, sum dzhat_im, R]
         for dx, (cols, imag, x) in zip(dxs, _flat(parts)):
             if dx is not None:
                 sums[imag, cols] += lay.channel_sum(dx)
@@ -235,7 +278,7 @@ def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None]
         return -R / n, [-m_re / n, -m_im / n]
     K = weight.shape[1]
     R = (weight * grad_weight).view(2 * K, C).sum(0)                    # sum_k A dA + B dB
-    reduced = all_reduce_sum_(torch.cat([lay.channel_sum(g_re), lay.channel_sum(g_im), R]))
+    reduced = all_reduce_sum_(torch.cat([lay.channel_sum(g).to(R.dtype) for g in (g_re, g_im)] + [R]))
     s_re, s_im, R = reduced[:K], reduced[K:2 * K], reduced[2 * K:]
     # [A^T s_re + B^T s_im, A^T s_im - B^T s_re] from one pass over [A; B] (2K, C)
     probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])   # (2, 2K)
@@ -249,19 +292,29 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weight: Tensor, mean_re: Tensor, mean_im: Tensor, scale: Tensor, count: int,
-                batch_statistics: bool, n_pairs: int, *tensors: Tensor):
+                batch_statistics: bool, n_pairs: int, low_dtype: torch.dtype | None, *tensors: Tensor):
         # weight (2, K, C) = [A, B]; mean_re, mean_im, scale (C,); tensors (B, c_i, H, W)
+        # low_dtype: None (float32 products) or bf16 (products in bf16, the rest in float32: module docstring)
+        with torch.autocast(tensors[0].device.type, enabled=False):       # every cast below is explicit
+            return _StandardizedProjectionFunction._forward(ctx, weight, mean_re, mean_im, scale, count,
+                                                            batch_statistics, n_pairs, low_dtype, tensors)
+
+    @staticmethod
+    def _forward(ctx, weight, mean_re, mean_im, scale, count, batch_statistics, n_pairs, low_dtype, tensors):
         B, _, H, W = tensors[0].shape
         K = weight.shape[1]
         lay = _Layout(B, H * W)
+
+        def cast(t: Tensor) -> Tensor:
+            return t if low_dtype is None else t.to(low_dtype)
         if lay.folded:
             channel_parts = _parts(list(tensors), n_pairs)
-            xs = [lay.rows_standardized(t, m[p.cols], scale[p.cols])
+            xs = [cast(lay.rows_standardized(t, m[p.cols], scale[p.cols]))
                   for p in channel_parts for t, m in zip(p.tensors, (mean_re, mean_im))]
             weight_scale = None
             out_re, out_im = lay.filled(weight.new_zeros(K)), lay.filled(weight.new_zeros(K))
         else:
-            xs = [lay.rows(t) for t in tensors]
+            xs = [cast(lay.rows(t)) for t in tensors]
             weight_scale = scale
             # bias -W' mu from one pass over the weight: [A; B] (2K, C) x [s mu_re, s mu_im] (C, 2)
             prods = weight.reshape(2 * K, -1) @ torch.stack([scale * mean_re, scale * mean_im], 1)
@@ -269,32 +322,39 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
             out_re = lay.filled(b_mu[:, 1] - a_mu[:, 0])                    # -(A' mu_re - B' mu_im), rows(K)
             out_im = lay.filled(-(b_mu[:, 0] + a_mu[:, 1]))                 # -(B' mu_re + A' mu_im)
         for p in _parts(xs, n_pairs):
-            a, b = _weights(weight, p.cols, weight_scale)                  # (K, c)
+            a, b = (cast(w) for w in _weights(weight, p.cols, weight_scale))   # (K, c)
             if p.complex:
-                complex_product(lay.apply, a, b, *p.tensors, out=(out_re, out_im))
+                _product(a)(lay.apply, a, b, *p.tensors, out=(out_re, out_im))
             else:
                 lay.apply(a, p.tensors[0], out_re)
                 lay.apply(b, p.tensors[0], out_im)
         ctx.save_for_backward(weight, mean_re, mean_im, scale, *xs)
         ctx.n_pairs, ctx.count, ctx.batch_statistics = n_pairs, count, batch_statistics
-        ctx.layout, ctx.shapes = lay, [t.shape for t in tensors]
+        ctx.layout, ctx.shapes, ctx.low_dtype = lay, [(t.shape, t.dtype) for t in tensors], low_dtype
         return lay.unrows(out_re, (B, K, H, W)), lay.unrows(out_im, (B, K, H, W))
 
     @staticmethod
     def backward(ctx, grad_re: Tensor, grad_im: Tensor):
+        with torch.autocast(grad_re.device.type, enabled=False):
+            return _StandardizedProjectionFunction._backward(ctx, grad_re, grad_im)
+
+    @staticmethod
+    def _backward(ctx, grad_re: Tensor, grad_im: Tensor):
         weight, mean_re, mean_im, scale, *xs = ctx.saved_tensors
         lay = ctx.layout
         standardized = lay.folded                     # xs hold zhat (folded) or z (per-sample)
         g_re, g_im = lay.rows(grad_re), lay.rows(grad_im)                  # rows(K)
+        if ctx.low_dtype is not None:
+            g_re, g_im = g_re.to(ctx.low_dtype), g_im.to(ctx.low_dtype)
         parts = _parts(xs, ctx.n_pairs)
         grad_weight = _weight_gradient(lay, parts, weight, g_re, g_im, mean_re, mean_im, scale, standardized)
         dxs = _input_gradient(lay, parts, weight, g_re, g_im, None if standardized else scale,
-                              list(ctx.needs_input_grad[7:]))
+                              list(ctx.needs_input_grad[8:]))
         if ctx.batch_statistics:
             coef, offset = _statistics_terms(lay, parts, dxs, weight, grad_weight, g_re, g_im, mean_re, mean_im,
                                              scale, ctx.count, standardized)
         grads = []
-        for dx, (cols, imag, x), shape in zip(dxs, _flat(parts), ctx.shapes):
+        for dx, (cols, imag, x), (shape, dtype) in zip(dxs, _flat(parts), ctx.shapes):
             if dx is None:
                 grads.append(None)
                 continue
@@ -302,8 +362,8 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
                 dx.addcmul_(lay.channel(coef[cols]), x).add_(lay.channel(offset[imag][cols]))
             if standardized:
                 dx.mul_(lay.channel(scale[cols]))
-            grads.append(lay.unrows(dx, shape))
-        return (grad_weight, None, None, None, None, None, None, *grads)
+            grads.append(lay.unrows(dx, shape).to(dtype))
+        return (grad_weight, None, None, None, None, None, None, None, *grads)
 
 
 def standardized_projection(parts: list[SplitFeatures], std: Standardization, proj: ComplexProjection) -> SplitFeatures:
@@ -326,6 +386,8 @@ def standardized_projection(parts: list[SplitFeatures], std: Standardization, pr
         mean_re, mean_im, var = std.running_moments()
     scale = torch.rsqrt(var + STD_EPS)
     tensors = [t for pair in pairs for t in pair] + reals
+    device = tensors[0].device.type
+    low_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
     re, im = _StandardizedProjectionFunction.apply(proj.weight, mean_re, mean_im, scale, n, std.training,
-                                                   len(pairs), *tensors)
+                                                   len(pairs), low_dtype, *tensors)
     return SplitFeatures(re=re, im=im)

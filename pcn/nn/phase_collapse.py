@@ -17,10 +17,9 @@ spatial pooling, then a Linear layer.
 Which code computes ``Pc(Std(.))`` (the same function either way; tests compare them):
 
 * the fused :func:`pcn.nn.fused_projection.standardized_projection` by default, in training
-  and evaluation, in float32;
+  and evaluation, in float32, and under autocast (``train.amp``: bf16 products, float32 statistics);
 * the plain modules :class:`pcn.nn.layers.Standardization` then :class:`pcn.nn.layers.ComplexProjection`
-  (the readable specification) under autocast (``train.amp``: the projections run in bf16 there,
-  which the fused float32 function does not do), with ``fused_projection=False``, and in a model
+  (the readable specification) with ``fused_projection=False``, and in a model
   passed through :func:`with_plain_projection` (the exported MLflow model: the fused function's
   hand-written backward does not survive ``torch.export``, the plain modules do).
 
@@ -155,7 +154,7 @@ class PhaseCollapseBlock(nn.Module):
         """``N(Pc(Std(.)))`` of the channels that enter the projection (module docstring)."""
         parts = [low, *rho] if self.arch == "lscat" else [low, band, *rho]
         # which path runs when: see the module docstring
-        if self.fused and not torch.is_autocast_enabled(low.any_tensor().device.type):
+        if self.fused:
             projected = standardized_projection(parts, self.std, self.proj)
         else:
             projected = self.proj(self.std(SplitFeatures.cat(parts)))

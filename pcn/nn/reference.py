@@ -49,6 +49,8 @@ def block_real_conv(z: Tensor, weight: Tensor) -> Tensor:
     a, b = weight                                                          # (K, C) each
     block = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)   # (2K, 2C)
     y = F.conv2d(torch.cat([z.real, z.imag], 1), block[:, :, None, None])
+    if y.dtype == torch.bfloat16:               # under bf16 autocast: torch.complex takes float16/32/64 only
+        y = y.float()
     k = weight.shape[1]
     return torch.complex(y[:, :k], y[:, k:])
 
