@@ -56,7 +56,7 @@ from common import (
     run_name,
 )
 from run_inputs import dist_info, run_splits
-from tracked import stage_run
+from tracked import stage_run, tracking_uri
 
 Batches = Union[DeviceBatches, LoaderBatches]
 
@@ -388,7 +388,8 @@ def main() -> None:
                 write_outputs(s, state, run)
                 if run.pending:
                     print(f"warning: {run.pending} MLflow entries could not be sent; replay them with "
-                          f"python -m pcn.pipeline.tracking resync {run.journal}", file=sys.stderr)
+                          f"python -m pcn.pipeline.tracking resync --uri {tracking_uri(s.params)} {run.journal}",
+                          file=sys.stderr)
             barrier()
     finally:
         cleanup()

@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pcn.pipeline.journal import append, apply_entry, replay
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 #: How long logging stays offline (entries journaled without trying) after a failed call.
 RETRY_AFTER_SECONDS = 30.0
@@ -208,9 +210,11 @@ class StageRun:
     """
 
     def __init__(self, client, experiment_id: str, name: str, tags: dict[str, str], journal: Path,
-                 parent_id: str | None = None, system_metrics_interval: float = 0.0):
+                 parent_id: str | None = None, system_metrics_interval: float = 0.0,
+                 roots: tuple[Path, ...] = ()):
         self.client, self.experiment_id, self.name, self.tags = client, experiment_id, name, tags
         self.journal, self.parent_id = Path(journal), parent_id
+        self.roots = tuple(roots) or (self.journal.parent,)      # where journaled artifacts may come from
         self.system_metrics_interval = system_metrics_interval
         self.run_id: str | None = None
         self.status: str | None = None
@@ -225,11 +229,7 @@ class StageRun:
         run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)
         self.run_id = run.info.run_id
         if self.journal.is_file():                     # left by an earlier run while the store was down
-            try:
-                replay(self.journal, self.client)
-            except Exception as exc:
-                print(f"warning: {self.journal} (MLflow entries of an earlier run) could not be replayed "
-                      f"({type(exc).__name__}); it is kept", file=sys.stderr)
+            self._replay_journal()
         if self.system_metrics_interval > 0:
             self._start_monitor()
         return self
@@ -302,13 +302,12 @@ class StageRun:
                   f"{str(exc)[:200]}); kept in {self.journal}", file=sys.stderr)
 
     def _journal(self, entry: dict) -> None:
-        self.journal.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.journal, "a") as f:
-            f.write(json.dumps({**entry, "tracking_uri": self.client.tracking_uri}) + "\n")
+        append(self.journal, {**entry, "tracking_uri": self.client.tracking_uri})
 
     def _replay_journal(self) -> None:
+        """Send the journal's entries for this store and experiment; quarantine what may not be sent."""
         if self.journal.is_file():
-            replay(self.journal, self.client)
+            replay(self.journal, self.client, self.roots, self.experiment_id, _answers)
 
     @property
     def pending(self) -> int:
@@ -316,66 +315,47 @@ class StageRun:
         return sum(1 for _ in open(self.journal)) if self.journal.is_file() else 0
 
 
-def apply_entry(client, entry: dict) -> None:
-    """Send one journal entry to the store."""
-    from mlflow.entities import Metric, Param, RunTag
-    kind, run_id, args = entry["kind"], entry["run_id"], entry["args"]
-    if kind == "metrics":
-        values, step, timestamp = args
-        client.log_batch(run_id, metrics=[Metric(k, v, timestamp, step or 0) for k, v in values.items()])
-    elif kind == "params":
-        client.log_batch(run_id, params=[Param(k, v) for k, v in args[0].items()])
-    elif kind == "tags":
-        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in args[0].items()])
-    elif kind == "artifact":
-        client.log_artifact(run_id, args[0], args[1])
-    elif kind == "dataset":
-        from mlflow.entities import Dataset, DatasetInput, InputTag
-        name, digest, source, context, profile = args
-        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
-                          profile=json.dumps(profile))
-        client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
-    elif kind == "terminate":
-        client.set_terminated(args[0], args[1])
-    else:
-        raise ValueError(f"unknown journal entry kind {kind!r}")
-
-
-def replay(journal: Path, client=None) -> int:
-    """Send every entry of ``journal`` (in order) and delete it; returns the number sent.
-
-    Stops at the first failure, keeping the entries not yet sent.
-    """
-    from mlflow.tracking import MlflowClient
-    lines = [json.loads(line) for line in Path(journal).read_text().splitlines() if line.strip()]
-    clients = {} if client is None else {client.tracking_uri: client}
-    for i, entry in enumerate(lines):
-        uri = entry["tracking_uri"]
-        try:
-            if uri not in clients:                      # each entry goes to the store it was meant for
-                clients[uri] = MlflowClient(uri)
-            apply_entry(clients[uri], entry)
-        except Exception:
-            Path(journal).write_text("".join(json.dumps(e) + "\n" for e in lines[i:]))
-            raise
-    Path(journal).unlink()
-    return len(lines)
+def _answers(client) -> bool:
+    """Whether the store answers, within seconds (a dead server is not waited for)."""
+    try:
+        check_tracking_uri(client.tracking_uri, timeout=3.0)
+    except TrackingError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pcn.pipeline.tracking resync JOURNAL...``: replay journals left by an unreachable store."""
+    """``python -m pcn.pipeline.tracking resync JOURNAL...``: send journals left by an unreachable store.
+
+    Only entries for the store given (``--uri``; default: the ``mlflow.db`` of the current folder; the
+    environment is not read) and artifacts inside the repository (``--root``, default: the current folder) are sent;
+    every other entry is moved to the quarantine file next to its journal (:mod:`pcn.pipeline.journal`).
+    Each journal is reported; the exit status is 1 if entries had to be kept because the store did not
+    answer.
+    """
     import argparse
+
+    from mlflow.tracking import MlflowClient
     parser = argparse.ArgumentParser(prog="python -m pcn.pipeline.tracking", description=main.__doc__)
     parser.add_argument("command", choices=["resync"])
     parser.add_argument("journals", nargs="+", type=Path)
+    parser.add_argument("--uri", default=None, help="the store to send to")
+    parser.add_argument("--root", type=Path, action="append", help="a folder artifacts may come from")
     args = parser.parse_args(argv)
+    uri = args.uri or default_tracking_uri(Path.cwd())
+    roots = tuple(args.root or [Path.cwd()])
+    client, status = MlflowClient(uri), 0
     for path in args.journals:
-        try:
-            print(f"{path}: {replay(path)} entries sent")
-        except Exception as exc:
-            print(f"{path}: stopped ({type(exc).__name__}: {exc}); the rest is kept", file=sys.stderr)
-            return 1
-    return 0
+        if not path.is_file():
+            print(f"{path}: no such journal", file=sys.stderr)
+            status = 1
+            continue
+        report = replay(path, client, roots, answers=_answers)
+        print(f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined, {report.kept} kept "
+              "(store unreachable)" if report.kept else
+              f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined")
+        status = status or (1 if report.kept else 0)
+    return status
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
         client.log_batch = real
     history = client.get_metric_history(run.run_id, "test_acc")
     assert history == [] and journal.is_file()                          # offline: nothing reached the store
-    assert replay(journal) == 4                                         # the 3 epochs and the run's status
+    report = replay(journal, client, (tmp_path,), experiment)
+    assert (report.sent, report.kept, report.quarantined) == (4, 0, [])   # the 3 epochs and the run's status
     assert [m.step for m in client.get_metric_history(run.run_id, "test_acc")] == [1, 2, 3]
     assert client.get_run(run.run_id).info.status == "FINISHED" and not journal.exists()

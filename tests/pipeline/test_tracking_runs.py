@@ -104,7 +104,8 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     assert journal.is_file() and "resync" in err and str(journal) in err
     server = start_server(store, port)                                    # back: the journal is replayed
     try:
-        replay = subprocess.run([sys.executable, "-m", "pcn.pipeline.tracking", "resync", str(journal)],
+        replay = subprocess.run([sys.executable, "-m", "pcn.pipeline.tracking", "resync", "--uri",
+                                 f"http://127.0.0.1:{port}", str(journal)],
                                 cwd=repo, env=e,
                                 capture_output=True, text=True, timeout=120)
         assert replay.returncode == 0, replay.stderr
