@@ -94,6 +94,35 @@ def run_name(variant: str, seed: int) -> str:
     return f"{variant}-{seed}"
 
 
+def dvc_stage_key(stage: str) -> str | None:
+    """The key of the running DVC stage ``<stage>@<key>`` (``train@modulus-0`` -> ``modulus-0``), or None.
+
+    DVC passes the stage's name in the environment (``DVC_STAGE``) of every command it runs, so the
+    stage commands in dvc.yaml hold no name at all: no shell ever sees a variant name.
+    """
+    name = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]      # "sub/dvc.yaml:train@x-0" in a subfolder
+    base, at, key = name.partition("@")
+    return key if at and base == stage else None
+
+
+def stage_variant_and_seed(stage: str, variant: str | None, seed: int | None, params) -> tuple[str, int]:
+    """``--variant`` and ``--seed`` as given, or read from the DVC stage's name; either way checked: the variant
+    must be a valid name defined under ``models`` (a stage may run without ``validate``: ``dvc repro -s``)."""
+    from pcn.schema import NAME_PATTERN
+    if variant is None or seed is None:
+        key = dvc_stage_key(stage)
+        if key is None:
+            fail(f"{stage}: give --variant and --seed (dvc repro passes them in DVC_STAGE, e.g. {stage}@modulus-0)")
+        variant, _, seed_text = key.rpartition("-")
+        if not seed_text.isdigit():
+            fail(f"{stage}: the DVC stage {key!r} is not <variant>-<seed>")
+        seed = int(seed_text)
+    if not NAME_PATTERN.fullmatch(variant) or variant not in params.models:
+        fail(f"{stage}: variant {variant!r} is not defined under 'models' in params.yaml "
+             f"(defined: {', '.join(params.models)})")
+    return variant, seed
+
+
 def resolve_data_root(root: str) -> Path:
     """A configured data folder: absolute as given, relative to the origin repository otherwise."""
     return Path(root) if Path(root).is_absolute() else ORIGIN_ROOT / root

@@ -46,6 +46,7 @@ from common import (
     load_params,
     resolve_data_root,
     run_name,
+    stage_variant_and_seed,
 )
 from run_inputs import load_required, run_splits
 from tracked import stage_run
@@ -120,12 +121,11 @@ def measure(model, params, card: dict, device: torch.device, name: str, seed: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True)
-    parser.add_argument("--seed", required=True, type=int)
+    parser.add_argument("--variant", help="a key of `models` in params.yaml (default: from DVC's stage name)")
+    parser.add_argument("--seed", type=int, help="the training seed (default: from DVC's stage name)")
     args = parser.parse_args()
     params = load_params()
-    if args.variant not in params.models:
-        fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
+    args.variant, args.seed = stage_variant_and_seed("evaluate", args.variant, args.seed, params)
     name = run_name(args.variant, args.seed)
     provenance = Provenance(f"evaluate@{name}", "stages/evaluate.py", lambda p: {
         "training": p.training_params(args.variant, args.seed), "evaluate": asdict(p.evaluate),

@@ -17,13 +17,19 @@ from pcn.data.errors import DataError
 from pcn.data.imagenet import folder_listing
 from pcn.files import write_json
 
-from common import LISTING_DIR, fail, load_params, resolve_data_root
+from common import LISTING_DIR, dvc_stage_key, fail, load_params, resolve_data_root
+
+#: Data sets whose folder is listed at every repro.
+SOURCES = ("imagenet",)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", required=True, choices=["imagenet"])
+    parser.add_argument("--source", choices=SOURCES, help="default: from DVC's stage name (scan@imagenet)")
     args = parser.parse_args()
+    args.source = args.source or dvc_stage_key("scan")
+    if args.source not in SOURCES:
+        fail(f"scan: unknown source {args.source!r}; valid: {', '.join(SOURCES)}")
     params = load_params()
     try:
         listing = folder_listing(resolve_data_root(params.data.imagenet.root))

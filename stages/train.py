@@ -54,6 +54,7 @@ from common import (
     load_params,
     resolve_data_root,
     run_name,
+    stage_variant_and_seed,
 )
 from run_inputs import dist_info, run_splits
 from tracked import stage_run, tracking_uri
@@ -119,11 +120,10 @@ class Setup:
 
 def parse_args(params) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", required=True, help="a key of `models` in params.yaml")
-    parser.add_argument("--seed", required=True, type=int, help="one of `seeds` in params.yaml")
+    parser.add_argument("--variant", help="a key of `models` in params.yaml (default: from DVC's stage name)")
+    parser.add_argument("--seed", type=int, help="one of `seeds` in params.yaml (default: from DVC's stage name)")
     args = parser.parse_args()
-    if args.variant not in params.models:
-        fail(f"--variant {args.variant!r} is not defined under 'models' in params.yaml")
+    args.variant, args.seed = stage_variant_and_seed("train", args.variant, args.seed, params)
     return args
 
 

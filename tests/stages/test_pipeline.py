@@ -113,6 +113,23 @@ def test_unsafe_names_reach_no_shell(tmp_path, default_params):
     assert not (repo / "PWNED").exists() and not list(tmp_path.rglob("PWNED"))
 
 
+def test_a_name_reaches_no_shell_even_when_validate_is_skipped(tmp_path, default_params):
+    """``--downstream --glob 'train@*'`` skips validate: the train stage itself refuses the name, and its
+    command holds no name for a shell to run."""
+    params = tiny_params(default_params, variants=("modulus",))
+    repo = make_project(tmp_path / "repo", params)
+    dvc("repro", "fetch", cwd=repo)
+    name = "m';touch PWNED;echo '"
+    params["models"][name] = {"arch": "lscat", "nonlinearity": "mod"}
+    params["variants"] = [name]
+    write_params(repo, params)
+    result = dvc("repro", "--downstream", "--glob", "train@*", cwd=repo, check=False)
+    assert "validate" not in ran(result.stdout)
+    assert f"Running stage 'train@{name}-0':\n> python stages/train.py\n" in result.stdout     # it ran, nameless
+    assert result.returncode != 0 and "invalid parameters" in result.stdout + result.stderr   # every stage checks
+    assert not (repo / "PWNED").exists() and not list(tmp_path.rglob("PWNED"))
+
+
 def test_a_scalar_where_a_list_is_expected(tmp_path, default_params):
     """DVC itself fails to read `variants: modulus` (before running anything); our check names the key."""
     params = tiny_params(default_params)
