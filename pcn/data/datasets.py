@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from pcn.data.errors import DataError
 from pcn.data.splits import ArraySplit, stratified_split
 from pcn.files import file_digest, sha256_json
-from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, verify_images
+from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 
 DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")
 MNIST5K_PER_CLASS = 500
@@ -177,7 +177,7 @@ def scan_image_folder(root: Path) -> dict[str, int]:
         raise DataError(f"imagenet: {root} has no class folders")
     counts = {}
     for c in classes:
-        n = sum(1 for f in (root / c).rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS)
+        n = len(image_files(root / c))
         if n == 0:
             raise DataError(f"imagenet: class folder {root / c} is empty (no {', '.join(IMAGE_EXTENSIONS)} files)")
         counts[c] = n

@@ -26,6 +26,26 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
+def image_files(root: Path) -> list[Path]:
+    """Every image file under ``root``, in a fixed order: the one rule of the scan, the card and the loader.
+
+    Symbolic links to folders are followed (linking class folders is the usual way to make a subset);
+    a folder reached twice (a symbolic-link loop, or two links to one folder) stops with both names, before
+    any count or epoch could include it again.
+    """
+    seen: dict[str, str] = {}
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            raise DataError(f"imagenet: {dirpath} is {seen[real]} reached twice (a symbolic link loop, or two links "
+                            "to one folder); remove the link")
+        seen[real] = dirpath
+        dirnames.sort()
+        files += [Path(dirpath) / name for name in sorted(filenames) if name.lower().endswith(IMAGE_EXTENSIONS)]
+    return files
+
+
 def folder_listing(root: Path) -> dict:
     """Names, sizes and modification times of every image under ``root`` (train/ and val/).
 
@@ -37,14 +57,10 @@ def folder_listing(root: Path) -> dict:
     if not root.is_dir():
         raise DataError(f"imagenet: {root} does not exist (expected an ImageFolder tree with train/ and val/)")
     lines, total = [], 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                path = Path(dirpath) / name
-                st = path.stat()
-                lines.append(f"{path.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
-                total += st.st_size
+    for path in image_files(root):
+        st = path.stat()
+        lines.append(f"{path.relative_to(root).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}")
+        total += st.st_size
     digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
     return {"root": str(root.resolve()), "files": len(lines), "bytes": total, "sha256": digest}
 
@@ -56,21 +72,19 @@ def load_rgb(path: str):
         with open(path, "rb") as f:
             image = Image.open(f)
             return image.convert("RGB")           # forces the decoding, where truncation shows
-    except (OSError, ValueError, SyntaxError) as exc:      # PIL raises these for bad image data
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:    # PIL's bad-data errors
         raise DataError(f"imagenet: cannot decode image {path}: {exc}") from exc
 
 
 def verify_images(root: Path) -> int:
     """Decode every image under ``root``; raise :class:`DataError` listing the unreadable ones."""
     bad, count = [], 0
-    for dirpath, _, filenames in os.walk(root):
-        for name in sorted(filenames):
-            if name.lower().endswith(IMAGE_EXTENSIONS):
-                count += 1
-                try:
-                    load_rgb(os.path.join(dirpath, name))
-                except DataError as exc:
-                    bad.append(str(exc))
+    for path in image_files(root):
+        count += 1
+        try:
+            load_rgb(str(path))
+        except DataError as exc:
+            bad.append(str(exc))
     if bad:
         raise DataError(f"imagenet: {len(bad)} of {count} images cannot be decoded:\n  " + "\n  ".join(bad[:20]))
     return count
@@ -121,6 +135,8 @@ def image_folders(root: Path, augment: str):
         train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
                                        transforms.ToTensor(), norm])
     root = Path(root)
+    for split in ("train", "val"):
+        image_files(root / split)                 # the loop rule, before ImageFolder walks (following links)
     return (datasets.ImageFolder(root / "train", train_tf, loader=load_rgb),
             datasets.ImageFolder(root / "val", val_tf, loader=load_rgb))
 

@@ -218,3 +218,37 @@ def test_imagenet_transforms_depend_on_seed_epoch_and_image_only(tmp_path):
     same_image = [SeededImages(train, seed)[(1, 2)][0] for seed in (3, 4, 5)]
     assert not all(torch.equal(same_image[0], x) for x in same_image[1:])   # the seed changes an image's crop
     assert torch.equal(torch.get_rng_state(), state)                     # the caller's random state is untouched
+
+
+def test_symlinked_class_folders_count_the_same_everywhere_and_loops_are_named(tmp_path):
+    """One rule for scan, card and loader: links to folders are followed (the usual way to make a subset); a
+    folder reached twice (a loop) stops with its name."""
+    from pcn.data.imagenet import folder_listing, image_folders
+    full = tmp_path / "full"
+    write_image_folder(full, classes=("cat", "dog", "owl"), per_class=2)
+    subset = tmp_path / "subset"
+    for split in ("train", "val"):
+        (subset / split).mkdir(parents=True)
+        for c in ("cat", "dog"):                                          # a subset of 2 classes, by links
+            (subset / split / c).symlink_to(full / split / c, target_is_directory=True)
+    card = prepare("imagenet", tmp_path / "p", {"root": subset, "verify": True}, 0)
+    train, val = image_folders(subset, "none")
+    assert card["splits"] == {"train": 4, "test": 4} and len(train) == len(val) == 4
+    assert card["listing"]["files"] == folder_listing(subset)["files"] == 8
+    (full / "train" / "cat" / "again").symlink_to(full / "train", target_is_directory=True)     # a loop
+    for read in (lambda: folder_listing(subset), lambda: image_folders(subset, "none"),
+                 lambda: prepare("imagenet", tmp_path / "q", {"root": subset, "verify": False}, 0)):
+        with pytest.raises(DataError, match=r"cat/again/cat is .*reached twice"):
+            read()
+
+
+def test_a_decompression_bomb_names_the_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from pcn.data.imagenet import load_rgb
+    path = tmp_path / "train/cat/huge.png"
+    path.parent.mkdir(parents=True)
+    Image.new("RGB", (200, 200)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)                 # 40,000 pixels > 2 x the limit
+    with pytest.raises(DataError, match=r"cannot decode image .*huge\.png.*decompression bomb"):
+        load_rgb(str(path))
