@@ -2,7 +2,8 @@
 
 Each part runs in its own process under its own time box (:data:`PARTS`); the JSON is rewritten
 after every part, so a part that fails or runs out of time leaves the others' figures (its entry
-then says ``status: failed`` or ``timeout`` and why). The parts:
+then says ``status: failed`` or ``timeout`` and why; a part that measures several rows prints them
+as it goes, and a timed-out one keeps the rows it finished). The parts:
 
 * ``environment``: GPU name and count, driver, CUDA and torch versions, memory;
 * ``ceilings``: float32 and bf16 matrix-product rates and device-to-device copy bandwidth
@@ -100,6 +101,12 @@ def part_ceilings(dry: bool) -> dict:
             "copy_bandwidth_bytes_per_s": copy_bandwidth(device, (8 << 20) if dry else (2 << 30))}
 
 
+def _progress(partial: dict) -> dict:
+    """Print what a part has so far (one JSON line): a part stopped by its time box keeps these figures."""
+    print(json.dumps(partial), flush=True)
+    return partial
+
+
 def part_throughput(dry: bool) -> dict:
     from throughput import check_equal, measure
     device, batch = _device(dry), 2 if dry else 128
@@ -110,6 +117,7 @@ def part_throughput(dry: bool) -> dict:
             for amp in (False, True):
                 rows.append(measure(preset, impl, batch, 1 if dry else 10, device, amp, False, False, 0,
                                     device == "cpu", 1 if dry else 5))
+                _progress({"rows": rows, "max_relative_logit_difference": checks})
     return {"rows": rows, "max_relative_logit_difference": checks}
 
 
@@ -120,9 +128,12 @@ def part_end_to_end(dry: bool) -> dict:
     settings = [(False, False, False), (True, False, False), (True, False, True)]     # (amp, compile, channels_last)
     if not dry:
         settings.append((True, True, True))
-    return {"rows": [measure_train(preset, 1 if dry else 20, 1 if dry else 5, batch, device, amp, compile_model,
-                                   channels_last) for amp, compile_model, channels_last in settings],
-            "skipped": ["torch.compile (dry mode: compiling takes minutes on a CPU)"] if dry else []}
+    out = {"rows": [], "skipped": ["torch.compile (dry mode: compiling takes minutes on a CPU)"] if dry else []}
+    for amp, compile_model, channels_last in settings:
+        out["rows"].append(measure_train(preset, 1 if dry else 20, 1 if dry else 5, batch, device, amp,
+                                         compile_model, channels_last))
+        _progress(out)
+    return out
 
 
 def part_imagenet(dry: bool) -> dict:
@@ -136,6 +147,7 @@ def part_imagenet(dry: bool) -> dict:
         try:
             rows.append(measure(preset, "ours", batch, 1 if dry else 3, device, True, False, False, 0,
                                 device == "cpu", 1 if dry else 2))
+            _progress({"rows": rows, "largest_batch": batch, "out_of_memory_at": None})
         except torch.cuda.OutOfMemoryError:
             limit = batch
             break
@@ -214,6 +226,11 @@ PARTS = {"environment": (part_environment, 20), "ceilings": (part_ceilings, 40),
          "train_stage": (part_train_stage, 70), "ddp": (part_ddp, 45)}
 
 
+def _text(output) -> str:
+    """A timed-out child's captured output (always bytes, whatever ``text`` says) as text."""
+    return output.decode(errors="replace") if isinstance(output, bytes) else (output or "")
+
+
 def run_part(name: str, dry: bool, box: float) -> dict:
     """One part in its own process, stopped after ``box`` seconds; its JSON, or why there is none."""
     start = time.perf_counter()
@@ -221,9 +238,9 @@ def run_part(name: str, dry: bool, box: float) -> dict:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=box)
     except subprocess.TimeoutExpired as exc:
-        tail = (exc.stderr or b"")[-800:]
-        return {"status": "timeout", "seconds": box, "detail": tail.decode(errors="replace") if isinstance(tail, bytes)
-                else tail}
+        out = _text(exc.stdout).strip().splitlines()
+        partial = {"result": json.loads(out[-1])} if out and out[-1].startswith("{") else {}
+        return {"status": "timeout", "seconds": box, "detail": _text(exc.stderr)[-800:], **partial}
     seconds = time.perf_counter() - start
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:

@@ -98,3 +98,16 @@ def test_a_part_out_of_time_keeps_the_others():
                          "environment": device_check.run_part("environment", True, 60)}}
     assert results["parts"]["input"]["status"] == "timeout" and results["parts"]["environment"]["status"] == "ok"
     assert any(line.startswith("input        timeout") for line in device_check.summary(results))
+
+
+def test_a_part_out_of_time_keeps_the_rows_it_finished(monkeypatch):
+    sys.path.insert(0, str(ROOT / "bench"))
+    import device_check
+
+    def timed_out(cmd, **kwargs):
+        raise subprocess.TimeoutExpired(cmd, 1.0, output=b'{"rows": [{"batch": 32}]}\n{"rows": [{"batch": 32}, '
+                                        b'{"batch": 64}]}\n', stderr=b"still measuring batch 128")
+    monkeypatch.setattr(device_check.subprocess, "run", timed_out)
+    r = device_check.run_part("imagenet", False, 1.0)
+    assert r["status"] == "timeout" and r["result"]["rows"] == [{"batch": 32}, {"batch": 64}]
+    assert "batch 128" in r["detail"]
