@@ -80,20 +80,26 @@ def set_params(base: dict, preset: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def command(preset_path: Path, params_path: Path, extra: list[str]) -> list[str]:
-    """The ``dvc exp run`` command that applies the preset; fails (naming the key) on a bad preset."""
-    base, preset = read_params_file(params_path), read_params_file(preset_path)
+def exp_run_command(base: dict, preset, label: str, base_name: str, extra: list[str]) -> list[str]:
+    """The ``dvc exp run`` command that applies ``preset`` (a mapping) to ``base``; fails, naming ``label``
+    and the key, when a key is unknown or the merged params do not validate."""
     if not isinstance(preset, dict):
-        fail(f"{preset_path}: expected a mapping of the params that differ from {params_path.name}")
+        fail(f"{label}: expected a mapping of the params that differ from {base_name}")
     bad = unknown_keys(base, preset)
     if bad:
-        fail(f"{preset_path}: unknown keys {', '.join(bad)} (not in {params_path.name})")
+        fail(f"{label}: unknown keys {', '.join(bad)} (not in {base_name})")
     try:
-        parse_params(overlay(base, preset), f"{params_path.name} with {preset_path}")
+        parse_params(overlay(base, preset), f"{base_name} with {label}")
         overrides = set_params(base, preset)
     except (ParamsError, ValueError) as exc:
-        fail(f"{preset_path}: {exc}")
+        fail(f"{label}: {exc}")
     return ["dvc", "exp", "run", *[arg for o in overrides for arg in ("--set-param", o)], *extra]
+
+
+def command(preset_path: Path, params_path: Path, extra: list[str]) -> list[str]:
+    """The ``dvc exp run`` command that applies the preset file; fails (naming the key) on a bad preset."""
+    base, preset = read_params_file(params_path), read_params_file(preset_path)
+    return exp_run_command(base, preset, str(preset_path), params_path.name, extra)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@ computed with other params than params.yaml holds, and writes results/report/: t
 and table.json (test error mean, sd, min, max and n per variant; every ablation's paired
 difference to its architecture's phase-collapse network with a Student-t interval and a
 sentence that follows from it; the trend of each separation measure with depth),
-summary.json (mean test error per variant: the metrics DVC shows) and the figures. The report opens
+summary.json (mean test and validation error per variant: the metrics DVC shows) and the figures. The report opens
 with the paper's claims, each with a verdict computed from intervals (:mod:`pcn.analysis.claims`).
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ prepare_stage(__file__)     # before torch and pcn: stages/process.py
 from dataclasses import asdict
 
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
-from pcn.analysis.report import LAYER_FIGURES, build_report, markdown, summary_metrics
+from pcn.analysis.report import LAYER_FIGURES, SUMMARY_KEYS, build_report, markdown, summary_metrics
 from pcn.files import write_json, write_text
 
 from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, Provenance, fail, load_params, read_csv, read_metrics, run_name
@@ -48,7 +48,7 @@ def collect(params) -> dict[str, dict]:
                     fail(f"results/{stage}/{run} come from a model trained with other params than params.yaml "
                          f"now holds; run dvc repro")
             seeds[seed] = record
-        variants[name] = {"arch": v.arch, "nonlinearity": v.nonlinearity, "seeds": seeds}
+        variants[name] = {"arch": v.arch, "nonlinearity": v.nonlinearity, "learned": v.learned, "seeds": seeds}
     return variants
 
 
@@ -74,7 +74,8 @@ def main() -> None:
                          REPORT_DIR / "test_accuracy.png")
         for name, (panels, log) in LAYER_FIGURES.items():
             plot_layer_bands(report["rows"], panels, REPORT_DIR / name, log=log)
-        headline = {f"test_error/{name}": value for name, value in summary.items()}
+        headline = {f"test_error/{name}": value for name, value in summary[SUMMARY_KEYS["test"]].items()}
+        headline |= {f"val_error/{name}": value for name, value in summary[SUMMARY_KEYS["validation"]].items()}
         run.log_metrics(headline)
         run.log_metrics({f"test_error_sd/{r['variant']}": r["test_error"]["sd"] for r in report["rows"]
                          if r["test_error"]["sd"] is not None})

@@ -101,7 +101,9 @@ def compare(a: dict, b: dict, value: Callable[[dict], dict], confidence: float) 
 
 
 def _find(rows: list[dict], arch: str, rho: str) -> dict | None:
-    return next((r for r in rows if r["arch"] == arch and r["nonlinearity"] == rho), None)
+    """The first selected variant of ``arch`` with non-linearity ``rho`` whose parameters are learned: a
+    frozen one (``learned: false``, e.g. the authors' threshold frozen at 1.0) decides no verdict."""
+    return next((r for r in rows if r["arch"] == arch and r["nonlinearity"] == rho and r.get("learned", True)), None)
 
 
 def _result(number: int, claim: str, paper: str, measure: str, parts: list[dict], verdict: str, reason: str) -> dict:

@@ -84,10 +84,12 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
     first = next(iter(seeds.values()))
     errors = [r["evaluate"]["test_error"] for r in seeds.values()]
     best = [r["train"]["best_test_error"] for r in seeds.values()]
-    return {"variant": name, "arch": v["arch"], "nonlinearity": v["nonlinearity"],
+    val = [r["train"].get("final_val_error") for r in seeds.values()]
+    return {"variant": name, "arch": v["arch"], "nonlinearity": v["nonlinearity"], "learned": v.get("learned", True),
             "n_parameters": first["train"]["n_parameters"], "epochs": first["train"]["epochs"],
             "seeds": list(seeds), "test_error": summary(errors), "test_error_by_seed": dict(zip(seeds, errors)),
             "best_epoch_error": summary(best),
+            "val_error": summary(val) if None not in val else None,
             "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
             "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
             "views": _view_curves(seeds)}
@@ -271,6 +273,15 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: The keys of summary.json (the metrics file DVC shows): mean over seeds, in percent.
+SUMMARY_KEYS = {"test": "test_error_pct", "validation": "val_error_pct"}
+
+
 def summary_metrics(report: dict) -> dict:
-    """``{variant: mean test error %}``: the one metrics file DVC shows (``dvc exp show``)."""
-    return {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]}
+    """``{test_error_pct: {variant: %}, val_error_pct: {variant: %}}``: the metrics file DVC
+    shows (``dvc exp show`` columns ``test_error_pct.<variant>``). The validation error (the model
+    kept, on the validation split carved from the training part) is what hyperparameter sweeps compare;
+    it is left out for variants trained without a validation split."""
+    return {SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]},
+            SUMMARY_KEYS["validation"]: {r["variant"]: round(r["val_error"]["mean"], 4) for r in report["rows"]
+                                         if r.get("val_error")}}

@@ -78,6 +78,11 @@ def test_a_run_that_supports_every_claim():
     diffs = [9.0 - 3.0, 9.5 - 3.2, 8.8 - 2.9]
     assert claim3["comparisons"][0]["interval"] == paired_interval(diffs, 0.95)     # the interval it follows from
     assert "soft_threshold − modulus: supported" in claim3["reason"]
+    # the authors' frozen threshold (listed first, failing to train) decides no verdict
+    frozen = {**row("resnet_thresh_frozen", "resnet18", "thresh", [90.0, 90.0, 90.0]), "learned": False}
+    claim5 = check_claims([frozen, *rows], 0.95, 0.2, 0.01)[4]
+    assert claim5["verdict"] == SUPPORTED and "resnet_thresh −" in claim5["reason"]
+    assert "frozen" not in claim5["reason"]
 
 
 def test_contradicted_undecided_and_untestable_claims():

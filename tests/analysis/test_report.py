@@ -17,7 +17,8 @@ def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9), fisher_falls=Fal
     layers = [{"layer": 0, "place": "input", "feature": f, **measures(ncm[0])} for f in ("spatial_mean", "flatten")]
     layers += [{"layer": i, "place": p, "feature": f, **measures(a)} for i, a in enumerate(ncm) if i
                for p in ("before_rho", "rho", "block") for f in ("spatial_mean", "flatten")]
-    return {"train": {"n_parameters": 1000, "epochs": len(epochs), "best_test_error": test_error - 0.5},
+    return {"train": {"n_parameters": 1000, "epochs": len(epochs), "best_test_error": test_error - 0.5,
+                      "final_val_error": test_error + 1.0},
             "evaluate": {"test_error": test_error}, "separation": layers,
             "history": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(epochs)]}
 
@@ -56,7 +57,11 @@ def test_summary_difference_and_band_on_two_seeds():
     assert block["ncm_accuracy"]["trend"]["rises"] and block["ncm_accuracy"]["rises_in_seeds"] == 2
     assert cst["views"]["block/flatten"]["ncm_accuracy"]["trend"]["rises"] is False
     assert [c["claim"] for c in report["claims"]] == list(range(1, 8))
-    assert summary_metrics(report) == {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0}
+    assert summary_metrics(report) == {
+        "test_error_pct": {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0},
+        "val_error_pct": {"modulus": 3.5, "soft_threshold": 15.5, "resnet_thresh": 82.0}}
+    del report["rows"][0]["val_error"]                                   # trained without a validation split
+    assert "modulus" not in summary_metrics(report)["val_error_pct"]
     json.dumps(report)                                                    # the JSON file can be written
 
 

@@ -42,6 +42,15 @@ def test_standard_resnet18_has_torchvisions_parameters_and_biases():
     assert count_parameters(BiasFreeResNet18(3, 1000, "relu")) == 11_679_912      # the Table 3 network, unchanged
 
 
+@pytest.mark.parametrize("make", [lambda stem: StandardResNet18(1, 10, stem=stem),
+                                  lambda stem: BiasFreeResNet18(1, 10, "relu", stem=stem)])
+def test_resnet_stems_set_the_resolution_of_every_stage(make):
+    x = torch.randn(2, 1, 40, 40)
+    sides = {stem: [f.shape[-1] for f in make(stem).layer_features(x)] for stem in ("imagenet", "small", "strided")}
+    assert sides == {"imagenet": [10, 10, 5, 3, 2], "small": [40, 40, 20, 10, 5], "strided": [20, 20, 10, 5, 3]}
+    assert count_parameters(make("strided")) == count_parameters(make("small"))     # only the stride differs
+
+
 @pytest.mark.parametrize("kind", ["thresh", "absdead"])
 def test_a_learned_threshold_starts_where_asked_stays_positive_and_learns(kind):
     nl = NonLinearity(kind, 4, True, 0.3)

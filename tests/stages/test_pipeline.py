@@ -28,7 +28,9 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     assert "soft_threshold minus modulus:" in table and "Student t over 2 paired seeds" in table
     report = read_json(repo / "results/report/table.json")
     assert report["comparisons"][0]["seeds"] == [0, 1] and report["comparisons"][0]["interval"]["low"] is not None
-    assert set(read_json(repo / "results/report/summary.json")) == {"modulus", "soft_threshold"}
+    summary = read_json(repo / "results/report/summary.json")
+    assert {k: set(v) for k, v in summary.items()} == {"test_error_pct": {"modulus", "soft_threshold"},
+                                                       "val_error_pct": {"modulus", "soft_threshold"}}
     assert ran(dvc("repro", cwd=repo).stdout) == []                      # a second repro does nothing
 
     params["seeds"] = [0, 1, 2]                                            # a seed added: only that seed trains
@@ -67,7 +69,7 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     header = dvc("exp", "show", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
     metrics = header[header.index("Created") + 1:header.index("seeds")]
     metrics = [m for m in metrics if m not in ("rev", "typ", "parent", "State", "Executor")]
-    assert metrics == ["modulus", "soft_threshold"]                      # one summary file, keyed by variant
+    assert metrics == [f"{kind}_error_pct.{name}" for kind in ("test", "val") for name in ("modulus", "soft_threshold")]
     dvc("exp", "run", "-S", "train.lr=0.02", "-n", "lr002", cwd=repo)
     shown = dvc("exp", "show", "--only-changed", "--no-pager", cwd=repo, environ=env(COLUMNS="120")).stdout
     lines = shown.splitlines()

@@ -1,0 +1,158 @@
+"""A hyperparameter sweep on the validation split: ``python stages/sweep.py sweeps/<name>.yaml queue|table``.
+
+A sweep file (``sweeps/*.yaml``) names a preset (the settings under test), what the sweep changes on top of
+it for every point (``set``: usually one seed and the variants that represent each family), one per-variant
+setting (``parameter``: ``models.<variant>.<parameter>`` of every variant in ``set.variants``) and its
+``values``. ``queue`` queues one DVC experiment per value (``dvc exp run --queue``, named
+``<sweep>-<i>``, through the same checks as ``stages/preset.py``); run them with ``dvc queue start -j 1``.
+``table`` reads the finished experiments (``dvc exp show --json``) and writes ``sweeps/<name>.md`` and
+``.json``: per variant, the validation error (``results/report/summary.json``: ``val_error_pct``, mean
+over the sweep's seeds) at every value, and the value with the lowest one. The test split is never read.
+
+Choosing, per variant v: ``argmin_value val_error(v, value)`` (ties: the first value listed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from pcn.files import write_json, write_text
+
+from common import ROOT, fail, read_params_file
+from preset import exp_run_command, overlay
+
+KEYS = {"preset", "set", "parameter", "values"}
+SUMMARY = "results/report/summary.json"
+
+
+def load_sweep(path: Path) -> dict:
+    """The sweep file, checked: its keys, a preset inside the repository, a list of values, variants."""
+    sweep = read_params_file(path)
+    if not isinstance(sweep, dict) or set(sweep) != KEYS:
+        fail(f"{path}: expected exactly the keys {', '.join(sorted(KEYS))}")
+    preset = (ROOT / str(sweep["preset"])).resolve()
+    if not preset.is_relative_to(ROOT) or not preset.is_file():
+        fail(f"{path}: preset {sweep['preset']!r} is not a file of this repository")
+    values = sweep["values"]
+    if not isinstance(values, list) or len(values) < 2 or len(set(map(json.dumps, values))) != len(values):
+        fail(f"{path}: values must be a list of at least two different values")
+    if not isinstance(sweep["set"], dict) or not isinstance(sweep["set"].get("variants"), list):
+        fail(f"{path}: set.variants must list the variants swept")
+    if not isinstance(sweep["parameter"], str) or not sweep["parameter"].isidentifier():
+        fail(f"{path}: parameter must be the name of a per-variant setting (e.g. lr)")
+    return {**sweep, "preset_settings": read_params_file(preset)}
+
+
+def point_settings(sweep: dict, value) -> dict:
+    """The preset, the sweep's ``set`` and ``models.<variant>.<parameter> = value`` for every swept variant."""
+    swept = {"models": {v: {sweep["parameter"]: value} for v in sweep["set"]["variants"]}}
+    return overlay(overlay(sweep["preset_settings"], sweep["set"]), swept)
+
+
+def experiment_name(path: Path, index: int) -> str:
+    return f"{path.stem}-{index}"
+
+
+def queue(path: Path, sweep: dict, params_path: Path) -> int:
+    """Queue one experiment per value (every command checked before the first is queued)."""
+    base = read_params_file(params_path)
+    commands = [exp_run_command(base, point_settings(sweep, value), f"{path} (value {value!r})", params_path.name,
+                                ["--queue", "-n", experiment_name(path, i)])
+                for i, value in enumerate(sweep["values"])]
+    for cmd in commands:
+        status = subprocess.call(cmd, cwd=ROOT)               # an argument list: no shell sees the values
+        if status:
+            return status
+    print(f"queued {len(commands)} experiments; run them with: dvc queue start -j 1")
+    return 0
+
+
+def experiments(show: list) -> dict[str, dict]:
+    """``{experiment name: its data}`` from ``dvc exp show --json`` (experiments nest under their baseline)."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("name"), str) and isinstance(node.get("data"), dict):
+                found.setdefault(node["name"], node["data"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(show)
+    return found
+
+
+def sweep_table(path: Path, sweep: dict, found: dict[str, dict]) -> dict:
+    """Per variant and value, the validation error of the finished experiments, and the chosen value."""
+    parameter, variants = sweep["parameter"], sweep["set"]["variants"]
+    points = []
+    for i, value in enumerate(sweep["values"]):
+        data = found.get(experiment_name(path, i)) or {}
+        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
+        metrics = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data") or {}
+        val = metrics.get("val_error_pct") or {}
+        models = params.get("models") or {}
+        for v in variants:
+            if (models.get(v) or {}).get(parameter) not in (None, value):
+                fail(f"experiment {experiment_name(path, i)} ran {v} with {parameter}="
+                     f"{models[v][parameter]!r}, not {value!r}: queue the sweep again")
+        points.append({"value": value, "experiment": experiment_name(path, i),
+                       "val_error_pct": {v: val.get(v) for v in variants}})
+    chosen = {}
+    for v in variants:
+        done = [(p["val_error_pct"][v], i) for i, p in enumerate(points) if p["val_error_pct"][v] is not None]
+        chosen[v] = points[min(done)[1]]["value"] if len(done) == len(points) else None
+    return {"sweep": str(path), "parameter": parameter, "set": sweep["set"], "points": points, "chosen": chosen}
+
+
+def markdown(table: dict) -> str:
+    values = [p["value"] for p in table["points"]]
+    lines = [f"# Sweep `{table['sweep']}`: {table['parameter']} chosen on the validation split", "",
+             f"Settings on top of the preset: `{json.dumps(table['set'])}`. Validation error % (mean over the "
+             "seeds above; the model kept by train.select, on each seed's validation split). Chosen: the lowest; "
+             "`pending`: the experiment has not finished.", "",
+             "| variant | " + " | ".join(f"{table['parameter']} = {v}" for v in values) + " | chosen |",
+             "|---|" + "---|" * (len(values) + 1)]
+    for v, chosen in table["chosen"].items():
+        cells = [p["val_error_pct"][v] for p in table["points"]]
+        cells = ["pending" if c is None else f"**{c:.2f}**" if p["value"] == chosen else f"{c:.2f}"
+                 for c, p in zip(cells, table["points"])]
+        lines.append(f"| {v} | " + " | ".join(cells) + f" | {'pending' if chosen is None else chosen} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("sweep", type=Path, help="a sweeps/*.yaml file")
+    parser.add_argument("action", choices=("queue", "table"))
+    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
+    args = parser.parse_args(argv)
+    sweep = load_sweep(args.sweep)
+    if args.action == "queue":
+        return queue(args.sweep, sweep, args.params)
+    if args.show_json:
+        show = json.loads(args.show_json.read_text())
+    else:
+        out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=ROOT, capture_output=True,
+                             text=True)
+        if out.returncode:
+            fail(f"dvc exp show failed: {out.stderr.strip()}")
+        show = json.loads(out.stdout)
+    table = sweep_table(args.sweep, sweep, experiments(show))
+    stem = args.sweep.with_suffix("")
+    write_json(Path(f"{stem}.json"), table)
+    write_text(Path(f"{stem}.md"), markdown(table))
+    print(markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
