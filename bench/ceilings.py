@@ -11,6 +11,7 @@ Usage::
 
     python bench/ceilings.py [--device cuda]      # prints and writes bench/out/ceilings_<device>.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def matmul_flops(device: str, dtype: torch.dtype, n: int, repeats: int = 5) -> f
     """FLOP/s of an n x n x n matrix product."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n ** 3 / _median_seconds(lambda: a @ b, device, repeats)
+    return 2 * n**3 / _median_seconds(lambda: a @ b, device, repeats)
 
 
 def copy_bandwidth(device: str, n_bytes: int, repeats: int = 5) -> float:
@@ -58,10 +59,13 @@ def measure(device: str) -> dict:
     cuda = device == "cuda"
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = False
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "device": device,
-           "device_name": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",
-           "matmul_float32_flops": matmul_flops(device, torch.float32, 8192 if cuda else 2048),
-           "copy_bandwidth_bytes_per_s": copy_bandwidth(device, (2 << 30) if cuda else (256 << 20))}
+    out = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device,
+        "device_name": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",
+        "matmul_float32_flops": matmul_flops(device, torch.float32, 8192 if cuda else 2048),
+        "copy_bandwidth_bytes_per_s": copy_bandwidth(device, (2 << 30) if cuda else (256 << 20)),
+    }
     if cuda:
         out["matmul_bfloat16_flops"] = matmul_flops(device, torch.bfloat16, 8192)
     return out

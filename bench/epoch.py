@@ -21,6 +21,7 @@ the date, device, torch version and host.
     python bench/epoch.py --presets cifar10_lscat_skip --contention
     python bench/epoch.py --device cuda --amp --compile --channels-last
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,26 +38,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from networks import NETWORKS  # noqa: E402
 
-PRESETS = {
-    "mnist5k": dict(in_channels=1, image_size=28, num_classes=10, arch="lscat", n_angles=4, factorize_from=1,
-                    widths=(16, 32, 64, 64)),
-    "cifar10_lscat": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat", n_angles=4, factorize_from=0,
-                          widths=(64, 128, 256, 512, 512, 512, 512, 512)),
-    "cifar10_lscat_skip": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat_skip", n_angles=4,
-                               factorize_from=0, widths=(64, 128, 256, 512, 512, 512, 512, 512)),
-    "imagenet_lscat": dict(in_channels=3, image_size=224, num_classes=1000, arch="lscat", n_angles=8,
-                           factorize_from=1, widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256)),
-}
+PRESETS = dict(NETWORKS)
 #: Competing loads of ``--contention``: none, a one-thread busy loop half or all of the time, another pcn training.
 LOADS = ("idle", "busy_half", "busy_full", "pcn_pair")
 #: OpenMP settings compared under contention (environment of the measuring process).
-THREAD_SETTINGS = {"default": {}, "passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "spin3000": {"GOMP_SPINCOUNT": "3000"},
-                   "threads1": {"PCN_BENCH_THREADS": "1"}}
+THREAD_SETTINGS = {
+    "default": {},
+    "passive": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin3000": {"GOMP_SPINCOUNT": "3000"},
+    "threads1": {"PCN_BENCH_THREADS": "1"},
+}
 
 
 def _sync(device: str) -> None:
     import torch
+
     if device == "cuda":
         torch.cuda.synchronize()
 
@@ -66,18 +64,28 @@ def _batches(preset: str, images: int, batch: int, device: str):
     import torch
 
     from pcn.data.batches import DeviceBatches
+
     cfg = PRESETS[preset]
     rng = np.random.default_rng(0)
     shape = (images, cfg["in_channels"], cfg["image_size"], cfg["image_size"])
     data = rng.integers(0, 256, shape, dtype=np.uint8)
     labels = rng.integers(0, cfg["num_classes"], images).astype(np.int64)
-    return DeviceBatches(data, labels, [0.5] * cfg["in_channels"], [0.25] * cfg["in_channels"], batch,
-                         torch.device(device), shuffle=True, augment=cfg["image_size"] == 32, seed=0)
+    return DeviceBatches(
+        data,
+        labels,
+        [0.5] * cfg["in_channels"],
+        [0.25] * cfg["in_channels"],
+        batch,
+        torch.device(device),
+        shuffle=True,
+        augment=cfg["image_size"] == 32,
+        seed=0,
+    )
 
 
 def measure_input(preset: str, images: int, batch: int, device: str) -> dict:
     batches = _batches(preset, images, batch, device)
-    for _ in batches.epoch(0):                                        # warm-up epoch
+    for _ in batches.epoch(0):  # warm-up epoch
         pass
     _sync(device)
     start = time.perf_counter()
@@ -86,18 +94,27 @@ def measure_input(preset: str, images: int, batch: int, device: str) -> dict:
         total += x.shape[0]
     _sync(device)
     seconds = time.perf_counter() - start
-    return {"kind": "input", "preset": preset, "batch": batch, "images": total, "seconds": seconds,
-            "images_per_s": total / seconds, "augment": batches.augment}
+    return {
+        "kind": "input",
+        "preset": preset,
+        "batch": batch,
+        "images": total,
+        "seconds": seconds,
+        "images_per_s": total / seconds,
+        "augment": batches.augment,
+    }
 
 
-def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str, amp: bool, compile_model: bool,
-                  channels_last: bool) -> dict:
+def measure_train(
+    preset: str, steps: int, warmup: int, batch: int, device: str, amp: bool, compile_model: bool, channels_last: bool
+) -> dict:
     import torch
-    from throughput import projection_flops
+    from throughput import peak_memory, projection_flops
 
     from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
     from pcn.train.device import retain_freed_memory
     from pcn.train.epoch import build_optimizer, train_one_epoch
+
     if device == "cpu":
         retain_freed_memory()
     if os.environ.get("PCN_BENCH_THREADS"):
@@ -111,7 +128,7 @@ def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str,
     batches = _batches(preset, batch * (warmup + steps), batch, device)
     dev = torch.device(device)
 
-    class Slice:                                                       # the first n batches of an epoch
+    class Slice:  # the first n batches of an epoch
         def __init__(self, n, epoch):
             self.n, self.e = n, epoch
 
@@ -120,6 +137,7 @@ def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str,
                 if i == self.n:
                     return
                 yield b
+
     train_one_epoch(net, Slice(warmup, 0), opt, dev, 0, warmup, amp, channels_last)
     _sync(device)
     if device == "cuda":
@@ -128,14 +146,23 @@ def measure_train(preset: str, steps: int, warmup: int, batch: int, device: str,
     stats = train_one_epoch(net, Slice(steps, 1), opt, dev, 1, steps, amp, channels_last)
     _sync(device)
     seconds = time.perf_counter() - start
-    import resource
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    peak = peak_memory(device)
     flops = projection_flops(model, batch, "ours", amp) * steps
-    return {"kind": "train", "preset": preset, "batch": batch, "steps": steps, "seconds": seconds,
-            "images_per_s": stats.samples / seconds, "peak_memory_bytes": peak, "pc_flop_rate": flops / seconds,
-            "amp": amp, "compile": compile_model, "channels_last": channels_last,
-            "threads": torch.get_num_threads(), "backends": [b.wavelet.backend_name for b in model.blocks]}
+    return {
+        "kind": "train",
+        "preset": preset,
+        "batch": batch,
+        "steps": steps,
+        "seconds": seconds,
+        "images_per_s": stats.samples / seconds,
+        "peak_memory_bytes": peak,
+        "pc_flop_rate": flops / seconds,
+        "amp": amp,
+        "compile": compile_model,
+        "channels_last": channels_last,
+        "threads": torch.get_num_threads(),
+        "backends": [b.wavelet.backend_name for b in model.blocks],
+    }
 
 
 def measure_decode(images: int, workers: int) -> dict:
@@ -146,6 +173,7 @@ def measure_decode(images: int, workers: int) -> dict:
     from PIL import Image
 
     from pcn.data.imagenet import default_workers, image_folders, image_loader
+
     workers = default_workers(1) if workers < 0 else workers
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -158,7 +186,7 @@ def measure_decode(images: int, workers: int) -> dict:
         train, _ = image_folders(tmp, "imagenet")
         loader = image_loader(train, 32, train=True, seed=0, rank=0, world=1, workers=workers, pin_memory=False)
         loader.sampler.set_epoch(0)
-        for _ in loader:                                               # warm-up (starts the workers)
+        for _ in loader:  # warm-up (starts the workers)
             pass
         loader.sampler.set_epoch(1)
         start = time.perf_counter()
@@ -170,8 +198,9 @@ def measure_decode(images: int, workers: int) -> dict:
 def run_worker(spec: dict, env_extra: dict | None = None) -> dict:
     """One measurement in a fresh process."""
     env = dict(os.environ, **(env_extra or {}))
-    out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -187,28 +216,42 @@ def worker(spec: dict) -> dict:
 def contention(preset: str, args) -> list[dict]:
     """``train`` with a busy process beside it, for every OpenMP setting, alternating over rounds."""
     rows = []
-    busy = "import time\nwhile True:\n    t = time.perf_counter()\n" \
-           "    while time.perf_counter() - t < {d} * 0.01: pass\n" \
-           "    time.sleep((1 - {d}) * 0.01) if {d} < 1 else None\n"
-    spec = {"kind": "train", "preset": preset, "steps": args.steps, "warmup": args.warmup,
-            "batch": args.batch or default_batch(preset, args.device), "device": args.device,
-            "amp": False, "compile_model": False, "channels_last": False}
+    busy = (
+        "import time\nwhile True:\n    t = time.perf_counter()\n"
+        "    while time.perf_counter() - t < {d} * 0.01: pass\n"
+        "    time.sleep((1 - {d}) * 0.01) if {d} < 1 else None\n"
+    )
+    spec = {
+        "kind": "train",
+        "preset": preset,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "batch": args.batch or default_batch(preset, args.device),
+        "device": args.device,
+        "amp": False,
+        "compile_model": False,
+        "channels_last": False,
+    }
     for load in args.loads:
         for round_index in range(args.rounds):
             for name, env_extra in THREAD_SETTINGS.items():
                 competitor = None
-                if load == "pcn_pair":                # another pcn training with the same setting, started first
+                if load == "pcn_pair":  # another pcn training with the same setting, started first
                     long_spec = {**spec, "steps": 10_000}
-                    competitor = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(long_spec)],
-                                                  env=dict(os.environ, **env_extra), stdout=subprocess.DEVNULL)
+                    competitor = subprocess.Popen(
+                        [sys.executable, __file__, "--worker", json.dumps(long_spec)],
+                        env=dict(os.environ, **env_extra),
+                        stdout=subprocess.DEVNULL,
+                    )
                     time.sleep(8)
                 elif load != "idle":
                     duty = 0.5 if load == "busy_half" else 1.0
                     competitor = subprocess.Popen([sys.executable, "-c", busy.format(d=duty)])
                     time.sleep(1)
                 try:
-                    rows.append({**run_worker(dict(spec), env_extra), "load": load, "setting": name,
-                                 "round": round_index})
+                    rows.append(
+                        {**run_worker(dict(spec), env_extra), "load": load, "setting": name, "round": round_index}
+                    )
                 finally:
                     if competitor is not None:
                         competitor.kill()
@@ -226,12 +269,16 @@ def summarize(rows: list[dict], ceilings: dict) -> list[str]:
     lines = []
     for r in rows:
         if r["kind"] == "train" and "load" not in r:
-            lines.append(f"train   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.1f} img/s, peak "
-                         f"{r['peak_memory_bytes'] / 2**20:7.0f} MiB, "
-                         f"Pc {r['pc_flop_rate'] / ceilings['matmul_float32_flops']:.0%} of matmul ceiling")
+            lines.append(
+                f"train   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.1f} img/s, peak "
+                f"{r['peak_memory_bytes'] / 2**20:7.0f} MiB, "
+                f"Pc {r['pc_flop_rate'] / ceilings['matmul_float32_flops']:.0%} of matmul ceiling"
+            )
         elif r["kind"] == "input":
-            lines.append(f"input   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.0f} img/s "
-                         f"(augment {r['augment']})")
+            lines.append(
+                f"input   {r['preset']:20s} batch {r['batch']:4d}: {r['images_per_s']:9.0f} img/s "
+                f"(augment {r['augment']})"
+            )
         elif r["kind"] == "decode":
             lines.append(f"decode  imagenet {r['workers']} workers: {r['images_per_s']:.1f} img/s")
     groups = {}
@@ -239,12 +286,14 @@ def summarize(rows: list[dict], ceilings: dict) -> list[str]:
         if "load" in r:
             groups.setdefault((r["preset"], r["load"], r["setting"]), []).append(r["images_per_s"])
     for (preset, load, setting), values in sorted(groups.items()):
-        lines.append(f"contention {preset:18s} {load:9s} {setting:9s}: {statistics.median(values):8.2f} img/s "
-                     f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
+        lines.append(
+            f"contention {preset:18s} {load:9s} {setting:9s}: {statistics.median(values):8.2f} img/s "
+            f"(rounds: {', '.join(f'{v:.2f}' for v in values)})"
+        )
     return lines
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -259,28 +308,53 @@ def main() -> None:
     parser.add_argument("--decode", type=int, default=0, help="measure the ImageNet loader on this many JPEGs")
     parser.add_argument("--workers", type=int, default=-1, help="loader workers for --decode (-1: auto)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--loads", nargs="+", default=list(LOADS), choices=list(LOADS),
-                        help="competing loads for --contention")
+    parser.add_argument(
+        "--loads", nargs="+", default=list(LOADS), choices=list(LOADS), help="competing loads for --contention"
+    )
     parser.add_argument("--out")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure_presets(args) -> list[dict]:
+    """One row per measurement of every preset: input pipeline and training steps, or the contention grid."""
+    rows = []
+    for preset in args.presets:
+        batch = args.batch or default_batch(preset, args.device)
+        if args.contention:
+            rows += contention(preset, args)
+            continue
+        rows.append(
+            run_worker({"kind": "input", "preset": preset, "images": args.images, "batch": 128, "device": args.device})
+        )
+        rows.append(
+            run_worker(
+                {
+                    "kind": "train",
+                    "preset": preset,
+                    "steps": args.steps,
+                    "warmup": args.warmup,
+                    "batch": batch,
+                    "device": args.device,
+                    "amp": args.amp,
+                    "compile_model": args.compile,
+                    "channels_last": args.channels_last,
+                }
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     import torch
     from ceilings import measure as measure_ceilings
+
     ceilings = measure_ceilings(args.device)
-    rows = []
-    for preset in args.presets:
-        batch = args.batch or default_batch(preset, args.device)
-        if not args.contention:
-            rows.append(run_worker({"kind": "input", "preset": preset, "images": args.images, "batch": 128,
-                                    "device": args.device}))
-            rows.append(run_worker({"kind": "train", "preset": preset, "steps": args.steps, "warmup": args.warmup,
-                                    "batch": batch, "device": args.device, "amp": args.amp,
-                                    "compile_model": args.compile, "channels_last": args.channels_last}))
-        else:
-            rows += contention(preset, args)
+    rows = measure_presets(args)
     if args.decode:
         rows.append(run_worker({"kind": "decode", "images": args.decode, "workers": args.workers}))
     lines = summarize(rows, ceilings)
@@ -288,10 +362,22 @@ def main() -> None:
     date = datetime.now(timezone.utc)
     out = Path(args.out or ROOT / "bench" / "results" / f"{date:%Y-%m-%dT%H%M}-{args.device}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"date": date.isoformat(timespec="seconds"), "device": ceilings["device_name"],
-                               "torch": torch.__version__, "host": platform.node(), "cpus": os.cpu_count(),
-                               "args": {k: v for k, v in vars(args).items() if k != "worker"},
-                               "ceilings": ceilings, "rows": rows, "summary": lines}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "date": date.isoformat(timespec="seconds"),
+                "device": ceilings["device_name"],
+                "torch": torch.__version__,
+                "host": platform.node(),
+                "cpus": os.cpu_count(),
+                "args": {k: v for k, v in vars(args).items() if k != "worker"},
+                "ceilings": ceilings,
+                "rows": rows,
+                "summary": lines,
+            },
+            indent=2,
+        )
+    )
     print(f"written: {out}")
 
 

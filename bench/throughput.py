@@ -22,6 +22,7 @@ ceilings are measured first (``bench/ceilings.py``); "of mm" is the useful FLOP 
 Pc matrix products (:func:`projection_flops`) over the whole step, as a fraction of the
 matmul ceiling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,37 +39,55 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+from networks import NETWORKS  # noqa: E402
 
 #: ``ours``: pcn's network (fused Pc(Std)); ``reference``: the authors' formulation (pcn/nn/reference.py);
 #: ``plain``: pcn's network with the readable Std -> Pc modules instead of the fused function.
 IMPLEMENTATIONS = ("ours", "reference", "plain")
-PRESETS = {
-    "cifar10_lscat_skip": dict(in_channels=3, image_size=32, num_classes=10, arch="lscat_skip", n_angles=4,
-                               factorize_from=0, widths=(64, 128, 256, 512, 512, 512, 512, 512)),
-    "imagenet_lscat": dict(in_channels=3, image_size=224, num_classes=1000, arch="lscat", n_angles=8,
-                           factorize_from=1, widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256)),
-}
+PRESETS = {name: NETWORKS[name] for name in ("cifar10_lscat_skip", "imagenet_lscat")}
 
 
-def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bool, channels_last: bool,
-            compile_model: bool, threads: int, retain_memory: bool, warmup: int) -> dict:
+def build(preset: str, impl: str, device: str, compile_model: bool):
+    """The config, the network (``ours``/``plain``: pcn's; ``reference``: the authors' formulation wrapping the
+    same weights) and what a step calls (compiled for ``ours`` with ``compile_model``)."""
     import torch
 
-    from pcn.train.device import retain_freed_memory
-    retained = retain_freed_memory() if retain_memory else False
-
-    from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
+    from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
     from pcn.nn.reference import ReferenceFFTNet
-    from pcn.train.epoch import build_optimizer
-    if threads:
-        torch.set_num_threads(threads)
+
     torch.manual_seed(0)
     cfg = PhaseCollapseConfig(**PRESETS[preset], fused_projection=impl != "plain")
     model = PhaseCollapseNet(cfg).to(device).train()
     net = ReferenceFFTNet(model) if impl == "reference" else model
     if compile_model and impl == "ours":
         net = torch.compile(net)
-    opt = build_optimizer(model, lr=1e-3, momentum=0.9, weight_decay=1e-4)   # the train stage's (fused) SGD
+    return cfg, model, net
+
+
+def measure(
+    preset: str,
+    impl: str,
+    batch: int,
+    steps: int,
+    device: str,
+    amp: bool,
+    channels_last: bool,
+    compile_model: bool,
+    threads: int,
+    retain_memory: bool,
+    warmup: int,
+) -> dict:
+    import torch
+
+    from pcn.nn.phase_collapse import count_parameters
+    from pcn.train.device import retain_freed_memory
+    from pcn.train.epoch import build_optimizer
+
+    retained = retain_freed_memory() if retain_memory else False  # before the first allocation
+    if threads:
+        torch.set_num_threads(threads)
+    cfg, model, net = build(preset, impl, device, compile_model)
+    opt = build_optimizer(model, lr=1e-3, momentum=0.9, weight_decay=1e-4)  # the train stage's (fused) SGD
     x = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size, device=device)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -83,11 +102,39 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
         loss.backward()
         opt.step()
 
+    times, cpu_times, peak = timed_steps(step, steps, warmup, device)
+    median = statistics.median(times)
+    return {
+        "preset": preset,
+        "impl": impl,
+        "batch": batch,
+        "steps": steps,
+        "warmup": warmup,
+        "median_step_s": median,
+        "median_step_cpu_s": statistics.median(cpu_times),
+        "images_per_s": batch / median,
+        "peak_memory_bytes": peak,
+        "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
+        "n_parameters": count_parameters(model),
+        "projection_flops": projection_flops(model, batch, impl, amp),
+        "device": device,
+        "amp": amp,
+        "compile": compile_model,
+        "retain_freed_memory": retained,
+        "backends": [b.wavelet.backend_name for b in model.blocks],
+    }
+
+
+def timed_steps(step, steps: int, warmup: int, device: str) -> tuple[list[float], list[float], int]:
+    """Wall and CPU seconds of each of ``steps`` calls of ``step`` after ``warmup`` untimed ones, and the peak
+    memory in bytes (CUDA: the allocator's peak over the timed steps; CPU: the process's maximum RSS)."""
+    import torch
+
     def sync():
         if device == "cuda":
             torch.cuda.synchronize()
 
-    for _ in range(warmup):           # the first steps page-fault while the allocator's pools grow
+    for _ in range(warmup):  # the first steps page-fault while the allocator's pools grow
         step()
     sync()
     if device == "cuda":
@@ -99,16 +146,16 @@ def measure(preset: str, impl: str, batch: int, steps: int, device: str, amp: bo
         sync()
         times.append(time.perf_counter() - t0)
         cpu_times.append(time.process_time() - c0)
-    median = statistics.median(times)
-    peak = (torch.cuda.max_memory_allocated() if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"preset": preset, "impl": impl, "batch": batch, "steps": steps, "warmup": warmup, "median_step_s": median,
-            "median_step_cpu_s": statistics.median(cpu_times),
-            "images_per_s": batch / median, "peak_memory_bytes": peak,
-            "peak_memory_kind": "cuda_max_allocated" if device == "cuda" else "process_max_rss",
-            "n_parameters": count_parameters(model), "projection_flops": projection_flops(model, batch, impl, amp),
-            "device": device, "amp": amp, "compile": compile_model,
-            "retain_freed_memory": retained, "backends": [b.wavelet.backend_name for b in model.blocks]}
+    return times, cpu_times, peak_memory(device)
+
+
+def peak_memory(device: str) -> int:
+    """Peak memory in bytes: CUDA's allocator peak since its last reset, or the process's maximum RSS."""
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def projection_flops(model, batch: int, impl: str, amp: bool = False) -> int:
@@ -120,9 +167,10 @@ def projection_flops(model, batch: int, impl: str, amp: bool = False) -> int:
     """
     total = 0
     for block in model.blocks:
-        proj, pixels = block.proj, block.out_size ** 2
-        per_output = (3 * proj.n_complex + 2 * proj.n_real if impl == "ours" and not amp
-                      else 4 * (proj.n_complex + proj.n_real))
+        proj, pixels = block.proj, block.out_size**2
+        per_output = (
+            3 * proj.n_complex + 2 * proj.n_real if impl == "ours" and not amp else 4 * (proj.n_complex + proj.n_real)
+        )
         total += 3 * 2 * batch * pixels * proj.out_channels * per_output
     return total
 
@@ -133,6 +181,7 @@ def check_equal(preset: str, device: str) -> float:
 
     from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
     from pcn.nn.reference import ReferenceFFTNet
+
     torch.manual_seed(0)
     model = PhaseCollapseNet(PhaseCollapseConfig(**PRESETS[preset])).to(device).train()
     x = torch.randn(2, 3, model.cfg.image_size, model.cfg.image_size, device=device)
@@ -153,8 +202,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--compile", action="store_true", help="torch.compile our model")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds of the implementations")
-    parser.add_argument("--impls", nargs="+", default=["ours", "reference"], choices=IMPLEMENTATIONS,
-                        help="ours, the reference formulation, and/or ours with the plain Std -> Pc modules")
+    parser.add_argument(
+        "--impls",
+        nargs="+",
+        default=["ours", "reference"],
+        choices=IMPLEMENTATIONS,
+        help="ours, the reference formulation, and/or ours with the plain Std -> Pc modules",
+    )
     parser.add_argument("--default-malloc", action="store_true", help="do not call retain_freed_memory")
     parser.add_argument("--out", default=str(ROOT / "bench" / "out" / "throughput.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -169,8 +223,20 @@ def run_rounds(args) -> tuple[list[dict], dict]:
         batch = args.batch or (8 if preset.startswith("cifar") else 2) * (16 if args.device == "cuda" else 1)
         for round_index in range(args.rounds):
             for impl in args.impls:
-                cmd = [sys.executable, __file__, "--worker", f"{preset}:{impl}:{batch}", "--steps", str(args.steps),
-                       "--warmup", str(args.warmup), "--device", args.device, "--threads", str(args.threads)]
+                cmd = [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    f"{preset}:{impl}:{batch}",
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                    "--device",
+                    args.device,
+                    "--threads",
+                    str(args.threads),
+                ]
                 cmd += ["--amp"] * args.amp + ["--channels-last"] * args.channels_last + ["--compile"] * args.compile
                 cmd += ["--default-malloc"] * args.default_malloc
                 out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -190,23 +256,40 @@ def summarize_preset(preset: str, rows: list[dict], ceilings: dict, result: dict
         medians[impl], cpu_medians[impl] = step, cpu
         # Pc products' useful FLOP rate over the whole step, as a fraction of the matmul ceiling
         matmul_fraction = runs[0]["projection_flops"] / step / ceilings["matmul_float32_flops"]
-        result["summary"].append({"preset": preset, "impl": impl, "batch": runs[0]["batch"], "median_step_s": step,
-                                  "median_step_cpu_s": cpu, "images_per_s": runs[0]["batch"] / step,
-                                  "peak_memory_bytes": peak, "projection_flops": runs[0]["projection_flops"],
-                                  "projection_matmul_fraction": matmul_fraction})
-        lines.append(f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
-                     f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}")
+        result["summary"].append(
+            {
+                "preset": preset,
+                "impl": impl,
+                "batch": runs[0]["batch"],
+                "median_step_s": step,
+                "median_step_cpu_s": cpu,
+                "images_per_s": runs[0]["batch"] / step,
+                "peak_memory_bytes": peak,
+                "projection_flops": runs[0]["projection_flops"],
+                "projection_matmul_fraction": matmul_fraction,
+            }
+        )
+        lines.append(
+            f"{preset:22s} {impl:10s} {runs[0]['batch']:5d} {runs[0]['batch'] / step:9.2f} {step:8.3f} "
+            f"{cpu:8.3f} {peak / 2**20:9.0f} {runs[0]['projection_flops'] / 1e9:8.1f} {matmul_fraction:7.0%}"
+        )
     for other in (i for i in impls if i != "ours" and "ours" in impls):
-        per_round = [o["median_step_s"] / ours["median_step_s"]
-                     for ours, o in zip(*[[r for r in rows if r["preset"] == preset and r["impl"] == impl]
-                                          for impl in ("ours", other)])]
+        per_round = [
+            o["median_step_s"] / ours["median_step_s"]
+            for ours, o in zip(
+                *[[r for r in rows if r["preset"] == preset and r["impl"] == impl] for impl in ("ours", other)]
+            )
+        ]
         wall, cpu = medians[other] / medians["ours"], cpu_medians[other] / cpu_medians["ours"]
         result["speedup"].setdefault(preset, {})[other] = wall
         result["speedup_cpu_time"].setdefault(preset, {})[other] = cpu
-        lines.append(f"{preset}: ours / {other} = {wall:.2f}x wall (per round: "
-                     f"{', '.join(f'{x:.2f}' for x in per_round)}), {cpu:.2f}x CPU time")
-    lines.append(f"{preset}: logits max rel. difference ours vs reference "
-                 f"{result['max_relative_logit_difference'][preset]:.1e}")
+        lines.append(
+            f"{preset}: ours / {other} = {wall:.2f}x wall (per round: "
+            f"{', '.join(f'{x:.2f}' for x in per_round)}), {cpu:.2f}x CPU time"
+        )
+    lines.append(
+        f"{preset}: logits max rel. difference ours vs reference {result['max_relative_logit_difference'][preset]:.1e}"
+    )
     return lines
 
 
@@ -214,20 +297,47 @@ def main() -> None:
     args = parse_args()
     if args.worker:
         preset, impl, batch = args.worker.split(":")
-        print(json.dumps(measure(preset, impl, int(batch), args.steps, args.device, args.amp, args.channels_last,
-                                 args.compile, args.threads, not args.default_malloc, args.warmup)))
+        print(
+            json.dumps(
+                measure(
+                    preset,
+                    impl,
+                    int(batch),
+                    args.steps,
+                    args.device,
+                    args.amp,
+                    args.channels_last,
+                    args.compile,
+                    args.threads,
+                    not args.default_malloc,
+                    args.warmup,
+                )
+            )
+        )
         return
     from ceilings import measure as measure_ceilings
+
     ceilings = measure_ceilings(args.device)
     rows, checks = run_rounds(args)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "host": platform.node(),
-              "processor": platform.processor() or platform.machine(), "rows": rows,
-              "max_relative_logit_difference": checks, "speedup": {}, "speedup_cpu_time": {}, "summary": [],
-              "ceilings": ceilings}
-    print(f"matmul ceiling {ceilings['matmul_float32_flops'] / 1e9:.0f} GFLOP/s, copy bandwidth "
-          f"{ceilings['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({ceilings['device_name']})")
-    print(f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'cpu s':>8s} {'peak MiB':>9s}"
-          f" {'Pc GFLOP':>8s} {'of mm':>7s}  (median of rounds)")
+    result = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "processor": platform.processor() or platform.machine(),
+        "rows": rows,
+        "max_relative_logit_difference": checks,
+        "speedup": {},
+        "speedup_cpu_time": {},
+        "summary": [],
+        "ceilings": ceilings,
+    }
+    print(
+        f"matmul ceiling {ceilings['matmul_float32_flops'] / 1e9:.0f} GFLOP/s, copy bandwidth "
+        f"{ceilings['copy_bandwidth_bytes_per_s'] / 1e9:.1f} GB/s ({ceilings['device_name']})"
+    )
+    print(
+        f"{'preset':22s} {'impl':10s} {'batch':>5s} {'img/s':>9s} {'step s':>8s} {'cpu s':>8s} {'peak MiB':>9s}"
+        f" {'Pc GFLOP':>8s} {'of mm':>7s}  (median of rounds)"
+    )
     for preset in args.presets:
         print("\n".join(summarize_preset(preset, rows, ceilings, result)))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

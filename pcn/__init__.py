@@ -7,4 +7,5 @@ glue from params to models and MLflow). The library never reads params.yaml, the
 or the command line, and changes nothing in the process: stages/ do that and pass typed
 arguments in.
 """
+
 __version__ = "0.1.0"

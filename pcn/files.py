@@ -1,4 +1,5 @@
 """Files: atomic writes (a reader, or a crash, sees the previous file or the new one, never a torn one) and digests."""
+
 from __future__ import annotations
 
 import hashlib
@@ -18,7 +19,7 @@ def current_umask() -> int:
                 return int(line.split()[1], 8)
     except OSError:
         pass
-    mask = os.umask(0o022)                        # elsewhere: read it by setting it, and put it back
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back
     os.umask(mask)
     return mask
 
@@ -56,8 +57,10 @@ def write_json(path: Path, obj) -> None:
 
 def write_csv(path: Path, rows: list[dict]) -> None:
     """Rows of one dict each (the first row's keys are the header); floats with 6 significant digits."""
+
     def cell(v) -> str:
         return f"{v:.6g}" if isinstance(v, float) else str(v)
+
     keys = list(rows[0])
     lines = [",".join(keys)] + [",".join(cell(r[k]) for k in keys) for r in rows]
     write_text(path, "\n".join(lines) + "\n")
@@ -66,6 +69,7 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 def torch_save(path: Path, obj) -> None:
     """``torch.save`` atomically."""
     import torch
+
     atomic_write(path, lambda f: torch.save(obj, f))
 
 

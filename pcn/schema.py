@@ -13,6 +13,7 @@ Names that end up in file paths, stage names and shell commands (variant names, 
 MLflow experiment) must match :data:`NAME_PATTERN`: letters, digits and ``_`` only for
 variants, plus ``.`` and ``-`` (not first) for the experiment.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,28 +27,35 @@ from pcn.typed_params import auto_or_count, bounded, build, choice, listed
 # implementation (it is a leaf of the import graph); tests/test_layout.py checks that each list
 # equals the registry of the module that implements it.
 DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")  # pcn.data.datasets
-MNIST5K_PER_CLASS = 500                                                       # pcn.data.datasets
-AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")                    # pcn.data.augment
-BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")                 # pcn.nn.backends
-STEMS = ("imagenet", "small", "strided")                                                # pcn.nn.resnet
-SCAT_ARCHITECTURE = "scat"                                                    # pcn.nn.scattering
-STANDARD_RESNET_ARCHITECTURE = "resnet18_standard"                            # pcn.nn.resnet
-LSCAT_ARCHITECTURES = ("lscat", "lscat_skip")                                 # pcn.nn.phase_collapse
-RESNET_ARCHITECTURE = "resnet18"                                              # pcn.nn.resnet
-ARCHITECTURES = (*LSCAT_ARCHITECTURES, RESNET_ARCHITECTURE, STANDARD_RESNET_ARCHITECTURE,  # pcn.pipeline.build
-                 SCAT_ARCHITECTURE)
+MNIST5K_PER_CLASS = 500  # pcn.data.datasets
+AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")  # pcn.data.augment
+BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")  # pcn.nn.backends
+STEMS = ("imagenet", "small", "strided")  # pcn.nn.resnet
+SCAT_ARCHITECTURE = "scat"  # pcn.nn.scattering
+STANDARD_RESNET_ARCHITECTURE = "resnet18_standard"  # pcn.nn.resnet
+LSCAT_ARCHITECTURES = ("lscat", "lscat_skip")  # pcn.nn.phase_collapse
+RESNET_ARCHITECTURE = "resnet18"  # pcn.nn.resnet
+ARCHITECTURES = (
+    *LSCAT_ARCHITECTURES,
+    RESNET_ARCHITECTURE,
+    STANDARD_RESNET_ARCHITECTURE,  # pcn.pipeline.build
+    SCAT_ARCHITECTURE,
+)
 LSCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu", "identity")  # pcn.nn.nonlinearities
 RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "absdead", "tanh", "powfixed", "identity")  # pcn.nn.resnet
-THRESHOLDED = ("thresh", "absdead")                                           # pcn.nn.resnet
-DEVICES = ("auto", "cpu", "cuda")                                             # pcn.train.device
-LAUNCHERS = ("python", "torchrun")                                            # pcn.train.distributed
-SELECTIONS = ("last", "best")                                                 # pcn.train.loop
+THRESHOLDED = ("thresh", "absdead")  # pcn.nn.resnet
+DEVICES = ("auto", "cpu", "cuda")  # pcn.train.device
+LAUNCHERS = ("python", "torchrun")  # pcn.train.distributed
+SELECTIONS = ("last", "best")  # pcn.train.loop
 
 
 def nonlinearities_of(arch: str) -> tuple[str, ...]:
     """Valid non-linearities of an architecture (the fixed ones: the scattering's modulus, torchvision's ReLU)."""
-    return {RESNET_ARCHITECTURE: RESNET_NONLINEARITIES, SCAT_ARCHITECTURE: ("mod",),
-            STANDARD_RESNET_ARCHITECTURE: ("relu",)}.get(arch, LSCAT_NONLINEARITIES)
+    return {
+        RESNET_ARCHITECTURE: RESNET_NONLINEARITIES,
+        SCAT_ARCHITECTURE: ("mod",),
+        STANDARD_RESNET_ARCHITECTURE: ("relu",),
+    }.get(arch, LSCAT_NONLINEARITIES)
 
 
 #: Largest seed: every random generator the seeds reach takes it, with the epoch added (numpy's legacy
@@ -63,25 +71,25 @@ class ParamsError(ValueError):
 
 @dataclass
 class Mnist5kConfig:
-    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
+    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)  # stratified test split
 
 
 @dataclass
 class TranslatedMnistConfig:
-    canvas: int = bounded(28)                     # side of the canvas the 28x28 digits are placed on
-    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)   # stratified test split
+    canvas: int = bounded(28)  # side of the canvas the 28x28 digits are placed on
+    test_fraction: float = bounded(0.0, 1.0, low_open=True, high_open=True)  # stratified test split
 
 
 @dataclass
 class Cifar10Config:
-    root: str = field(default=MISSING)            # holds cifar-10-batches-py
-    download: bool = field(default=MISSING)       # download into root when missing
+    root: str = field(default=MISSING)  # holds cifar-10-batches-py
+    download: bool = field(default=MISSING)  # download into root when missing
 
 
 @dataclass
 class ImagenetConfig:
-    root: str = field(default=MISSING)            # ImageFolder tree with train/ and val/
-    verify: bool = field(default=MISSING)         # decode every image at fetch, naming unreadable files
+    root: str = field(default=MISSING)  # ImageFolder tree with train/ and val/
+    verify: bool = field(default=MISSING)  # decode every image at fetch, naming unreadable files
 
 
 @dataclass
@@ -96,11 +104,11 @@ class SyntheticConfig:
 @dataclass
 class DataConfig:
     name: str = choice(*DATASETS)
-    split_seed: int = bounded(0, MAX_SEED)        # mnist5k split, synthetic images: not the training seeds
-    resplit: bool = field(default=MISSING)        # each seed draws its own train/test split (mnist-like sets)
-    validation_fraction: float = bounded(0.0, 1.0, high_open=True)   # per class, carved from the training part
+    split_seed: int = bounded(0, MAX_SEED)  # mnist5k split, synthetic images: not the training seeds
+    resplit: bool = field(default=MISSING)  # each seed draws its own train/test split (mnist-like sets)
+    validation_fraction: float = bounded(0.0, 1.0, high_open=True)  # per class, carved from the training part
     augment: str = choice(*AUGMENTATIONS)
-    scan: list[str] = listed(allow_empty=True)    # sources listed at every repro ([imagenet] for ImageNet)
+    scan: list[str] = listed(allow_empty=True)  # sources listed at every repro ([imagenet] for ImageNet)
     mnist5k: Mnist5kConfig = field(default=MISSING)
     translated_mnist: TranslatedMnistConfig = field(default=MISSING)
     cifar10: Cifar10Config = field(default=MISSING)
@@ -120,37 +128,41 @@ class FiltersConfig:
 class NetworkConfig:
     widths: list[int] = listed()
     normalize_eps: float = bounded(0.0)
-    filter_backend: str = choice(*BACKENDS)      # how the fixed filtering is computed (same function)
+    filter_backend: str = choice(*BACKENDS)  # how the fixed filtering is computed (same function)
     kernel_tolerance: float = bounded(0.0, 1.0)  # relative truncation of the spatial kernels
     resnet_stem: str = choice(*STEMS)
-    scat_J: int = bounded(1)                     # scales of the Scat baseline (kymatio Scattering2D)
+    scat_J: int = bounded(1)  # scales of the Scat baseline (kymatio Scattering2D)
 
 
 @dataclass
 class VariantConfig:
     arch: str = choice(*ARCHITECTURES)
     nonlinearity: str = field(default=MISSING)
-    learned: bool = field(default=True)           # cst/ms parameters, resnet thresh threshold
+    learned: bool = field(default=True)  # cst/ms parameters, resnet thresh threshold
     # learned parameters' initial values; None: the network's default (pcn.nn: the reference's values,
     # threshold 0.1 for cst and 1.0 for thresh, ms gain 1 and bias 0)
     threshold_init: typing.Optional[float] = bounded(0.0, default=None)
     gain_init: typing.Optional[float] = field(default=None)
     bias_init: typing.Optional[float] = field(default=None)
-    lr: typing.Optional[float] = bounded(0.0, low_open=True, default=None)   # None: train.lr
-    epochs: typing.Optional[int] = bounded(1, default=None)      # None: train.epochs
-    lr_step: typing.Optional[int] = bounded(1, default=None)     # None: train.lr_step
+    lr: typing.Optional[float] = bounded(0.0, low_open=True, default=None)  # None: train.lr
+    epochs: typing.Optional[int] = bounded(1, default=None)  # None: train.epochs
+    lr_step: typing.Optional[int] = bounded(1, default=None)  # None: train.lr_step
     batch_size: typing.Optional[int] = bounded(1, default=None)  # None: train.batch_size
 
     def recipe(self, train: "TrainConfig") -> dict:
         """The training recipe of this variant: its overrides, else ``train``'s values."""
-        return {"lr": self.lr or train.lr, "epochs": self.epochs or train.epochs,
-                "lr_step": self.lr_step or train.lr_step, "batch_size": self.batch_size or train.batch_size}
+        return {
+            "lr": self.lr or train.lr,
+            "epochs": self.epochs or train.epochs,
+            "lr_step": self.lr_step or train.lr_step,
+            "batch_size": self.batch_size or train.batch_size,
+        }
 
 
 @dataclass
 class TrainConfig:
     epochs: int = bounded(1)
-    batch_size: int = bounded(1)                  # global batch (split across ranks)
+    batch_size: int = bounded(1)  # global batch (split across ranks)
     lr: float = bounded(0.0, low_open=True)
     momentum: float = bounded(0.0, 1.0)
     weight_decay: float = bounded(0.0)
@@ -159,40 +171,40 @@ class TrainConfig:
     device: str = choice(*DEVICES)
     launcher: str = choice(*LAUNCHERS)
     nproc: int = bounded(1)
-    amp: bool = field(default=MISSING)            # bf16 autocast of the Pc products
+    amp: bool = field(default=MISSING)  # bf16 autocast of the Pc products
     channels_last: bool = field(default=MISSING)
     compile: bool = field(default=MISSING)
-    select: str = choice(*SELECTIONS)             # model kept: last epoch or best test epoch
+    select: str = choice(*SELECTIONS)  # model kept: last epoch or best test epoch
 
 
 @dataclass
 class EvaluateConfig:
     batch_size: int = bounded(1)
-    max_train_samples: int = bounded(0)           # 0: whole training set for class means
-    probe_dim: int = bounded(1)                   # probe and Fisher ratio: random projection above this dimension
-    fisher_eps: float = bounded(0.0, low_open=True)   # regularization of Sigma_W, relative to Tr(Sigma_W) / P
+    max_train_samples: int = bounded(0)  # 0: whole training set for class means
+    probe_dim: int = bounded(1)  # probe and Fisher ratio: random projection above this dimension
+    fisher_eps: float = bounded(0.0, low_open=True)  # regularization of Sigma_W, relative to Tr(Sigma_W) / P
 
 
 @dataclass
 class ReportConfig:
-    confidence: float = bounded(0.5, 1.0, high_open=True)    # level of the intervals of paired differences
-    equivalence_margin: float = bounded(0.0)      # "reaches the accuracy of": within this x the reference's error
-    vanishing_share: float = bounded(0.0, 1.0)    # claim 6's premise: class means' share of wavelet energy at most
+    confidence: float = bounded(0.5, 1.0, high_open=True)  # level of the intervals of paired differences
+    equivalence_margin: float = bounded(0.0)  # "reaches the accuracy of": within this x the reference's error
+    vanishing_share: float = bounded(0.0, 1.0)  # claim 6's premise: class means' share of wavelet energy at most
 
 
 @dataclass
 class TrackingConfig:
     experiment: str = field(default=MISSING, metadata={"pattern": EXPERIMENT_PATTERN})
-    uri: str = field(default=MISSING)             # "" : sqlite:///<repo>/mlflow.db
+    uri: str = field(default=MISSING)  # "" : sqlite:///<repo>/mlflow.db
 
 
 @dataclass
 class RuntimeConfig:
     """How to run, not what to compute: read by the stages, tracked by no stage."""
 
-    progress: bool = field(default=MISSING)       # progress bars
-    num_workers: typing.Union[int, str] = auto_or_count()   # ImageNet loader processes per training process
-    log_models: bool = field(default=MISSING)     # MLflow logged + registered model per training run
+    progress: bool = field(default=MISSING)  # progress bars
+    num_workers: typing.Union[int, str] = auto_or_count()  # ImageNet loader processes per training process
+    log_models: bool = field(default=MISSING)  # MLflow logged + registered model per training run
     system_metrics: bool = field(default=MISSING)  # MLflow system metrics (CPU, memory, GPU)
 
 
@@ -218,12 +230,22 @@ class Params:
     def training_params(self, variant: str, seed: int) -> dict:
         """Every value that determines the training run of ``variant`` with ``seed`` (JSON-able)."""
         d = asdict(self)
-        data = {"name": self.data.name, "augment": self.data.augment, "split_seed": self.data.split_seed,
-                "resplit": self.data.resplit, "validation_fraction": self.data.validation_fraction,
-                self.data.name: d["data"][self.data.name]}
-        return {"seed": seed, "data": data,
-                "filters": d["filters"], "network": d["network"], "train": d["train"],
-                "model": d["models"][variant]}
+        data = {
+            "name": self.data.name,
+            "augment": self.data.augment,
+            "split_seed": self.data.split_seed,
+            "resplit": self.data.resplit,
+            "validation_fraction": self.data.validation_fraction,
+            self.data.name: d["data"][self.data.name],
+        }
+        return {
+            "seed": seed,
+            "data": data,
+            "filters": d["filters"],
+            "network": d["network"],
+            "train": d["train"],
+            "model": d["models"][variant],
+        }
 
     def training_hash(self, variant: str, seed: int) -> str:
         """SHA-256 of :meth:`training_params`."""
@@ -253,8 +275,10 @@ def parse_params(data, source: str = "params.yaml") -> Params:
 def _check_names(p: Params, errors: list[str]) -> None:
     for name in p.models:
         if not NAME_PATTERN.fullmatch(name):
-            errors.append(f"models.{name}: {name!r} is not a safe variant name (it becomes a stage name, a "
-                          f"folder and a command argument): it must match {NAME_PATTERN.pattern}")
+            errors.append(
+                f"models.{name}: {name!r} is not a safe variant name (it becomes a stage name, a "
+                f"folder and a command argument): it must match {NAME_PATTERN.pattern}"
+            )
     for i, name in enumerate(p.variants):
         if name not in p.models:
             errors.append(f"variants[{i}]: {name!r} is not defined under 'models'; defined: {', '.join(p.models)}")
@@ -270,15 +294,19 @@ def _check_data(p: Params, errors: list[str]) -> None:
         fraction = getattr(d, d.name).test_fraction
         n_test = round(fraction * MNIST5K_PER_CLASS)
         if not 0 < n_test < MNIST5K_PER_CLASS:
-            errors.append(f"data.{d.name}.test_fraction: {fraction} leaves {n_test} of the "
-                          f"{MNIST5K_PER_CLASS} images per class for testing; both splits must be non-empty")
+            errors.append(
+                f"data.{d.name}.test_fraction: {fraction} leaves {n_test} of the "
+                f"{MNIST5K_PER_CLASS} images per class for testing; both splits must be non-empty"
+            )
     if d.augment == "translate" and d.name != "translated_mnist":
         errors.append(f"data.augment: 'translate' moves the digits of translated_mnist; data.name is {d.name}")
     if d.name == "imagenet" and d.augment == "cifar":
         errors.append("data.augment: 'cifar' augmentation assumes 32x32 images; use 'imagenet' or 'none'")
     if sorted(d.scan) != (["imagenet"] if d.name == "imagenet" else []):
-        errors.append(f"data.scan: must be [imagenet] when data.name is imagenet (its images are read in place, "
-                      f"so their listing is checked at every repro) and [] otherwise; got {d.scan}")
+        errors.append(
+            f"data.scan: must be [imagenet] when data.name is imagenet (its images are read in place, "
+            f"so their listing is checked at every repro) and [] otherwise; got {d.scan}"
+        )
 
 
 def _check_consistency(p: Params, errors: list[str]) -> None:
@@ -286,17 +314,23 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
     _check_data(p, errors)
     for name, v in p.models.items():
         if v.nonlinearity in THRESHOLDED and v.learned and v.threshold_init is not None and v.threshold_init <= 0:
-            errors.append(f"models.{name}.threshold_init: a learned {v.nonlinearity} threshold is softplus(beta) "
-                          f"> 0, so its initial value must be > 0; got {v.threshold_init}")
+            errors.append(
+                f"models.{name}.threshold_init: a learned {v.nonlinearity} threshold is softplus(beta) "
+                f"> 0, so its initial value must be > 0; got {v.threshold_init}"
+            )
         valid = nonlinearities_of(v.arch)
         if v.nonlinearity not in valid:
-            errors.append(f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "
-                          f"valid: {', '.join(valid)}")
+            errors.append(
+                f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "
+                f"valid: {', '.join(valid)}"
+            )
     if any(w < 1 for w in p.network.widths):
         errors.append(f"network.widths: every width must be >= 1, got {p.network.widths}")
     if p.filters.factorize_from > len(p.network.widths):
-        errors.append(f"filters.factorize_from: {p.filters.factorize_from} exceeds the number of blocks "
-                      f"({len(p.network.widths)} network.widths)")
+        errors.append(
+            f"filters.factorize_from: {p.filters.factorize_from} exceeds the number of blocks "
+            f"({len(p.network.widths)} network.widths)"
+        )
     if p.train.launcher == "python" and p.train.nproc != 1:
         errors.append("train.nproc: must be 1 with train.launcher=python (use launcher=torchrun for several processes)")
     if p.train.batch_size % p.train.nproc:

@@ -7,6 +7,7 @@ string must match). :func:`build` reports unknown keys (with the closest valid o
 keys, wrong types, a scalar where a list is expected and out-of-range values, each with its
 dotted key, and returns the dataclass. The params schema (:mod:`pcn.schema`) is built on it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -60,8 +61,10 @@ def _check_scalar(value, tp, key: str, meta, errors: list[str]):
             return value
         pattern = meta.get("pattern")
         if pattern is not None and not pattern.fullmatch(value):
-            errors.append(f"{key}: {value!r} is not a safe name (it is used in file paths, stage names and "
-                          f"commands): it must match {pattern.pattern}")
+            errors.append(
+                f"{key}: {value!r} is not a safe name (it is used in file paths, stage names and "
+                f"commands): it must match {pattern.pattern}"
+            )
     choices = meta.get("choices")
     if choices and value not in choices:
         errors.append(f"{key}: {value!r} is not valid; valid: {', '.join(choices)}")
@@ -82,8 +85,7 @@ def _convert(value, tp, key: str, meta, errors: list[str]):
         return _check_scalar(value, args[0], key, meta, errors)
     if is_dataclass(tp):
         if not isinstance(value, dict):
-            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, "
-                          f"got {value!r}")
+            errors.append(f"{key}: expected a mapping with keys {', '.join(f.name for f in fields(tp))}, got {value!r}")
             return None
         return build(tp, value, key, errors)
     if origin is list:
@@ -111,8 +113,7 @@ def build(cls, data: dict, prefix: str, errors: list[str]):
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            errors.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key{hint}; "
-                          f"valid keys: {', '.join(known)}")
+            errors.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key{hint}; valid keys: {', '.join(known)}")
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for name, f in known.items():

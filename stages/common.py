@@ -5,6 +5,7 @@ that reads params.yaml and the environment (DVC_ROOT; torchrun's RANK/WORLD_SIZE
 the library gets typed values. Importing it changes nothing in the process
 (``stages/process.py`` does that, when a stage script asks).
 """
+
 from __future__ import annotations
 
 import ast
@@ -44,6 +45,7 @@ def read_params_file(path: Path):
     """params.yaml as YAML 1.2 (ruamel, like DVC): ``1e-3`` is a number, ``yes`` a string."""
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
+
     try:
         return YAML(typ="safe", pure=True).load(Path(path).read_text())
     except FileNotFoundError:
@@ -55,6 +57,7 @@ def read_params_file(path: Path):
 def load_params(path: Path | None = None):
     """Read and strictly validate params.yaml; exit with the full list of problems on error."""
     from pcn.schema import ParamsError, parse_params
+
     path = Path(path or ROOT / "params.yaml")
     try:
         return parse_params(read_params_file(path), str(path))
@@ -84,9 +87,11 @@ class Provenance:
         before, after = _leaves(self.taken), _leaves(now)
         changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
         if changed:
-            fail(f"{self.stage}: changed while it ran: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}."
-                 " Its results are not written (dvc.lock would credit values they were not computed with); "
-                 "run dvc repro again")
+            fail(
+                f"{self.stage}: changed while it ran: {', '.join(changed[:6])}{' ...' if len(changed) > 6 else ''}."
+                " Its results are not written (dvc.lock would credit values they were not computed with); "
+                "run dvc repro again"
+            )
 
 
 def run_name(variant: str, seed: int) -> str:
@@ -100,7 +105,7 @@ def dvc_stage_key(stage: str) -> str | None:
     DVC passes the stage's name in the environment (``DVC_STAGE``) of every command it runs, so the
     stage commands in dvc.yaml hold no name at all: no shell ever sees a variant name.
     """
-    name = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]      # "sub/dvc.yaml:train@x-0" in a subfolder
+    name = os.environ.get("DVC_STAGE", "").rsplit(":", 1)[-1]  # "sub/dvc.yaml:train@x-0" in a subfolder
     base, at, key = name.partition("@")
     return key if at and base == stage else None
 
@@ -109,6 +114,7 @@ def stage_variant_and_seed(stage: str, variant: str | None, seed: int | None, pa
     """``--variant`` and ``--seed`` as given, or read from the DVC stage's name; either way checked: the variant
     must be a valid name defined under ``models`` (a stage may run without ``validate``: ``dvc repro -s``)."""
     from pcn.schema import NAME_PATTERN
+
     if variant is None or seed is None:
         key = dvc_stage_key(stage)
         if key is None:
@@ -118,8 +124,10 @@ def stage_variant_and_seed(stage: str, variant: str | None, seed: int | None, pa
             fail(f"{stage}: the DVC stage {key!r} is not <variant>-<seed>")
         seed = int(seed_text)
     if not NAME_PATTERN.fullmatch(variant) or variant not in params.models:
-        fail(f"{stage}: variant {variant!r} is not defined under 'models' in params.yaml "
-             f"(defined: {', '.join(params.models)})")
+        fail(
+            f"{stage}: variant {variant!r} is not defined under 'models' in params.yaml "
+            f"(defined: {', '.join(params.models)})"
+        )
     return variant, seed
 
 
@@ -147,8 +155,13 @@ def read_csv(path: Path) -> list[dict]:
     """A results CSV as numbers; a truncated or damaged file stops the stage, naming it."""
     try:
         with open(path) as f:
-            rows = [{k: (v if k in TEXT_COLUMNS else int(v) if k in ("layer", "epoch", "dim") else float(v))
-                     for k, v in row.items()} for row in csv.DictReader(f)]
+            rows = [
+                {
+                    k: (v if k in TEXT_COLUMNS else int(v) if k in ("layer", "epoch", "dim") else float(v))
+                    for k, v in row.items()
+                }
+                for row in csv.DictReader(f)
+            ]
     except (ValueError, TypeError) as exc:
         fail(f"{path} is damaged or truncated ({exc}); rerun the stage that writes it (dvc repro -f)")
     if not rows:
@@ -169,6 +182,7 @@ def read_metrics(path: Path) -> dict:
 
 
 # ----------------------------------------------------------------------------- code identity
+
 
 def _local_imports(path: Path) -> set[Path]:
     """The repository's own files that ``path`` imports: ``pcn`` modules (with the ``__init__.py`` of

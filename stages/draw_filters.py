@@ -4,11 +4,12 @@ The networks compute their filters from the params (:mod:`pcn.nn.morlet`); this 
 draws them (``results/filters/filters.png``) and nothing reads its output back. With no LScat
 variant selected (ResNets and Scat only) it writes a note instead, whatever the filter settings.
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 from pcn.analysis.plots import plot_filter_bank, plot_message
 from pcn.data.datasets import read_card
@@ -23,16 +24,18 @@ from common import DATA_DIR, FILTERS_DIR, fail, load_params
 def main() -> None:
     params = load_params()
     if not any(params.models[v].arch in LSCAT_ARCHITECTURES for v in params.variants):
-        plot_message("No LScat or LScat+skip variant is selected: no wavelet filter bank to draw.",
-                     FILTERS_DIR / "filters.png")
+        plot_message(
+            "No LScat or LScat+skip variant is selected: no wavelet filter bank to draw.", FILTERS_DIR / "filters.png"
+        )
         print("draw_filters: no LScat variant selected; wrote a note instead of filters")
         return
     try:
         card = read_card(DATA_DIR)
     except DataError as exc:
         fail(str(exc))
-    cfg = phase_collapse_config(params.network, params.filters, VariantConfig(arch="lscat", nonlinearity="mod"),
-                                InputSpec.from_card(card))
+    cfg = phase_collapse_config(
+        params.network, params.filters, VariantConfig(arch="lscat", nonlinearity="mod"), InputSpec.from_card(card)
+    )
     try:
         cfg.validate()
     except ValueError as exc:
@@ -42,11 +45,14 @@ def main() -> None:
     for i in range(len(cfg.widths)):
         mp = padded_size(sizes[i])
         kind = block_filter_type(i, cfg.factorize_from)
-        figures.setdefault(f"{kind} ({mp}x{mp})", fourier_filters(mp, mp, cfg.block_spec(i), cfg.n_angles,
-                                                                  cfg.full_angles))
+        figures.setdefault(
+            f"{kind} ({mp}x{mp})", fourier_filters(mp, mp, cfg.block_spec(i), cfg.n_angles, cfg.full_angles)
+        )
     plot_filter_bank(figures, FILTERS_DIR / "filters.png")
-    print(f"draw_filters: {len(cfg.widths)} blocks, types "
-          f"{[block_filter_type(i, cfg.factorize_from) for i in range(len(cfg.widths))]}, sizes {sizes}")
+    print(
+        f"draw_filters: {len(cfg.widths)} blocks, types "
+        f"{[block_filter_type(i, cfg.factorize_from) for i in range(len(cfg.widths))]}, sizes {sizes}"
+    )
 
 
 if __name__ == "__main__":

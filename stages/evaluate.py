@@ -8,11 +8,12 @@ run's training split (no augmentation), every score from its test split
 (:mod:`pcn.analysis.activations`) from the test split. A model trained with other params than the
 current params.yaml is refused.
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 import argparse
 import json
@@ -59,14 +60,34 @@ def eval_batches(params, card: dict, batch_size: int, device: torch.device, seed
         norm = card["normalization"]
         run = run_splits(params, DATA_DIR, card, seed)
         splits = [run["train"], run["test"]]
-        return [DeviceBatches(s.images, s.labels, norm["mean"], norm["std"], batch_size, device, shuffle=False,
-                              augment=False, seed=0, pad=False) for s in splits]
+        return [
+            DeviceBatches(
+                s.images,
+                s.labels,
+                norm["mean"],
+                norm["std"],
+                batch_size,
+                device,
+                shuffle=False,
+                augment=False,
+                seed=0,
+                pad=False,
+            )
+            for s in splits
+        ]
     from pcn.data.imagenet import default_workers, image_folders, image_loader
+
     workers = params.runtime.num_workers
     workers = default_workers(1) if workers == "auto" else workers
-    return [LoaderBatches(image_loader(ds, batch_size, train=False, seed=0, rank=0, world=1, workers=workers,
-                                       pin_memory=device.type == "cuda"), device)
-            for ds in image_folders(resolve_data_root(card["root"]), "none")]
+    return [
+        LoaderBatches(
+            image_loader(
+                ds, batch_size, train=False, seed=0, rank=0, world=1, workers=workers, pin_memory=device.type == "cuda"
+            ),
+            device,
+        )
+        for ds in image_folders(resolve_data_root(card["root"]), "none")
+    ]
 
 
 def load_model_file(params, variant: str, seed: int) -> dict:
@@ -75,8 +96,10 @@ def load_model_file(params, variant: str, seed: int) -> dict:
     saved = load_required(path, "model file", f"run train@{run_name(variant, seed)} first")
     if saved.get("params_hash") != params.training_hash(variant, seed):
         changed = changed_keys(saved.get("training_params", {}), params.training_params(variant, seed))
-        fail(f"{path} was trained with other params than params.yaml now holds ({', '.join(changed) or 'unknown'});"
-             f" run dvc repro to retrain it")
+        fail(
+            f"{path} was trained with other params than params.yaml now holds ({', '.join(changed) or 'unknown'});"
+            f" run dvc repro to retrain it"
+        )
     return saved
 
 
@@ -85,13 +108,17 @@ def load_model(params, args, card: dict, device: torch.device, run) -> tuple[tor
     and the params hash it was trained with."""
     saved = load_model_file(params, args.variant, args.seed)
     run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
-    facts = CHECKPOINTS_DIR / run_name(args.variant, args.seed) / "run.json"       # untracked: may be absent
+    facts = CHECKPOINTS_DIR / run_name(args.variant, args.seed) / "run.json"  # untracked: may be absent
     try:
         run.set_tags({"train_run_id": json.loads(facts.read_text()).get("mlflow_run_id", "")})
     except (OSError, ValueError):
         pass
-    model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
-                        VariantConfig(**saved["variant"]), InputSpec.from_card(card))
+    model = build_model(
+        NetworkConfig(**saved["network"]),
+        FiltersConfig(**saved["filters"]),
+        VariantConfig(**saved["variant"]),
+        InputSpec.from_card(card),
+    )
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval(), saved["params_hash"]
 
@@ -103,20 +130,45 @@ def measure(model, params, card: dict, device: torch.device, name: str, seed: in
     try:
         train_batches, test_batches = eval_batches(params, card, ev.batch_size, device, seed)
         acc = run_test_pass(model, test_batches.epoch(0), device)
-        rows = layer_separation(lambda images: layer_views(model, images), train_batches.epoch(0),
-                                test_batches.epoch(0), card["num_classes"], device, ev.probe_dim, ev.fisher_eps,
-                                ev.max_train_samples)
+        rows = layer_separation(
+            lambda images: layer_views(model, images),
+            train_batches.epoch(0),
+            test_batches.epoch(0),
+            card["num_classes"],
+            device,
+            ev.probe_dim,
+            ev.fisher_eps,
+            ev.max_train_samples,
+        )
         zeros = zero_fractions(model, test_batches.epoch(0), device) or []
     except (FloatingPointError, ValueError) as exc:
         fail(f"evaluate@{name}: {exc}")
-    except DataError as exc:                                      # an image that cannot be decoded, ...
+    except DataError as exc:  # an image that cannot be decoded, ...
         fail_on_data_error(f"evaluate@{name}", exc)
     n_layers = max(r["layer"] for r in rows)
     zeros = zeros + [None] * (n_layers - len(zeros))
-    for r in rows:                                                # layer j >= 1: zeros[j - 1]
+    for r in rows:  # layer j >= 1: zeros[j - 1]
         z = zeros[r["layer"] - 1] if r["place"] == "rho" else None
         r["zero_fraction"] = math.nan if z is None else z
     return acc, rows, zeros
+
+
+def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> dict:
+    """metrics.json: test accuracy, error, top-5 and loss, and the separation measures of the last layer."""
+    n_layers = max(r["layer"] for r in rows)
+    last = {f"{r['place']}/{r['feature']}": {k: r[k] for k in MEASURES} for r in rows if r["layer"] == n_layers}
+    return {
+        "variant": args.variant,
+        "seed": args.seed,
+        "params_hash": params_hash,
+        "test_acc": acc.top1,
+        "test_error": 100 * (1 - acc.top1),
+        "test_top5": acc.top5,
+        "test_loss": acc.loss,
+        "n_layers": n_layers,
+        "last_layer": last,
+        "zero_fraction_by_layer": zeros,
+    }
 
 
 def main() -> None:
@@ -127,9 +179,16 @@ def main() -> None:
     params = load_params()
     args.variant, args.seed = stage_variant_and_seed("evaluate", args.variant, args.seed, params)
     name = run_name(args.variant, args.seed)
-    provenance = Provenance(f"evaluate@{name}", "stages/evaluate.py", lambda p: {
-        "training": p.training_params(args.variant, args.seed), "evaluate": asdict(p.evaluate),
-        "device": p.train.device}, params)
+    provenance = Provenance(
+        f"evaluate@{name}",
+        "stages/evaluate.py",
+        lambda p: {
+            "training": p.training_params(args.variant, args.seed),
+            "evaluate": asdict(p.evaluate),
+            "device": p.train.device,
+        },
+        params,
+    )
     with stage_run(params, "evaluate", args.variant, args.seed) as run:
         try:
             device = select_device(params.train.device)
@@ -139,15 +198,16 @@ def main() -> None:
         except (ValueError, DataError) as exc:
             fail(str(exc))
         model, params_hash = load_model(params, args, card, device, run)
-        run.log_dataset(card["name"], card["digest"], str(DATA_DIR), "evaluation",
-                        {"train": card["splits"]["train"], "test": card["splits"]["test"]})
+        run.log_dataset(
+            card["name"],
+            card["digest"],
+            str(DATA_DIR),
+            "evaluation",
+            {"train": card["splits"]["train"], "test": card["splits"]["test"]},
+        )
         acc, rows, zeros = measure(model, params, card, device, name, args.seed)
         out_dir = EVAL_DIR / name
-        n_layers = max(r["layer"] for r in rows)
-        last = {f"{r['place']}/{r['feature']}": {k: r[k] for k in MEASURES} for r in rows if r["layer"] == n_layers}
-        metrics = {"variant": args.variant, "seed": args.seed, "params_hash": params_hash,
-                   "test_acc": acc.top1, "test_error": 100 * (1 - acc.top1), "test_top5": acc.top5,
-                   "test_loss": acc.loss, "n_layers": n_layers, "last_layer": last, "zero_fraction_by_layer": zeros}
+        metrics = evaluation_metrics(args, params_hash, acc, rows, zeros)
         provenance.refuse_if_changed()
         write_json(out_dir / "metrics.json", metrics)
         write_csv(out_dir / "separation.csv", rows)
@@ -156,10 +216,13 @@ def main() -> None:
             run.log_metrics({f"layer/{r['place']}/{r['feature']}/{k}": r[k] for k in MEASURES}, step=r["layer"])
         for file in ("metrics.json", "separation.csv"):
             run.log_artifact(out_dir / file)
-    probe = [round(r["probe_accuracy"], 3) for r in rows if r["place"] in ("input", "block")
-             and r["feature"] == "flatten"]
-    print(f"evaluate@{name}: test error {metrics['test_error']:.2f}%; linear probe accuracy of the flattened "
-          f"input and block outputs {probe}")
+    probe = [
+        round(r["probe_accuracy"], 3) for r in rows if r["place"] in ("input", "block") and r["feature"] == "flatten"
+    ]
+    print(
+        f"evaluate@{name}: test error {metrics['test_error']:.2f}%; linear probe accuracy of the flattened "
+        f"input and block outputs {probe}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Stage `fetch`: materialize the chosen data set under data/prepared with its data card."""
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 from dataclasses import asdict
 
@@ -23,8 +24,10 @@ def main() -> None:
         card = prepare(d.name, DATA_DIR, options, d.split_seed)
     except DataError as exc:
         fail(str(exc))
-    print(f"fetch: {card['name']}: {card['splits']['train']} train / {card['splits']['test']} test images, "
-          f"{card['num_classes']} classes, {card['channels']}x{card['image_size']}x{card['image_size']}")
+    print(
+        f"fetch: {card['name']}: {card['splits']['train']} train / {card['splits']['test']} test images, "
+        f"{card['num_classes']} classes, {card['channels']}x{card['image_size']}x{card['image_size']}"
+    )
 
 
 if __name__ == "__main__":

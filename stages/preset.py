@@ -16,6 +16,7 @@ Before anything runs, the preset is checked: every key must exist in params.yaml
 ``-S`` silently adds misspelled keys), except under ``models`` (the schema checks those), and the merged
 params must pass the full validation (pcn/schema.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,7 @@ def _flow(value) -> str:
         return "[" + ",".join(_flow(v) for v in value) + "]"
     if isinstance(value, dict):
         raise ValueError("nested mappings are flattened to dotted keys")
-    return json.dumps(value)                      # numbers, true/false, null
+    return json.dumps(value)  # numbers, true/false, null
 
 
 def set_params(base: dict, preset: dict, prefix: str = "") -> list[str]:
@@ -104,17 +105,17 @@ def command(preset_path: Path, params_path: Path, extra: list[str]) -> list[str]
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("preset", type=Path, help="a presets/*.yaml file")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--print", action="store_true", help="print the dvc command instead of running it")
-    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     cmd = command(args.preset, args.params, extra)
     if args.print:
         print(" ".join(cmd))
         return 0
-    return subprocess.call(cmd)                   # an argument list: no shell sees the values
+    return subprocess.call(cmd)  # an argument list: no shell sees the values
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ library (``pcn/``) never touches the process. It
    saves the ~6 s of importing torch, MLflow and matplotlib per stage. ``PCN_PRELOAD=0``
    turns this off (for a debugger, or to compare): the stage then runs in this process.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The MLflow values make a dead tracking server cost seconds, not minutes of retries.
 STAGE_ENVIRONMENT: dict[str, str] = {
     "OMP_WAIT_POLICY": "PASSIVE",
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10", "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 
 
@@ -48,4 +51,5 @@ def prepare_stage(script: str) -> None:
         sys.path.insert(0, str(ROOT))
     stage_environment()
     from warm import delegate
-    delegate(str(Path(script).resolve()))      # returns unless the warm interpreter ran the stage
+
+    delegate(str(Path(script).resolve()))  # returns unless the warm interpreter ran the stage

@@ -8,11 +8,12 @@ sentence that follows from it; the trend of each separation measure with depth),
 summary.json (mean test and validation error per variant: the metrics DVC shows) and the figures. The report opens
 with the paper's claims, each with a verdict computed from intervals (:mod:`pcn.analysis.claims`).
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 
 from dataclasses import asdict
@@ -37,29 +38,80 @@ def collect(params) -> dict[str, dict]:
             run = run_name(name, seed)
             expected = params.training_hash(name, seed)
             try:
-                record = {"train": read_metrics(TRAIN_DIR / run / "metrics.json"),
-                          "evaluate": read_metrics(EVAL_DIR / run / "metrics.json"),
-                          "separation": read_csv(EVAL_DIR / run / "separation.csv"),
-                          "history": read_csv(TRAIN_DIR / run / "history.csv")}
+                record = {
+                    "train": read_metrics(TRAIN_DIR / run / "metrics.json"),
+                    "evaluate": read_metrics(EVAL_DIR / run / "metrics.json"),
+                    "separation": read_csv(EVAL_DIR / run / "separation.csv"),
+                    "history": read_csv(TRAIN_DIR / run / "history.csv"),
+                }
             except FileNotFoundError as exc:
                 fail(f"results of {run} are missing ({exc.filename}); run train@{run} and evaluate@{run}")
             for stage in ("train", "evaluate"):
                 if record[stage].get("params_hash") != expected:
-                    fail(f"results/{stage}/{run} come from a model trained with other params than params.yaml "
-                         f"now holds; run dvc repro")
+                    fail(
+                        f"results/{stage}/{run} come from a model trained with other params than params.yaml "
+                        f"now holds; run dvc repro"
+                    )
             seeds[seed] = record
         variants[name] = {"arch": v.arch, "nonlinearity": v.nonlinearity, "learned": v.learned, "seeds": seeds}
     return variants
 
 
+def write_figures(report: dict, variants: dict) -> None:
+    """The report's figures: test error per variant, test accuracy by epoch, and the per-layer measures."""
+    plot_errors(report["rows"], REPORT_DIR / "test_error.png")
+    plot_epoch_bands(
+        {name: [r["history"] for r in v["seeds"].values()] for name, v in variants.items()},
+        REPORT_DIR / "test_accuracy.png",
+    )
+    for name, (panels, log) in LAYER_FIGURES.items():
+        plot_layer_bands(report["rows"], panels, REPORT_DIR / name, log=log)
+
+
+def log_report_metrics(run, report: dict, summary: dict) -> None:
+    """The report run's metrics and tags: mean errors (also on the parent run), spreads, paired differences
+    with their interval, and each claim's verdict."""
+    headline = {f"test_error/{name}": value for name, value in summary[SUMMARY_KEYS["test"]].items()}
+    headline |= {f"val_error/{name}": value for name, value in summary[SUMMARY_KEYS["validation"]].items()}
+    run.log_metrics(headline)
+    spreads = {f"test_error_sd/{r['variant']}": r["test_error"]["sd"] for r in report["rows"]}
+    run.log_metrics({k: v for k, v in spreads.items() if v is not None})
+    for c in report["comparisons"]:
+        i = c["interval"]
+        bounds = (
+            {}
+            if i["low"] is None
+            else {f"difference_low/{c['ablation']}": i["low"], f"difference_high/{c['ablation']}": i["high"]}
+        )
+        run.log_metrics({f"difference/{c['ablation']}": i["mean"], **bounds})
+    run.log_metrics({f"claim_{c['claim']}_supported": float(c["verdict"] == "supported") for c in report["claims"]})
+    run.set_tags({f"claim_{c['claim']}": c["verdict"] for c in report["claims"]})
+    run.log_parent_metrics(headline)
+
+
 def main() -> None:
     params = load_params()
-    provenance = Provenance("report", "stages/report.py", lambda p: {
-        "seeds": p.seeds, "variants": p.variants, "data": p.data.name, "report": asdict(p.report),
-        "models": {v: asdict(p.models[v]) for v in p.variants if v in p.models}}, params)
+    provenance = Provenance(
+        "report",
+        "stages/report.py",
+        lambda p: {
+            "seeds": p.seeds,
+            "variants": p.variants,
+            "data": p.data.name,
+            "report": asdict(p.report),
+            "models": {v: asdict(p.models[v]) for v in p.variants if v in p.models},
+        },
+        params,
+    )
     with stage_run(params, "report") as run:
-        run.log_params({"seeds": params.seeds, "variants": params.variants, "confidence": params.report.confidence,
-                        "data.name": params.data.name})
+        run.log_params(
+            {
+                "seeds": params.seeds,
+                "variants": params.variants,
+                "confidence": params.report.confidence,
+                "data.name": params.data.name,
+            }
+        )
         variants = collect(params)
         r = params.report
         report = build_report(params.data.name, variants, r.confidence, r.equivalence_margin, r.vanishing_share)
@@ -69,24 +121,8 @@ def main() -> None:
         write_json(REPORT_DIR / "table.json", report)
         summary = summary_metrics(report)
         write_json(REPORT_DIR / "summary.json", summary)
-        plot_errors(report["rows"], REPORT_DIR / "test_error.png")
-        plot_epoch_bands({name: [r["history"] for r in v["seeds"].values()] for name, v in variants.items()},
-                         REPORT_DIR / "test_accuracy.png")
-        for name, (panels, log) in LAYER_FIGURES.items():
-            plot_layer_bands(report["rows"], panels, REPORT_DIR / name, log=log)
-        headline = {f"test_error/{name}": value for name, value in summary[SUMMARY_KEYS["test"]].items()}
-        headline |= {f"val_error/{name}": value for name, value in summary[SUMMARY_KEYS["validation"]].items()}
-        run.log_metrics(headline)
-        run.log_metrics({f"test_error_sd/{r['variant']}": r["test_error"]["sd"] for r in report["rows"]
-                         if r["test_error"]["sd"] is not None})
-        for c in report["comparisons"]:
-            i = c["interval"]
-            run.log_metrics({f"difference/{c['ablation']}": i["mean"],
-                             **({f"difference_low/{c['ablation']}": i["low"],
-                                 f"difference_high/{c['ablation']}": i["high"]} if i["low"] is not None else {})})
-        run.log_metrics({f"claim_{c['claim']}_supported": float(c["verdict"] == "supported") for c in report["claims"]})
-        run.set_tags({f"claim_{c['claim']}": c["verdict"] for c in report["claims"]})
-        run.log_parent_metrics(headline)
+        write_figures(report, variants)
+        log_report_metrics(run, report, summary)
         for name in ["table.md", "table.json", "summary.json", *FIGURES]:
             run.log_artifact(REPORT_DIR / name)
     print(table)

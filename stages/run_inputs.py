@@ -1,5 +1,6 @@
 """Stage helpers shared by train and evaluate: the process's rank (torchrun's environment), the run's data
 splits, plain-data files."""
+
 from __future__ import annotations
 
 import os
@@ -15,8 +16,9 @@ from common import fail
 
 def dist_info() -> DistInfo:
     """This process's place in a torchrun launch (rank 0 of 1 without one)."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                    int(os.environ.get("LOCAL_RANK", 0)))
+    return DistInfo(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
 
 
 def run_splits(params, data_dir: Path, card: dict, seed: int) -> dict[str, ArraySplit]:

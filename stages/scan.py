@@ -5,11 +5,12 @@ Runs at every `dvc repro` (`always_changed`), but only for the sources in `data.
 size and the SHA-256 of the sorted (path, size, modification time) lines: unchanged images
 give an identical file and DVC skips `fetch`; an added, removed or replaced image changes it.
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 import argparse
 
@@ -36,8 +37,10 @@ def main() -> None:
     except DataError as exc:
         fail(str(exc))
     write_json(LISTING_DIR / f"{args.source}.json", listing)
-    print(f"scan@{args.source}: {listing['files']} images, {listing['bytes'] / 2**30:.2f} GiB, "
-          f"listing {listing['sha256'][:12]}")
+    print(
+        f"scan@{args.source}: {listing['files']} images, {listing['bytes'] / 2**30:.2f} GiB, "
+        f"listing {listing['sha256'][:12]}"
+    )
 
 
 if __name__ == "__main__":

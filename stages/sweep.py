@@ -60,11 +60,18 @@ def experiment_name(path: Path, index: int) -> str:
 def queue(path: Path, sweep: dict, params_path: Path) -> int:
     """Queue one experiment per value (every command checked before the first is queued)."""
     base = read_params_file(params_path)
-    commands = [exp_run_command(base, point_settings(sweep, value), f"{path} (value {value!r})", params_path.name,
-                                ["--queue", "-n", experiment_name(path, i)])
-                for i, value in enumerate(sweep["values"])]
+    commands = [
+        exp_run_command(
+            base,
+            point_settings(sweep, value),
+            f"{path} (value {value!r})",
+            params_path.name,
+            ["--queue", "-n", experiment_name(path, i)],
+        )
+        for i, value in enumerate(sweep["values"])
+    ]
     for cmd in commands:
-        status = subprocess.call(cmd, cwd=ROOT)               # an argument list: no shell sees the values
+        status = subprocess.call(cmd, cwd=ROOT)  # an argument list: no shell sees the values
         if status:
             return status
     print(f"queued {len(commands)} experiments; run them with: dvc queue start -j 1")
@@ -101,10 +108,13 @@ def sweep_table(path: Path, sweep: dict, found: dict[str, dict]) -> dict:
         models = params.get("models") or {}
         for v in variants:
             if (models.get(v) or {}).get(parameter) not in (None, value):
-                fail(f"experiment {experiment_name(path, i)} ran {v} with {parameter}="
-                     f"{models[v][parameter]!r}, not {value!r}: queue the sweep again")
-        points.append({"value": value, "experiment": experiment_name(path, i),
-                       "val_error_pct": {v: val.get(v) for v in variants}})
+                fail(
+                    f"experiment {experiment_name(path, i)} ran {v} with {parameter}="
+                    f"{models[v][parameter]!r}, not {value!r}: queue the sweep again"
+                )
+        points.append(
+            {"value": value, "experiment": experiment_name(path, i), "val_error_pct": {v: val.get(v) for v in variants}}
+        )
     chosen = {}
     for v in variants:
         done = [(p["val_error_pct"][v], i) for i, p in enumerate(points) if p["val_error_pct"][v] is not None]
@@ -114,16 +124,22 @@ def sweep_table(path: Path, sweep: dict, found: dict[str, dict]) -> dict:
 
 def markdown(table: dict) -> str:
     values = [p["value"] for p in table["points"]]
-    lines = [f"# Sweep `{table['sweep']}`: {table['parameter']} chosen on the validation split", "",
-             f"Settings on top of the preset: `{json.dumps(table['set'])}`. Validation error % (mean over the "
-             "seeds above; the model kept by train.select, on each seed's validation split). Chosen: the lowest; "
-             "`pending`: the experiment has not finished.", "",
-             "| variant | " + " | ".join(f"{table['parameter']} = {v}" for v in values) + " | chosen |",
-             "|---|" + "---|" * (len(values) + 1)]
+    lines = [
+        f"# Sweep `{table['sweep']}`: {table['parameter']} chosen on the validation split",
+        "",
+        f"Settings on top of the preset: `{json.dumps(table['set'])}`. Validation error % (mean over the "
+        "seeds above; the model kept by train.select, on each seed's validation split). Chosen: the lowest; "
+        "`pending`: the experiment has not finished.",
+        "",
+        "| variant | " + " | ".join(f"{table['parameter']} = {v}" for v in values) + " | chosen |",
+        "|---|" + "---|" * (len(values) + 1),
+    ]
     for v, chosen in table["chosen"].items():
         cells = [p["val_error_pct"][v] for p in table["points"]]
-        cells = ["pending" if c is None else f"**{c:.2f}**" if p["value"] == chosen else f"{c:.2f}"
-                 for c, p in zip(cells, table["points"])]
+        cells = [
+            "pending" if c is None else f"**{c:.2f}**" if p["value"] == chosen else f"{c:.2f}"
+            for c, p in zip(cells, table["points"])
+        ]
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {'pending' if chosen is None else chosen} |")
     return "\n".join(lines) + "\n"
 
@@ -141,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.show_json:
         show = json.loads(args.show_json.read_text())
     else:
-        out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=ROOT, capture_output=True,
-                             text=True)
+        out = subprocess.run(
+            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=ROOT, capture_output=True, text=True
+        )
         if out.returncode:
             fail(f"dvc exp show failed: {out.stderr.strip()}")
         show = json.loads(out.stdout)

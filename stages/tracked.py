@@ -4,6 +4,7 @@ Reads the environment that DVC and the user set (MLFLOW_TRACKING_URI, DVC_EXP_NA
 DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_CLIENT_PID, PCN_TRACKING=off: no tracking at all) and passes typed values to
 :mod:`pcn.pipeline.tracking`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -17,11 +18,12 @@ from pcn.files import file_digest
 
 from common import DATA_DIR, ORIGIN_ROOT, ROOT, fail, run_name
 
-logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)   # its start/stop notes are noise here
+logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop notes are noise here
 
 
 def tracking_uri(params) -> str:
     from pcn.pipeline.tracking import default_tracking_uri
+
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
 
 
@@ -31,13 +33,14 @@ def open_tracking(params):
     from mlflow.tracking import MlflowClient
 
     from pcn.pipeline.tracking import TrackingError, check_tracking_uri, ensure_experiment
+
     uri = tracking_uri(params)
     try:
         check_tracking_uri(uri)
         experiment_id = ensure_experiment(uri, params.tracking.experiment, ORIGIN_ROOT / "mlartifacts")
     except TrackingError as exc:
         fail(str(exc))
-    mlflow.set_tracking_uri(uri)            # for mlflow.pytorch.log_model, which reads it
+    mlflow.set_tracking_uri(uri)  # for mlflow.pytorch.log_model, which reads it
     return MlflowClient(uri), experiment_id
 
 
@@ -53,6 +56,7 @@ def pipeline_identity() -> tuple[str, str] | None:
     import datetime
 
     import psutil
+
     # under the warm interpreter (stages/warm.py) the stage's own ancestry is the client's
     start = psutil.Process(int(os.environ.get("PCN_CLIENT_PID") or os.getpid()))
     for process in start.parents():
@@ -72,6 +76,7 @@ def pipeline_identity() -> tuple[str, str] | None:
 
 def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
     from pcn.pipeline.tracking import git_commit
+
     tags = {"dvc.stage": stage, "git.commit": git_commit(ROOT), "data.name": params.data.name}
     if variant is not None:
         tags["dvc.variant"] = variant
@@ -97,6 +102,7 @@ class NullRun:
 
 def _raise_terminated(signum, frame):
     from pcn.pipeline.tracking import Terminated
+
     raise Terminated(f"signal {signum}")
 
 
@@ -114,6 +120,7 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
     import hashlib as _hashlib
 
     from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
+
     client, experiment_id = open_tracking(params)
     identity = pipeline_identity()
     parent_id, suffix = None, ""
@@ -123,10 +130,15 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
         short = _hashlib.sha1(ident.encode()).hexdigest()[:4]
         suffix = f" #{short}"
         try:
-            parent_id = pipeline_parent(client, experiment_id, ident, f"{label}{suffix}",
-                                        {k: v for k, v in common_tags.items() if k != "dvc.stage"},
-                                        store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"))
-        except Exception as exc:          # the stage's own run still opens (or fails) below
+            parent_id = pipeline_parent(
+                client,
+                experiment_id,
+                ident,
+                f"{label}{suffix}",
+                {k: v for k, v in common_tags.items() if k != "dvc.stage"},
+                store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"),
+            )
+        except Exception as exc:  # the stage's own run still opens (or fails) below
             print(f"warning: no parent run ({exc})", file=sys.stderr)
     name = stage if variant is None else f"{stage}@{run_name(variant, seed)}"
     # outside DVC's outputs, and under the repository DVC was started from: a queued experiment's temporary
@@ -135,8 +147,16 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
     interval = 2.0 if params.runtime.system_metrics else 0.0
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        with StageRun(client, experiment_id, f"{name}{suffix}", run_tags(params, stage, variant, seed),
-                      journal, parent_id, interval, roots=(ROOT, ORIGIN_ROOT)) as run:
+        with StageRun(
+            client,
+            experiment_id,
+            f"{name}{suffix}",
+            run_tags(params, stage, variant, seed),
+            journal,
+            parent_id,
+            interval,
+            roots=(ROOT, ORIGIN_ROOT),
+        ) as run:
             yield run
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -8,114 +8,48 @@ finished run (epoch = epochs) goes straight to writing the outputs, and is kept 
 (without optimizer state) so that outputs lost after training are rewritten without
 retraining.
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 import argparse
 import copy
 import os
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Union
+from dataclasses import asdict
 
 import torch
 
-from pcn.data.batches import DeviceBatches, LoaderBatches
-from pcn.data.datasets import IN_MEMORY, read_card
 from pcn.data.errors import DataError
-from pcn.files import file_digest, torch_save, write_csv, write_json
-from pcn.nn.phase_collapse import count_parameters, with_plain_projection
-from pcn.pipeline.build import InputSpec, build_model
+from pcn.files import torch_save, write_csv, write_json
+from pcn.nn.phase_collapse import with_plain_projection
 from pcn.pipeline.tracking import flatten
-from pcn.schema import Params, VariantConfig
 from pcn.train import checkpoint
 from pcn.train.checkpoint import CheckpointError, key_differences
 from pcn.train.curves import plot_history
 from pcn.train.device import retain_freed_memory, select_device
-from pcn.train.distributed import DistInfo, all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
-from pcn.train.epoch import NonFiniteError, build_optimizer
+from pcn.train.distributed import all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
+from pcn.train.epoch import NonFiniteError
 from pcn.train.loop import Schedule, TrainingState, final_state_dict, fit
 
 from common import (
-    CHECKPOINTS_DIR,
     DATA_DIR,
     FILTERS_DIR,
     MODELS_DIR,
     ROOT,
-    TRAIN_DIR,
     code_digest,
     fail,
     fail_on_data_error,
     load_params,
-    resolve_data_root,
-    run_name,
     stage_variant_and_seed,
 )
-from run_inputs import dist_info, run_splits
+from run_inputs import dist_info
 from tracked import stage_run, tracking_uri
-
-Batches = Union[DeviceBatches, LoaderBatches]
-
-
-@dataclass(frozen=True)
-class RunId:
-    """Which run this is: a variant of params.yaml's ``models`` with one seed, and its recipe."""
-
-    variant_name: str
-    seed: int
-    variant: VariantConfig
-    recipe: dict                   # lr, epochs, lr_step, batch_size (VariantConfig.recipe)
-
-    @property
-    def name(self) -> str:         # "<variant>-<seed>"
-        return run_name(self.variant_name, self.seed)
-
-
-@dataclass
-class Networks:
-    """The model, what the optimizer steps through (DDP / compiled wrapper), and the optimizer."""
-
-    model: torch.nn.Module
-    train_model: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    n_parameters: int
-
-
-@dataclass(frozen=True)
-class ResumeKey:
-    """What the run depends on (:func:`key_parts`) and its digest, saved with every checkpoint."""
-
-    parts: dict
-    value: str
-
-
-@dataclass
-class Setup:
-    """Everything a training run needs, built once by :func:`setup`."""
-
-    params: Params
-    run: RunId
-    info: DistInfo
-    device: torch.device
-    card: dict                     # data/prepared/card.json
-    train_batches: Batches
-    test_batches: Batches
-    validation_batches: Batches | None       # data.validation_fraction of the training part, or None
-    nets: Networks
-    key: ResumeKey
-
-    @property
-    def checkpoint_path(self) -> Path:
-        return CHECKPOINTS_DIR / self.run.name / "last.pt"
-
-    @property
-    def out_dir(self) -> Path:
-        return TRAIN_DIR / self.run.name
+from train_setup import Setup, setup
 
 
 def parse_args(params) -> argparse.Namespace:
@@ -125,69 +59,6 @@ def parse_args(params) -> argparse.Namespace:
     args = parser.parse_args()
     args.variant, args.seed = stage_variant_and_seed("train", args.variant, args.seed, params)
     return args
-
-
-def key_parts(params, variant: str, seed: int) -> dict:
-    """What the run depends on: its params (the data card's digest among them) and the code it runs."""
-    return {"params": params.training_params(variant, seed), "code": code_digest("stages/train.py"),
-            "data": file_digest(DATA_DIR / "card.json")}
-
-
-def build_batches(params, card: dict, batch_size: int, info: DistInfo, device: torch.device, seed: int):
-    """Training, test and validation batches (None without a validation split): on the device for in-memory
-    data sets (the seed's splits, :func:`run_inputs.run_splits`), DataLoaders for ImageNet."""
-    if card["name"] in IN_MEMORY:
-        norm = card["normalization"]
-        splits = run_splits(params, DATA_DIR, card, seed)
-        train = splits["train"]
-        common = dict(rank=info.rank, world=info.world_size, seed=seed)
-        translate = params.data.augment == "translate"
-
-        def scored(split):
-            return DeviceBatches(split.images, split.labels, norm["mean"], norm["std"], max(batch_size, 256),
-                                 device, shuffle=False, augment=False, pad=False, **common)
-        return (DeviceBatches(train.images, train.labels, norm["mean"], norm["std"], batch_size, device,
-                              shuffle=True, augment=params.data.augment == "cifar", **common,
-                              positions=train.positions if translate else None,
-                              translate_limit=card["image_size"] - card.get("digit_size", card["image_size"])),
-                scored(splits["test"]), scored(splits["validation"]) if len(splits["validation"].labels) else None)
-    from pcn.data.imagenet import default_workers, image_folders, image_loader
-    workers = params.runtime.num_workers
-    workers = default_workers(info.world_size) if workers == "auto" else workers
-    train_set, test_set = image_folders(resolve_data_root(card["root"]), params.data.augment)
-    common = dict(seed=seed, rank=info.rank, world=info.world_size, workers=workers,
-                  pin_memory=device.type == "cuda")
-    return (LoaderBatches(image_loader(train_set, batch_size, train=True, **common), device),
-            LoaderBatches(image_loader(test_set, max(batch_size, 256), train=False, **common), device), None)
-
-
-def setup(params, args, info: DistInfo, device: torch.device) -> Setup:
-    variant = params.variant(args.variant)
-    recipe = variant.recipe(params.train)
-    try:
-        card = read_card(DATA_DIR)
-        batches = build_batches(params, card, recipe["batch_size"] // info.world_size, info, device, args.seed)
-    except DataError as exc:
-        fail(str(exc))
-    torch.manual_seed(args.seed)                       # identical initialization on every rank
-    model = build_model(params.network, params.filters, variant, InputSpec.from_card(card))
-    n_parameters = count_parameters(model)
-    model.to(device)
-    if params.train.channels_last:
-        model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, recipe["lr"], params.train.momentum, params.train.weight_decay)
-    train_model = model
-    if info.enabled:
-        train_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[info.local_rank] if device.type == "cuda" else None, broadcast_buffers=False)
-    if params.train.compile:
-        train_model = torch.compile(train_model)
-    parts = key_parts(params, args.variant, args.seed)
-    return Setup(params=params, run=RunId(args.variant, args.seed, variant, recipe), info=info, device=device,
-                 card=card, train_batches=batches[0], test_batches=batches[1],
-                 validation_batches=batches[2],
-                 nets=Networks(model, train_model, optimizer, n_parameters),
-                 key=ResumeKey(parts, checkpoint.resume_key(parts)))
 
 
 def resume(s: Setup, run) -> TrainingState:
@@ -201,8 +72,10 @@ def resume(s: Setup, run) -> TrainingState:
     if saved.get("resume_key") != s.key.value:
         changed = key_differences(saved.get("resume_parts", {}), s.key.parts)
         if s.info.is_main:
-            print(f"train@{s.run.name}: not resuming {s.checkpoint_path} (changed since: {'; '.join(changed)}); "
-                  "starting over")
+            print(
+                f"train@{s.run.name}: not resuming {s.checkpoint_path} (changed since: {'; '.join(changed)}); "
+                "starting over"
+            )
         return TrainingState()
     s.nets.model.load_state_dict(saved["model"])
     state = TrainingState.from_dict(saved["state"])
@@ -213,8 +86,10 @@ def resume(s: Setup, run) -> TrainingState:
     previous = saved.get("mlflow_run_id")
     if s.info.is_main:
         done = state.epoch >= s.run.recipe["epochs"]
-        print(f"train@{s.run.name}: resuming from {s.checkpoint_path} at epoch {state.epoch}"
-              + (" (training complete: writing the outputs)" if done else ""))
+        print(
+            f"train@{s.run.name}: resuming from {s.checkpoint_path} at epoch {state.epoch}"
+            + (" (training complete: writing the outputs)" if done else "")
+        )
         if previous:
             run.set_tags({"resumed_from": previous})
             mark_interrupted(run, previous)
@@ -226,17 +101,27 @@ def mark_interrupted(run, run_id: str) -> None:
     try:
         if run.client.get_run(run_id).info.status == "RUNNING":
             run.client.set_terminated(run_id, "KILLED")
-    except Exception:               # logged to another store, or the store is down: nothing to mark
+    except Exception:  # logged to another store, or the store is down: nothing to mark
         pass
 
 
-def save_checkpoint(s: Setup, state: TrainingState, run_id: str | None, rngs: list,
-                    with_optimizer: bool = True) -> None:
+def save_checkpoint(
+    s: Setup, state: TrainingState, run_id: str | None, rngs: list, with_optimizer: bool = True
+) -> None:
     """The resume state (rank 0 writes it; ``rngs`` holds every rank's random state)."""
-    checkpoint.save(s.checkpoint_path, {
-        "model": s.nets.model.state_dict(), "optimizer": s.nets.optimizer.state_dict() if with_optimizer else {},
-        "state": state.as_dict(), "rng": rngs, "resume_key": s.key.value, "resume_parts": s.key.parts,
-        "mlflow_run_id": run_id or "", "world_size": s.info.world_size})
+    checkpoint.save(
+        s.checkpoint_path,
+        {
+            "model": s.nets.model.state_dict(),
+            "optimizer": s.nets.optimizer.state_dict() if with_optimizer else {},
+            "state": state.as_dict(),
+            "rng": rngs,
+            "resume_key": s.key.value,
+            "resume_parts": s.key.parts,
+            "mlflow_run_id": run_id or "",
+            "world_size": s.info.world_size,
+        },
+    )
 
 
 def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
@@ -244,48 +129,96 @@ def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
     epochs = s.run.recipe["epochs"]
 
     def on_epoch_end(state: TrainingState, row: dict) -> None:
-        rngs = all_gather_objects(checkpoint.rng_state())      # collective: every rank takes part
+        rngs = all_gather_objects(checkpoint.rng_state())  # collective: every rank takes part
         if s.info.is_main:
-            save_checkpoint(s, state, run.run_id, rngs)         # first the checkpoint, then the tracking
+            save_checkpoint(s, state, run.run_id, rngs)  # first the checkpoint, then the tracking
             run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
-            print(f"train@{s.run.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
-                  f"{row['train_acc']:.4f} test acc {row['test_acc']:.4f} ({row['images_per_second']:.0f} img/s)",
-                  flush=True)
+            print(
+                f"train@{s.run.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
+                f"{row['train_acc']:.4f} test acc {row['test_acc']:.4f} ({row['images_per_second']:.0f} img/s)",
+                flush=True,
+            )
         barrier()
 
     def progress_bar(epoch: int, steps: int):
         from tqdm import tqdm
+
         return tqdm(total=steps, desc=f"train@{s.run.name} epoch {epoch + 1}/{epochs}", file=sys.stderr, leave=False)
+
     progress = progress_bar if s.params.runtime.progress and s.info.is_main else None
     tp = s.params.train
     schedule = Schedule(s.run.recipe["lr"], epochs, s.run.recipe["lr_step"], tp.lr_gamma)
     try:
-        return fit(s.nets.model, s.nets.train_model, s.nets.optimizer, s.train_batches, s.test_batches, schedule,
-                   state, s.device, select=tp.select, amp=tp.amp, channels_last=tp.channels_last,
-                   on_epoch_end=on_epoch_end, progress=progress, validation_batches=s.validation_batches)
-    except DataError as exc:                                      # an image that cannot be decoded, ...
+        return fit(
+            s.nets.model,
+            s.nets.train_model,
+            s.nets.optimizer,
+            s.train_batches,
+            s.test_batches,
+            schedule,
+            state,
+            s.device,
+            select=tp.select,
+            amp=tp.amp,
+            channels_last=tp.channels_last,
+            on_epoch_end=on_epoch_end,
+            progress=progress,
+            validation_batches=s.validation_batches,
+        )
+    except DataError as exc:  # an image that cannot be decoded, ...
         fail_on_data_error(f"train@{s.run.name}", exc)
     except NonFiniteError as exc:
-        kept = (f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}" if state.epoch
-                else "no checkpoint was written")
-        fail(f"train@{s.run.name}: {exc}: training stopped before saving epoch {exc.epoch}; {kept}. Lower "
-             f"train.lr (or models.{s.run.variant_name}.lr) or check the data")
+        kept = (
+            f"the checkpoint of epoch {state.epoch} is kept in {s.checkpoint_path}"
+            if state.epoch
+            else "no checkpoint was written"
+        )
+        fail(
+            f"train@{s.run.name}: {exc}: training stopped before saving epoch {exc.epoch}; {kept}. Lower "
+            f"train.lr (or models.{s.run.variant_name}.lr) or check the data"
+        )
 
 
 def check_unchanged(s: Setup) -> None:
     """params.yaml and the code must still be what the run started with (else dvc.lock would lie)."""
-    now = {"params": load_params().training_params(s.run.variant_name, s.run.seed),
-           "code": code_digest("stages/train.py")}
+    now = {
+        "params": load_params().training_params(s.run.variant_name, s.run.seed),
+        "code": code_digest("stages/train.py"),
+    }
     changed = key_differences({k: s.key.parts[k] for k in now}, now)
     if changed:
-        fail(f"train@{s.run.name}: changed while training ran: {'; '.join(changed)}. The trained model follows the "
-             f"old values and is kept in {s.checkpoint_path}; run dvc repro again (it resumes if you revert "
-             "the change, and retrains otherwise)")
+        fail(
+            f"train@{s.run.name}: changed while training ran: {'; '.join(changed)}. The trained model follows the "
+            f"old values and is kept in {s.checkpoint_path}; run dvc repro again (it resumes if you revert "
+            "the change, and retrains otherwise)"
+        )
 
 
 #: Columns of the history that depend on the run (wall time), not on its inputs: kept out of the
 #: DVC-tracked history.csv (logged to MLflow, and written to the untracked checkpoints/<run>/run.json).
 TIMING_COLUMNS = ("epoch_seconds", "images_per_second")
+
+
+def training_metrics(s: Setup, state: TrainingState) -> dict:
+    """metrics.json: the final (and best-epoch) errors, the validation error, and what was trained."""
+    final, best = state.history[-1], state.best
+    return {
+        "variant": s.run.variant_name,
+        "seed": s.run.seed,
+        "params_hash": s.params.training_hash(s.run.variant_name, s.run.seed),
+        "final_test_acc": final["test_acc"],
+        "final_test_error": 100 * (1 - final["test_acc"]),
+        "final_test_top5": final["test_top5"],
+        "final_train_acc": final["train_acc"],
+        "best_test_acc": best["acc"],
+        "best_test_error": 100 * (1 - best["acc"]),
+        "best_epoch": best["epoch"],
+        "final_val_error": 100 * (1 - final["val_acc"]) if "val_acc" in final else None,
+        "epochs": s.run.recipe["epochs"],
+        "n_parameters": s.nets.n_parameters,
+        "selected": s.params.train.select,
+        "world_size": s.info.world_size,
+    }
 
 
 def write_outputs(s: Setup, state: TrainingState, run) -> None:
@@ -295,34 +228,44 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
     with the same inputs write the same bytes; those facts go to MLflow and to
     ``checkpoints/<variant>-<seed>/run.json`` (outside DVC and git)."""
     check_unchanged(s)
-    final, best = state.history[-1], state.best
     seconds = sum(r["epoch_seconds"] for r in state.history)
     images = sum(r["images_per_second"] * r["epoch_seconds"] for r in state.history)
-    metrics = {"variant": s.run.variant_name, "seed": s.run.seed,
-               "params_hash": s.params.training_hash(s.run.variant_name, s.run.seed),
-               "final_test_acc": final["test_acc"], "final_test_error": 100 * (1 - final["test_acc"]),
-               "final_test_top5": final["test_top5"], "final_train_acc": final["train_acc"],
-               "best_test_acc": best["acc"], "best_test_error": 100 * (1 - best["acc"]), "best_epoch": best["epoch"],
-               "final_val_error": 100 * (1 - final["val_acc"]) if "val_acc" in final else None,
-               "epochs": s.run.recipe["epochs"], "n_parameters": s.nets.n_parameters, "selected": s.params.train.select,
-               "world_size": s.info.world_size}
+    metrics = training_metrics(s, state)
     write_json(s.out_dir / "metrics.json", metrics)
-    write_csv(s.out_dir / "history.csv", [{k: v for k, v in r.items() if k not in TIMING_COLUMNS}
-                                          for r in state.history])
-    facts = {"mlflow_run_id": run.run_id or "", "train_seconds": seconds,
-             "images_per_second": images / seconds if seconds else None}
+    write_csv(
+        s.out_dir / "history.csv", [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in state.history]
+    )
+    facts = {
+        "mlflow_run_id": run.run_id or "",
+        "train_seconds": seconds,
+        "images_per_second": images / seconds if seconds else None,
+    }
     write_json(s.checkpoint_path.parent / "run.json", facts)
     plot_history(state.history, s.out_dir / "curves.png", f"train@{s.run.name}")
     weights = final_state_dict(s.nets.model, state, s.params.train.select)
-    torch_save(MODELS_DIR / s.run.name / "model.pt", {
-        "state_dict": weights, "variant": asdict(s.run.variant), "network": asdict(s.params.network),
-        "filters": asdict(s.params.filters), "seed": s.run.seed,
-        "card": {k: s.card[k] for k in ("name", "channels", "image_size", "num_classes")},
-        "params_hash": metrics["params_hash"], "training_params": s.key.parts["params"], "resume_key": s.key.value})
+    torch_save(
+        MODELS_DIR / s.run.name / "model.pt",
+        {
+            "state_dict": weights,
+            "variant": asdict(s.run.variant),
+            "network": asdict(s.params.network),
+            "filters": asdict(s.params.filters),
+            "seed": s.run.seed,
+            "card": {k: s.card[k] for k in ("name", "channels", "image_size", "num_classes")},
+            "params_hash": metrics["params_hash"],
+            "training_params": s.key.parts["params"],
+            "resume_key": s.key.value,
+        },
+    )
     # kept without the optimizer state: a finished run is never trained again
     save_checkpoint(s, state, run.run_id, [checkpoint.rng_state()], with_optimizer=False)
-    run.log_metrics({"test_error": metrics["final_test_error"], "best_test_error": metrics["best_test_error"],
-                     **({"images_per_second": facts["images_per_second"]} if facts["images_per_second"] else {})})
+    run.log_metrics(
+        {
+            "test_error": metrics["final_test_error"],
+            "best_test_error": metrics["best_test_error"],
+            **({"images_per_second": facts["images_per_second"]} if facts["images_per_second"] else {}),
+        }
+    )
     for name in ("metrics.json", "history.csv", "curves.png"):
         run.log_artifact(s.out_dir / name)
     if s.params.runtime.log_models:
@@ -334,6 +277,7 @@ def log_model(s: Setup, weights: dict, run) -> None:
     ``pcn-<variant>``."""
     import mlflow
     from mlflow.models import infer_signature
+
     model = with_plain_projection(copy.deepcopy(s.nets.model).cpu().eval())
     model.load_state_dict(weights)
     images, _ = next(iter(s.test_batches.epoch(0)))
@@ -341,22 +285,45 @@ def log_model(s: Setup, weights: dict, run) -> None:
     with torch.no_grad():
         logits = model(example)
     try:
-        mlflow.pytorch.log_model(model, name="model", run_id=run.run_id, input_example=example.numpy(),
-                                 signature=infer_signature(example.numpy(), logits.numpy()),
-                                 serialization_format="pt2", registered_model_name=f"pcn-{s.run.variant_name}",
-                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
-                                 code_paths=[str(ROOT / "pcn")], validate_serving_input=False)
-    except Exception as exc:          # the stage's results stand without it
-        print(f"warning: train@{s.run.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
-              file=sys.stderr)
+        mlflow.pytorch.log_model(
+            model,
+            name="model",
+            run_id=run.run_id,
+            input_example=example.numpy(),
+            signature=infer_signature(example.numpy(), logits.numpy()),
+            serialization_format="pt2",
+            registered_model_name=f"pcn-{s.run.variant_name}",
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
+            code_paths=[str(ROOT / "pcn")],
+            validate_serving_input=False,
+        )
+    except Exception as exc:  # the stage's results stand without it
+        print(
+            f"warning: train@{s.run.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
+            file=sys.stderr,
+        )
 
 
 def log_run_start(s: Setup, state: TrainingState, run) -> None:
-    run.log_params(flatten({"seed": s.run.seed, **s.key.parts["params"], "recipe": s.run.recipe,
-                            "world_size": s.info.world_size, "n_parameters": s.nets.n_parameters,
-                            "start_epoch": state.epoch}))
-    run.log_dataset(f"{s.card['name']}", s.card["digest"], str(DATA_DIR), "training",
-                    {"train": s.card["splits"]["train"], "test": s.card["splits"]["test"]})
+    run.log_params(
+        flatten(
+            {
+                "seed": s.run.seed,
+                **s.key.parts["params"],
+                "recipe": s.run.recipe,
+                "world_size": s.info.world_size,
+                "n_parameters": s.nets.n_parameters,
+                "start_epoch": state.epoch,
+            }
+        )
+    )
+    run.log_dataset(
+        f"{s.card['name']}",
+        s.card["digest"],
+        str(DATA_DIR),
+        "training",
+        {"train": s.card["splits"]["train"], "test": s.card["splits"]["test"]},
+    )
     if (FILTERS_DIR / "filters.png").is_file() and state.epoch == 0:
         run.log_artifact(FILTERS_DIR / "filters.png")
 
@@ -372,7 +339,7 @@ def main() -> None:
     try:
         device = select_device(tp.device, info.local_rank)
         if device.type == "cpu":
-            retain_freed_memory()                  # faster CPU steps (bench/RESULTS.md); results unchanged
+            retain_freed_memory()  # faster CPU steps (bench/RESULTS.md); results unchanged
     except ValueError as exc:
         fail(str(exc))
     init_distributed(info, device.type)
@@ -387,9 +354,11 @@ def main() -> None:
             if info.is_main:
                 write_outputs(s, state, run)
                 if run.pending:
-                    print(f"warning: {run.pending} MLflow entries could not be sent; replay them with "
-                          f"python -m pcn.pipeline.tracking resync --uri {tracking_uri(s.params)} {run.journal}",
-                          file=sys.stderr)
+                    print(
+                        f"warning: {run.pending} MLflow entries could not be sent; replay them with "
+                        f"python -m pcn.pipeline.tracking resync --uri {tracking_uri(s.params)} {run.journal}",
+                        file=sys.stderr,
+                    )
             barrier()
     finally:
         cleanup()

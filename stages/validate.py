@@ -5,11 +5,12 @@ changes; if params.yaml is invalid it stops the pipeline here, before DVC has re
 other stage's previous results. The output's content never changes, so a valid edit
 reruns only the stages that read the edited values.
 """
+
 from __future__ import annotations
 
 from process import prepare_stage
 
-prepare_stage(__file__)     # before torch and pcn: stages/process.py
+prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 from pcn.files import write_text
 
@@ -21,8 +22,10 @@ MARKER = "params.yaml passed validation (see stages/validate.py)\n"
 def main() -> None:
     params = load_params()
     write_text(VALIDATED, MARKER)
-    print(f"validate: params.yaml is valid ({len(params.variants)} variants x {len(params.seeds)} seeds, "
-          f"data {params.data.name})")
+    print(
+        f"validate: params.yaml is valid ({len(params.variants)} variants x {len(params.seeds)} seeds, "
+        f"data {params.data.name})"
+    )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ lives in a directory only the user can enter, and the server checks the peer's u
 
 This module uses the standard library only (the client runs it before any heavy import).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,12 +34,41 @@ import sys
 import threading
 from pathlib import Path
 
-PRELOAD_MODULES = ("numpy", "torch", "torch.nn.functional", "torch._dynamo", "torch.export", "mlflow",
-                   "mlflow.pytorch", "mlflow.models", "mlflow.tracking", "mlflow.system_metrics.system_metrics_monitor",
-                   "matplotlib", "matplotlib.pyplot", "ruamel.yaml", "tqdm", "psutil", "PIL.Image")
+PRELOAD_MODULES = (
+    "numpy",
+    "torch",
+    "torch.nn.functional",
+    "torch._dynamo",
+    "torch.export",
+    "mlflow",
+    "mlflow.pytorch",
+    "mlflow.models",
+    "mlflow.tracking",
+    "mlflow.system_metrics.system_metrics_monitor",
+    "matplotlib",
+    "matplotlib.pyplot",
+    "ruamel.yaml",
+    "tqdm",
+    "psutil",
+    "PIL.Image",
+)
 #: Environment variables read when those modules are imported: part of the server's identity.
-ENV_PREFIXES = ("OMP_", "MKL_", "KMP_", "GOMP_", "OPENBLAS_", "CUDA_", "NCCL_", "PYTORCH_", "TORCH", "LD_",
-                "MALLOC_", "PYTHON", "MLFLOW_", "MPLBACKEND")
+ENV_PREFIXES = (
+    "OMP_",
+    "MKL_",
+    "KMP_",
+    "GOMP_",
+    "OPENBLAS_",
+    "CUDA_",
+    "NCCL_",
+    "PYTORCH_",
+    "TORCH",
+    "LD_",
+    "MALLOC_",
+    "PYTHON",
+    "MLFLOW_",
+    "MPLBACKEND",
+)
 IDLE_SECONDS = 60.0
 CHILD_FLAG = "PCN_PRELOAD_CHILD"
 
@@ -66,8 +96,14 @@ def server_key() -> str:
             st = os.stat(spec.origin)
             libraries[name] = [spec.origin, st.st_mtime_ns, st.st_size]
     env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k != CHILD_FLAG}
-    ident = {"executable": sys.executable, "version": sys.version, "prefix": sys.prefix, "libraries": libraries,
-             "env": env, "server": hashlib.sha256(Path(__file__).read_bytes()).hexdigest()}
+    ident = {
+        "executable": sys.executable,
+        "version": sys.version,
+        "prefix": sys.prefix,
+        "libraries": libraries,
+        "env": env,
+        "server": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
 
 
@@ -127,11 +163,12 @@ def _start_server(path: Path) -> None:
     """Start a server for ``path`` unless one is already starting (its marker names a live process)."""
     import subprocess
     import time
+
     marker = path.with_suffix(".starting")
     try:
         if time.time() - marker.stat().st_mtime < IDLE_SECONDS:
             return
-        marker.unlink()                          # a stale marker: its server never came up
+        marker.unlink()  # a stale marker: its server never came up
     except FileNotFoundError:
         pass
     except OSError:
@@ -139,14 +176,20 @@ def _start_server(path: Path) -> None:
     try:
         fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     except OSError:
-        return                                   # another stage is starting it right now
+        return  # another stage is starting it right now
     os.close(fd)
     try:
-        subprocess.Popen([sys.executable, os.path.abspath(__file__), "serve", str(path)], start_new_session=True,
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         close_fds=True, cwd="/")
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "serve", str(path)],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=True,
+            cwd="/",
+        )
     except OSError:
-        marker.unlink(missing_ok=True)           # no server: every stage imports for itself
+        marker.unlink(missing_ok=True)  # no server: every stage imports for itself
 
 
 def _run_remote(conn: socket.socket, script: str) -> int | None:
@@ -168,6 +211,7 @@ def _run_remote(conn: socket.socket, script: str) -> int | None:
             os.kill(child, signum)
         except ProcessLookupError:
             pass
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, forward)
     while True:
@@ -196,6 +240,7 @@ def serve(path: Path) -> None:
     """Import :data:`PRELOAD_MODULES`, then fork a child per request until idle for :data:`IDLE_SECONDS`."""
     import importlib
     import select
+
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Libraries that would otherwise start threads at import: NumPy's OpenBLAS (pcn does no BLAS work
@@ -205,11 +250,11 @@ def serve(path: Path) -> None:
     for name in PRELOAD_MODULES:
         try:
             importlib.import_module(name)
-        except Exception:                      # optional: the child imports what it needs
+        except Exception:  # optional: the child imports what it needs
             pass
     if not _single_threaded():
         path.with_suffix(".starting").unlink(missing_ok=True)
-        return                                 # forking a multi-threaded process is unsafe: serve nothing
+        return  # forking a multi-threaded process is unsafe: serve nothing
     base_path = list(sys.path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -225,7 +270,7 @@ def serve(path: Path) -> None:
             ready, _, _ = select.select([listener], [], [], idle)
             _reap(children)
             if not ready:
-                if children:                   # a stage still runs: idle time counts from its end
+                if children:  # a stage still runs: idle time counts from its end
                     continue
                 break
             conn, _ = listener.accept()
@@ -237,7 +282,7 @@ def serve(path: Path) -> None:
                     children.add(pid)
                 continue
             listener.close()
-            _run_child(conn, base_path)       # never returns
+            _run_child(conn, base_path)  # never returns
     finally:
         try:
             if path.exists() and os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
@@ -263,6 +308,7 @@ def _run_child(conn: socket.socket, base_path: list[str]) -> None:
     """In the forked child: become the client's stage process, run the script, report the status."""
     import runpy
     import traceback
+
     os.setsid()
     header, fds, _, _ = socket.recv_fds(conn, 4, 3)
     request = json.loads(_recv_exactly(conn, struct.unpack("!I", header)[0]))
@@ -293,7 +339,7 @@ def _run_child(conn: socket.socket, base_path: list[str]) -> None:
         else:
             print(exc.code, file=sys.stderr)
             code = 1
-    except BaseException:                      # what an uncaught exception would print
+    except BaseException:  # what an uncaught exception would print
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):

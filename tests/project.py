@@ -1,4 +1,5 @@
 """Helpers of the end-to-end tests: a copy of the project as a fresh git repository, and ways to run it."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,16 @@ import yaml
 
 from conftest import ROOT
 
-PROJECT_FILES = ["pcn", "stages", "dvc.yaml", "pyproject.toml", ".dvc/config", ".dvcignore", ".gitignore",
-                 "data/listing/README.md"]
+PROJECT_FILES = [
+    "pcn",
+    "stages",
+    "dvc.yaml",
+    "pyproject.toml",
+    ".dvc/config",
+    ".dvcignore",
+    ".gitignore",
+    "data/listing/README.md",
+]
 GIT = ["git", "-c", "user.name=pcn-test", "-c", "user.email=pcn-test@example.invalid"]
 
 
@@ -44,17 +53,17 @@ def commit(repo: Path, message: str) -> None:
 
 def env(**extra) -> dict:
     e = dict(os.environ)
-    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"      # `python` = this interpreter
+    e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"  # `python` = this interpreter
     for key in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "PCN_PIPELINE_ID"):
         e.pop(key, None)
-    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1",
-             PCN_PRELOAD_IDLE_SECONDS="20")
+    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1", PCN_PRELOAD_IDLE_SECONDS="20")
     e.update(extra)
     return e
 
 
-def run(cmd: list[str], cwd: Path, check: bool = True, environ: dict | None = None,
-        timeout: int = 900) -> subprocess.CompletedProcess:
+def run(
+    cmd: list[str], cwd: Path, check: bool = True, environ: dict | None = None, timeout: int = 900
+) -> subprocess.CompletedProcess:
     result = subprocess.run(cmd, cwd=cwd, env=environ or env(), capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -72,6 +81,12 @@ def stage(name: str, cwd: Path, *args, environ: dict | None = None, check: bool 
     return run([sys.executable, f"stages/{name}.py", *args], cwd, check, environ=e)
 
 
+def start_train_stage(repo: Path, environ: dict, **popen) -> subprocess.Popen:
+    """``stages/train.py`` for modulus, seed 0, started in ``repo`` without waiting (to be killed or watched)."""
+    cmd = [sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"]
+    return subprocess.Popen(cmd, cwd=repo, env=environ, **popen)
+
+
 def ran(output: str) -> list[str]:
     """Names of the stages a `dvc repro` output says it ran."""
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")]
@@ -84,6 +99,7 @@ def read_json(path: Path) -> dict:
 def mlflow_runs(repo: Path):
     """``(runs by name, all runs, client)`` of the project's MLflow store."""
     from mlflow.tracking import MlflowClient
+
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("phase-collapse")
     runs = client.search_runs([experiment.experiment_id]) if experiment else []
@@ -104,6 +120,7 @@ def write_jpeg(path, size=(64, 48), color=(200, 30, 30), gradient=False):
     """A JPEG of one colour, or (``gradient``) with a ramp across it, so that crops and flips show."""
     import numpy as np
     from PIL import Image
+
     path.parent.mkdir(parents=True, exist_ok=True)
     if not gradient:
         Image.new("RGB", size, color=color).save(path, quality=90)

@@ -1,4 +1,5 @@
 """The code stays readable: no module over 400 lines, no function over 60 lines, unless a reason is stated here."""
+
 import ast
 
 import pytest

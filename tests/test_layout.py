@@ -1,5 +1,6 @@
 """The library's layout: layers without circles or upward imports, a schema that is a leaf and agrees with the
 implementations' registries, and no module of pcn/ that touches the process environment."""
+
 import ast
 import re
 
@@ -8,9 +9,17 @@ import pytest
 from conftest import ROOT
 
 #: Layers, lowest first: a module may import from its own layer or a lower one, never a higher one.
-LAYERS = {"pcn": 0, "pcn.files": 0, "pcn.typed_params": 0, "pcn.schema": 0, "pcn.nn": 1, "pcn.data": 1,
-          "pcn.train": 2, "pcn.analysis": 3,
-          "pcn.pipeline": 4}
+LAYERS = {
+    "pcn": 0,
+    "pcn.files": 0,
+    "pcn.typed_params": 0,
+    "pcn.schema": 0,
+    "pcn.nn": 1,
+    "pcn.data": 1,
+    "pcn.train": 2,
+    "pcn.analysis": 3,
+    "pcn.pipeline": 4,
+}
 
 
 def module_name(path) -> str:
@@ -25,7 +34,7 @@ def imported_modules(path) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names if a.name.startswith("pcn"))
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pcn"):
-            for alias in node.names:                                # `from pcn.nn import resnet` imports a module
+            for alias in node.names:  # `from pcn.nn import resnet` imports a module
                 full = f"{node.module}.{alias.name}"
                 is_module = (ROOT / full.replace(".", "/")).with_suffix(".py").is_file()
                 names.add(full if is_module else node.module)
@@ -56,8 +65,9 @@ def test_no_import_goes_up_a_layer():
 
 def test_nn_and_data_are_independent():
     """The networks are usable without the data code, and the data code without the networks."""
-    crossing = [f"{a} -> {b}" for a, deps in GRAPH.items() for b in deps
-                if {a.split(".")[1], b.split(".")[1]} == {"nn", "data"}]
+    crossing = [
+        f"{a} -> {b}" for a, deps in GRAPH.items() for b in deps if {a.split(".")[1], b.split(".")[1]} == {"nn", "data"}
+    ]
     assert not crossing, crossing
 
 
@@ -68,10 +78,11 @@ def test_no_import_circle():
         state[node] = "open"
         for dep in sorted(GRAPH[node]):
             if state.get(dep) == "open":
-                cycles.append(stack[stack.index(dep):] + [dep] if dep in stack else [node, dep])
+                cycles.append(stack[stack.index(dep) :] + [dep] if dep in stack else [node, dep])
             elif dep not in state:
                 visit(dep, stack + [dep])
         state[node] = "done"
+
     for name in MODULES:
         if name not in state:
             visit(name, [name])
@@ -89,7 +100,7 @@ def test_the_graph_test_sees_real_edges():
 def test_no_module_reads_or_writes_the_environment(name):
     source = MODULES[name].read_text()
     assert not re.search(r"\bos\.(environ|getenv|putenv|unsetenv)\b|\bsys\.path\b", source), name
-    assert not re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|\bos\.umask\(0\)", source), name   # global state
+    assert not re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|\bos\.umask\(0\)", source), name  # global state
 
 
 def test_schema_choices_equal_the_implementations():
@@ -102,6 +113,7 @@ def test_schema_choices_equal_the_implementations():
     from pcn.train.device import DEVICES
     from pcn.train.distributed import LAUNCHERS
     from pcn.train.loop import SELECTIONS
+
     assert schema.DATASETS == DATASETS and schema.MNIST5K_PER_CLASS == MNIST5K_PER_CLASS
     assert schema.AUGMENTATIONS == AUGMENTATIONS
     assert schema.BACKENDS == BACKENDS
@@ -113,5 +125,6 @@ def test_schema_choices_equal_the_implementations():
     assert schema.DEVICES == DEVICES and schema.LAUNCHERS == LAUNCHERS
     assert schema.SELECTIONS == SELECTIONS
     from pcn.nn import scattering
+
     assert schema.THRESHOLDED == resnet.THRESHOLDED and schema.SCAT_ARCHITECTURE == scattering.ARCHITECTURE
     assert schema.STANDARD_RESNET_ARCHITECTURE == resnet.STANDARD_ARCHITECTURE

@@ -4,6 +4,7 @@ Every mutant copies the project, changes one line of the library (what a plausib
 change) and runs the quick suite (``-m "not slow"``, stopping at the first failure) against it.
 A mutant that the suite does not catch fails this test, with the mutation named.
 """
+
 import shutil
 import subprocess
 import sys
@@ -17,42 +18,92 @@ pytestmark = pytest.mark.slow
 #: name: (file, original text, broken text)
 MUTANTS = {
     "modulus is the real part": ("pcn/nn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
-    "Morlet filters lose their zero mean": ("pcn/nn/morlet.py", "return wave - (wave.sum() / envelope.sum()) * envelope",
-                                            "return wave"),
-    "subsampled crop off by one": ("pcn/nn/spectral.py", "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
-                                   "return torch.fft.ifft2(product)[..., 2:, 2:]"),
-    "standardization forgets the mean": ("pcn/nn/layers.py", "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n",
-                                         "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C:2 * C]"),
-    "fused backward drops the statistics terms": ("pcn/nn/fused_projection.py",
-                                                  "            if ctx.batch_statistics:\n                dx.addcmul_",
-                                                  "            if False:\n                dx.addcmul_"),
-    "Gauss product sign": ("pcn/nn/layers.py", "    re.add_(t1).sub_(t2, alpha=sign)", "    re.add_(t1).add_(t2, alpha=sign)"),
-    "kernel truncation keeps too little": ("pcn/nn/morlet.py", "keep = magnitude > tolerance * magnitude.max()",
-                                           "keep = magnitude > 1e3 * tolerance * magnitude.max()"),
-    "stratified split overlaps": ("pcn/data/splits.py", "train_idx.append(idx[n_test:])", "train_idx.append(idx[n_test - 1:])"),
-    "phase kept on the real part only": ("pcn/nn/nonlinearities.py", "return SplitFeatures(re=g * re, im=g * im)",
-                                         "return SplitFeatures(re=g * re, im=im)"),
-    "non-finite steps go unnoticed": ("pcn/train/epoch.py", "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",
-                                      "new_bad = (first_bad < 0) & (loss_ok & ~loss_ok)"),
-    "a host read every step": ("pcn/train/epoch.py", "        count += n\n", "        count += n + 0 * int(loss.item())\n"),
-    "augmentation ignores the flip": ("pcn/data/augment.py", "flipped = torch.where(draws.flip.view(B, 1, 1, 1), "
-                                      "images.flip(-1), images)", "flipped = images"),
-    "checkpoints unpickled unsafely": ("pcn/train/checkpoint.py", 'obj = torch.load(path, map_location="cpu", '
-                                       'weights_only=True)', 'obj = torch.load(path, map_location="cpu", '
-                                       'weights_only=False)'),
-    "unpaired differences": ("pcn/analysis/report.py", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"][s] "
-                             "for s in common]", "diffs = [r[\"test_error_by_seed\"][s] - ref[\"test_error_by_seed\"]"
-                             "[common[0]] for s in common]"),
-    "class-mean share not cross-fitted": ("pcn/analysis/separation.py", '"class_mean_share": float((p * (mu * nu)',
-                                          '"class_mean_share": float((p * (mu * mu)'),
-    "verdict from the mean, not the interval": ("pcn/analysis/claims.py", '    if interval["low"] > 0:',
-                                                '    if interval["mean"] > 0:'),
-    "journal obeys the store an entry names": ("pcn/pipeline/journal.py",
-                                                '    if entry.get("tracking_uri") != tracking_uri:',
-                                                '    if entry.get("tracking_uri") is None:'),
+    "Morlet filters lose their zero mean": (
+        "pcn/nn/morlet.py",
+        "return wave - (wave.sum() / envelope.sum()) * envelope",
+        "return wave",
+    ),
+    "subsampled crop off by one": (
+        "pcn/nn/spectral.py",
+        "return torch.fft.ifft2(product)[..., 1:-1, 1:-1]",
+        "return torch.fft.ifft2(product)[..., 2:, 2:]",
+    ),
+    "standardization forgets the mean": (
+        "pcn/nn/layers.py",
+        "mean_re, mean_im, mean_sq = sums[:C] / n, sums[C : 2 * C] / n",
+        "mean_re, mean_im, mean_sq = 0 * sums[:C], 0 * sums[C : 2 * C]",
+    ),
+    "fused backward drops the statistics terms": (
+        "pcn/nn/fused_projection.py",
+        "            if ctx.batch_statistics:\n                dx.addcmul_",
+        "            if False:\n                dx.addcmul_",
+    ),
+    "Gauss product sign": (
+        "pcn/nn/layers.py",
+        "    re.add_(t1).sub_(t2, alpha=sign)",
+        "    re.add_(t1).add_(t2, alpha=sign)",
+    ),
+    "kernel truncation keeps too little": (
+        "pcn/nn/morlet.py",
+        "keep = magnitude > tolerance * magnitude.max()",
+        "keep = magnitude > 1e3 * tolerance * magnitude.max()",
+    ),
+    "stratified split overlaps": (
+        "pcn/data/splits.py",
+        "train_idx.append(idx[n_test:])",
+        "train_idx.append(idx[n_test - 1:])",
+    ),
+    "phase kept on the real part only": (
+        "pcn/nn/nonlinearities.py",
+        "return SplitFeatures(re=g * re, im=g * im)",
+        "return SplitFeatures(re=g * re, im=im)",
+    ),
+    "non-finite steps go unnoticed": (
+        "pcn/train/epoch.py",
+        "new_bad = (first_bad < 0) & ~(loss_ok & grad_ok)",
+        "new_bad = (first_bad < 0) & (loss_ok & ~loss_ok)",
+    ),
+    "a host read every step": (
+        "pcn/train/epoch.py",
+        "        count += n\n",
+        "        count += n + 0 * int(loss.item())\n",
+    ),
+    "augmentation ignores the flip": (
+        "pcn/data/augment.py",
+        "flipped = torch.where(draws.flip.view(B, 1, 1, 1), images.flip(-1), images)",
+        "flipped = images",
+    ),
+    "checkpoints unpickled unsafely": (
+        "pcn/train/checkpoint.py",
+        'obj = torch.load(path, map_location="cpu", weights_only=True)',
+        'obj = torch.load(path, map_location="cpu", weights_only=False)',
+    ),
+    "unpaired differences": (
+        "pcn/analysis/report.py",
+        'diffs = [r["test_error_by_seed"][s] - ref["test_error_by_seed"][s] for s in common]',
+        'diffs = [r["test_error_by_seed"][s] - ref["test_error_by_seed"][common[0]] for s in common]',
+    ),
+    "class-mean share not cross-fitted": (
+        "pcn/analysis/separation.py",
+        '"class_mean_share": float((p * (mu * nu)',
+        '"class_mean_share": float((p * (mu * mu)',
+    ),
+    "verdict from the mean, not the interval": (
+        "pcn/analysis/claims.py",
+        '    if interval["low"] > 0:',
+        '    if interval["mean"] > 0:',
+    ),
+    "journal obeys the store an entry names": (
+        "pcn/pipeline/journal.py",
+        '    if entry.get("tracking_uri") != tracking_uri:',
+        '    if entry.get("tracking_uri") is None:',
+    ),
     "trend direction flipped": ("pcn/analysis/statistics.py", "    rises = change > 0", "    rises = change < 0"),
-    "seeds do not change the data order": ("pcn/data/batches.py", "torch.Generator().manual_seed(seed + epoch)",
-                                           "torch.Generator().manual_seed(epoch)"),
+    "seeds do not change the data order": (
+        "pcn/data/batches.py",
+        "torch.Generator().manual_seed(seed + epoch)",
+        "torch.Generator().manual_seed(epoch)",
+    ),
 }
 
 
@@ -67,8 +118,13 @@ def test_the_quick_suite_catches(name, tmp_path):
     source = (tmp_path / path).read_text()
     assert source.count(original) == 1, f"the mutation site of {name!r} is gone from {path}: update MUTANTS"
     (tmp_path / path).write_text(source.replace(original, broken))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider",
-                             "tests"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", "tests"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     caught = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     assert result.returncode != 0 and caught, f"mutant not caught: {name}\n{result.stdout[-1500:]}"
     print(f"{name}: caught by {caught[0]}")

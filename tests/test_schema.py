@@ -1,4 +1,5 @@
 """Strict params validation: every class of error names its key and the valid choices."""
+
 import copy
 
 import pytest
@@ -24,7 +25,7 @@ def test_default_params_are_valid(default_params):
 
 def test_unknown_key_with_suggestion(default_params):
     p = copy.deepcopy(default_params)
-    p["train"]["epoch"] = 3            # typo of epochs, as `dvc exp run -S +train.epoch=3` would add it
+    p["train"]["epoch"] = 3  # typo of epochs, as `dvc exp run -S +train.epoch=3` would add it
     message = errors_for(p)
     assert "train.epoch: unknown key (did you mean 'epochs'?)" in message
     assert "valid keys: epochs, batch_size" in message
@@ -34,7 +35,7 @@ def test_wrong_types(default_params):
     p = copy.deepcopy(default_params)
     p["train"]["lr"] = "fast"
     p["train"]["epochs"] = 2.5
-    p["filters"]["full_angles"] = "yes"           # YAML 1.2 (DVC's reading) makes `yes` a string
+    p["filters"]["full_angles"] = "yes"  # YAML 1.2 (DVC's reading) makes `yes` a string
     p["network"]["widths"] = []
     message = errors_for(p)
     assert "train.lr: expected a finite number, got 'fast'" in message
@@ -55,8 +56,10 @@ def test_scalar_where_a_list_is_expected_is_named_by_key(default_params):
 def test_numbers_are_read_as_yaml_1_2(tmp_path):
     """`lr: 1e-3` is a number for DVC (YAML 1.2) and must be one for the stages too."""
     import sys
+
     sys.path.insert(0, str(ROOT / "stages"))
     from common import read_params_file
+
     text = (ROOT / "params.yaml").read_text().replace("  lr: 0.01\n", "  lr: 1e-3\n")
     assert "lr: 1e-3" in text
     path = tmp_path / "params.yaml"
@@ -79,12 +82,15 @@ def test_out_of_range_and_bad_choices(default_params):
     assert "report.confidence: 1.0 is out of range; must be < 1.0" in message
 
 
-@pytest.mark.parametrize("fraction,message", [
-    (1.0, "data.mnist5k.test_fraction: 1.0 is out of range; must be < 1.0"),
-    (0.0, "data.mnist5k.test_fraction: 0.0 is out of range; must be > 0.0"),
-    (0.0005, "leaves 0 of the 500 images per class for testing"),
-    (0.9995, "leaves 500 of the 500 images per class for testing"),
-])
+@pytest.mark.parametrize(
+    "fraction,message",
+    [
+        (1.0, "data.mnist5k.test_fraction: 1.0 is out of range; must be < 1.0"),
+        (0.0, "data.mnist5k.test_fraction: 0.0 is out of range; must be > 0.0"),
+        (0.0005, "leaves 0 of the 500 images per class for testing"),
+        (0.9995, "leaves 500 of the 500 images per class for testing"),
+    ],
+)
 def test_test_fraction_leaves_both_splits_non_empty(default_params, fraction, message):
     p = copy.deepcopy(default_params)
     p["data"]["mnist5k"]["test_fraction"] = fraction
@@ -145,12 +151,16 @@ def test_missing_key(default_params):
     assert "train.lr_step: missing (required)" in errors_for(p)
 
 
-@pytest.mark.parametrize("preset,expected", [
-    ("cifar10", {"modulus_skip": 24_459_018}),
-    ("imagenet", {"modulus": 29_052_584}),
-])
+@pytest.mark.parametrize(
+    "preset,expected",
+    [
+        ("cifar10", {"modulus_skip": 24_459_018}),
+        ("imagenet", {"modulus": 29_052_584}),
+    ],
+)
 def test_presets_are_valid_and_match_paper_sizes(preset, expected):
     from preset import overlay
+
     p = parse_params(overlay(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "presets" / f"{preset}.yaml")), preset)
     inputs = InputSpec(3, 32, 10) if preset == "cifar10" else InputSpec(3, 224, 1000)
     for variant, count in expected.items():
@@ -162,23 +172,29 @@ def test_presets_are_valid_and_match_paper_sizes(preset, expected):
 
 
 def test_the_shipped_params_file_is_valid():
-    parse_params(read_yaml(ROOT / "params.yaml"), "params.yaml")        # the presets: tests/stages/test_presets.py
+    parse_params(read_yaml(ROOT / "params.yaml"), "params.yaml")  # the presets: tests/stages/test_presets.py
 
 
 def test_training_hash_depends_on_what_training_reads(default_params):
     p = parse_params(default_params)
     base = p.training_hash("modulus", 0)
-    assert p.training_hash("modulus", 1) != base                         # the seed
+    assert p.training_hash("modulus", 1) != base  # the seed
     q = copy.deepcopy(default_params)
-    q["models"]["tanh"]["learned"] = False                               # another variant
-    q["evaluate"]["batch_size"] = 10                                     # evaluation only
-    q["runtime"]["progress"] = False                                     # display only
-    q["data"]["cifar10"]["root"] = "/elsewhere"                          # another data set's setting
+    q["models"]["tanh"]["learned"] = False  # another variant
+    q["evaluate"]["batch_size"] = 10  # evaluation only
+    q["runtime"]["progress"] = False  # display only
+    q["data"]["cifar10"]["root"] = "/elsewhere"  # another data set's setting
     assert parse_params(q).training_hash("modulus", 0) == base
     assert parse_params(q).training_hash("tanh", 0) != p.training_hash("tanh", 0)
-    for section, key, value in (("train", "lr", 0.02), ("filters", "sigma0", 0.7), ("filters", "n_angles", 8),
-                                ("network", "normalize_eps", 1e-3), ("network", "widths", [8, 8]),
-                                ("data", "augment", "cifar"), ("data", "name", "synthetic")):
+    for section, key, value in (
+        ("train", "lr", 0.02),
+        ("filters", "sigma0", 0.7),
+        ("filters", "n_angles", 8),
+        ("network", "normalize_eps", 1e-3),
+        ("network", "widths", [8, 8]),
+        ("data", "augment", "cifar"),
+        ("data", "name", "synthetic"),
+    ):
         r = copy.deepcopy(default_params)
         r[section][key] = value
         assert parse_params(r).training_hash("modulus", 0) != base, f"{section}.{key} is not in the hash"

@@ -15,6 +15,7 @@ up here (the authors' ``thresh`` at ``b = 1`` after affine-free BatchNorm); the 
 tanh give almost no exact zeros. A network without such outputs (the Scat baseline, whose
 modulus is inside kymatio) gets None.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -38,8 +39,9 @@ def _zeros(x) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def zero_fractions(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]],
-                   device: torch.device) -> list[float] | None:
+def zero_fractions(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device
+) -> list[float] | None:
     """:math:`z_j` of every layer ``j >= 1`` (module docstring), over ``batches``; None if not measurable."""
     counts: list[list[int]] = []
 
@@ -49,6 +51,7 @@ def zero_fractions(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]],
         z, n = _zeros(x)
         counts[layer][0] += z
         counts[layer][1] += n
+
     hooks = []
     if hasattr(model, "nonlinearity_modules"):
         for layer, modules in enumerate(model.nonlinearity_modules()):

@@ -16,6 +16,7 @@ its two-sided Student-t interval (:func:`pcn.analysis.statistics.paired_interval
   when the data do not meet the claim's premise (claim 6: the class means of the first-layer wavelet
   coefficients must carry at most ``report.vanishing_share`` of their energy), with the reason.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -96,8 +97,14 @@ def compare(a: dict, b: dict, value: Callable[[dict], dict], confidence: float) 
     if not seeds:
         return None
     diffs = [va[s] - vb[s] for s in seeds]
-    return {"a": a["variant"], "b": b["variant"], "seeds": seeds, "interval": paired_interval(diffs, confidence),
-            "mean_a": sum(va[s] for s in seeds) / len(seeds), "mean_b": sum(vb[s] for s in seeds) / len(seeds)}
+    return {
+        "a": a["variant"],
+        "b": b["variant"],
+        "seeds": seeds,
+        "interval": paired_interval(diffs, confidence),
+        "mean_a": sum(va[s] for s in seeds) / len(seeds),
+        "mean_b": sum(vb[s] for s in seeds) / len(seeds),
+    }
 
 
 def _find(rows: list[dict], arch: str, rho: str) -> dict | None:
@@ -107,8 +114,15 @@ def _find(rows: list[dict], arch: str, rho: str) -> dict | None:
 
 
 def _result(number: int, claim: str, paper: str, measure: str, parts: list[dict], verdict: str, reason: str) -> dict:
-    return {"claim": number, "statement": claim, "paper": paper, "measure": measure, "comparisons": parts,
-            "verdict": verdict, "reason": reason}
+    return {
+        "claim": number,
+        "statement": claim,
+        "paper": paper,
+        "measure": measure,
+        "comparisons": parts,
+        "verdict": verdict,
+        "reason": reason,
+    }
 
 
 def _missing(needed: str) -> str:
@@ -127,92 +141,157 @@ def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, r
         verdicts.append(c["verdict"])
     if not parts:
         return _result(number, claim, paper, measure, [], UNTESTABLE, _missing("paired variants with common seeds"))
-    return _result(number, claim, paper, measure, parts, combine(verdicts),
-                   "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts))
+    return _result(
+        number,
+        claim,
+        paper,
+        measure,
+        parts,
+        combine(verdicts),
+        "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts),
+    )
 
 
 def check_claims(rows: list[dict], confidence: float, margin: float, vanishing_share: float) -> list[dict]:
     """The seven claims of the paper, each with our comparisons and a computed verdict (module docstring)."""
-    out = []
-    direction = lambda interval, _: direction_verdict(interval)                       # noqa: E731
+    direction = lambda interval, _: direction_verdict(interval)  # noqa: E731
     equivalent = lambda interval, b_mean: equivalence_verdict(interval, margin * b_mean)  # noqa: E731
+    return [
+        *_accuracy_claims(rows, confidence, margin, direction, equivalent),
+        _resnet_claim(rows, confidence, margin, direction, equivalent),
+        _mechanism_claim(rows, confidence, vanishing_share),
+        _depth_claim(rows, confidence),
+    ]
 
+
+def _accuracy_claims(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> list[dict]:
+    """Claims 1-4: Table 1 (LScat+skip vs ResNet, Scat vs LScat) and Table 2 (the phase-preserving ablations)."""
+    out = []
     skip, resnet = _find(rows, "lscat_skip", "mod"), _find(rows, "resnet18_standard", "relu")
-    c1 = ("LScat+skip reaches the accuracy of a ResNet of similar depth.",
-          "Table 1: CIFAR-10 7.7% vs ResNet-20 8.8%; ImageNet top-1 30.1% vs ResNet-18 30.2%",
-          f"test error % of LScat+skip minus the standard ResNet-18, within a margin of {margin:g} × the ResNet's "
-          "mean error")
-    out.append(_claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, confidence, equivalent) if skip and resnet
-               else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard")))
+    c1 = (
+        "LScat+skip reaches the accuracy of a ResNet of similar depth.",
+        "Table 1: CIFAR-10 7.7% vs ResNet-20 8.8%; ImageNet top-1 30.1% vs ResNet-18 30.2%",
+        f"test error % of LScat+skip minus the standard ResNet-18, within a margin of {margin:g} × the ResNet's "
+        "mean error",
+    )
+    out.append(
+        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, confidence, equivalent)
+        if skip and resnet
+        else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard"))
+    )
 
     scat = _find(rows, "scat", "mod")
     learned = _find(rows, "lscat", "mod") or skip
-    c2 = ("Learned projections largely outperform the Scat baseline whose projections are predefined.",
-          "Table 1: CIFAR-10 Scat 27.7% vs LScat 11.7%; ImageNet top-1 73.0% vs 35.9%",
-          "test error % of Scat minus LScat (the ratio of the means shows the size)")
-    out.append(_claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, confidence, direction)
-               if scat and learned else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod")))
+    c2 = (
+        "Learned projections largely outperform the Scat baseline whose projections are predefined.",
+        "Table 1: CIFAR-10 Scat 27.7% vs LScat 11.7%; ImageNet top-1 73.0% vs 35.9%",
+        "test error % of Scat minus LScat (the ratio of the means shows the size)",
+    )
+    out.append(
+        _claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, confidence, direction)
+        if scat and learned
+        else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod"))
+    )
 
     def ablation_pairs(rhos):
-        return [(r, _find(rows, r["arch"], "mod")) for r in rows
-                if r["arch"] in ("lscat", "lscat_skip") and r["nonlinearity"] in rhos and _find(rows, r["arch"], "mod")]
-    c3 = ("Replacing the modulus by complex soft-thresholding increases the error (about 3× on CIFAR-10).",
-          "poster, Table 2: \"three-fold increase\"; CIFAR-10 LScat+skip 7.7% (modulus) vs 22.5% (soft-thresholding)",
-          "test error % of the soft-thresholded network minus the modulus network of the same block")
-    pairs = ablation_pairs(("cst",))
-    out.append(_claim_from_pairs(3, *c3, pairs, error_by_seed, confidence, direction) if pairs
-               else _result(3, *c3, [], UNTESTABLE, _missing("a cst variant and its architecture's mod variant")))
-    c4 = ("Other phase-preserving non-linearities (modulus-sigmoid, module collapse, tanh) also increase the error.",
-          "poster: \"those results hold true when more general phase preserving\" non-linearities are used "
-          "(Table 2, CIFAR-10; its numbers could not be read)",
-          "test error % of each ms / mc / tanh network minus the modulus network of the same block")
-    pairs = ablation_pairs(("ms", "mc", "tanh"))
-    out.append(_claim_from_pairs(4, *c4, pairs, error_by_seed, confidence, direction) if pairs
-               else _result(4, *c4, [], UNTESTABLE, _missing("an ms, mc or tanh variant and its mod variant")))
+        return [
+            (r, _find(rows, r["arch"], "mod"))
+            for r in rows
+            if r["arch"] in ("lscat", "lscat_skip") and r["nonlinearity"] in rhos and _find(rows, r["arch"], "mod")
+        ]
 
+    c3 = (
+        "Replacing the modulus by complex soft-thresholding increases the error (about 3× on CIFAR-10).",
+        'poster, Table 2: "three-fold increase"; CIFAR-10 LScat+skip 7.7% (modulus) vs 22.5% (soft-thresholding)',
+        "test error % of the soft-thresholded network minus the modulus network of the same block",
+    )
+    pairs = ablation_pairs(("cst",))
+    out.append(
+        _claim_from_pairs(3, *c3, pairs, error_by_seed, confidence, direction)
+        if pairs
+        else _result(3, *c3, [], UNTESTABLE, _missing("a cst variant and its architecture's mod variant"))
+    )
+    c4 = (
+        "Other phase-preserving non-linearities (modulus-sigmoid, module collapse, tanh) also increase the error.",
+        'poster: "those results hold true when more general phase preserving" non-linearities are used '
+        "(Table 2, CIFAR-10; its numbers could not be read)",
+        "test error % of each ms / mc / tanh network minus the modulus network of the same block",
+    )
+    pairs = ablation_pairs(("ms", "mc", "tanh"))
+    out.append(
+        _claim_from_pairs(4, *c4, pairs, error_by_seed, confidence, direction)
+        if pairs
+        else _result(4, *c4, [], UNTESTABLE, _missing("an ms, mc or tanh variant and its mod variant"))
+    )
+    return out
+
+
+def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> dict:
+    """Claim 5: Table 3, the bias-free ResNet-18 with thresholding and with the absolute value against ReLU."""
     relu, absolute = _find(rows, "resnet18", "relu"), _find(rows, "resnet18", "abs")
     thresh = _find(rows, "resnet18", "thresh")
-    c5 = ("In a bias-free ResNet, soft-thresholding degrades the accuracy and the absolute value preserves it.",
-          "poster, Table 3 (ImageNet): soft-thresholding \"considerably degrades performances\", absolute values "
-          "\"preserve high accuracies\" (its numbers could not be read)",
-          f"test error % minus the bias-free ResNet with ReLU: thresholding (direction) and absolute value "
-          f"(within {margin:g} × ReLU's mean error)")
+    c5 = (
+        "In a bias-free ResNet, soft-thresholding degrades the accuracy and the absolute value preserves it.",
+        'poster, Table 3 (ImageNet): soft-thresholding "considerably degrades performances", absolute values '
+        '"preserve high accuracies" (its numbers could not be read)',
+        f"test error % minus the bias-free ResNet with ReLU: thresholding (direction) and absolute value "
+        f"(within {margin:g} × ReLU's mean error)",
+    )
     if relu and absolute and thresh:
         a = _claim_from_pairs(5, *c5, [(thresh, relu)], error_by_seed, confidence, direction)
         b = _claim_from_pairs(5, *c5, [(absolute, relu)], error_by_seed, confidence, equivalent)
         parts = a["comparisons"] + b["comparisons"]
         reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts) or _missing("common seeds")
-        out.append(_result(5, *c5, parts, combine([p["verdict"] for p in parts]) if parts else UNTESTABLE, reason))
-    else:
-        out.append(_result(5, *c5, [], UNTESTABLE, _missing("resnet18 with relu, abs and thresh")))
-
-    out.append(_mechanism_claim(rows, confidence, vanishing_share))
-    out.append(_depth_claim(rows, confidence))
-    return out
+        return _result(5, *c5, parts, combine([p["verdict"] for p in parts]) if parts else UNTESTABLE, reason)
+    return _result(5, *c5, [], UNTESTABLE, _missing("resnet18 with relu, abs and thresh"))
 
 
 def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float) -> dict:
     place, feature, measure = MECHANISM_VIEW
-    claim = ("Class means of wavelet coefficients vanish for translation-invariant classes; a phase collapse "
-             "separates them, phase-preserving non-linearities do not.")
-    paper = ("poster: E[x⋆ψ] = 0 for translation-invariant classes, the modulus \"separates class means\", "
-             "soft-thresholding \"does not\" (an argument, no number)")
-    how = (f"premise: {MEASURES[PREMISE_VIEW[2]].label} of the flattened first-layer wavelet coefficients "
-           f"≤ {vanishing_share:g}; then {MEASURES[measure].label} of ρ's output in block 1 "
-           f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block")
+    claim = (
+        "Class means of wavelet coefficients vanish for translation-invariant classes; a phase collapse "
+        "separates them, phase-preserving non-linearities do not."
+    )
+    paper = (
+        'poster: E[x⋆ψ] = 0 for translation-invariant classes, the modulus "separates class means", '
+        'soft-thresholding "does not" (an argument, no number)'
+    )
+    how = (
+        f"premise: {MEASURES[PREMISE_VIEW[2]].label} of the flattened first-layer wavelet coefficients "
+        f"≤ {vanishing_share:g}; then {MEASURES[measure].label} of ρ's output in block 1 "
+        f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block"
+    )
     premise_rows = [r for r in rows if r["arch"] in ("lscat", "lscat_skip")]
     shares = [v for r in premise_rows for v in view_value(r, PREMISE_VIEW, 1).values()]
     if not shares:
         return _result(6, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant"))
     premise = sum(shares) / len(shares)
     if premise > vanishing_share:
-        return _result(6, claim, paper, how, [{"premise_share": premise}], UNTESTABLE,
-                       f"the class means of the first-layer wavelet coefficients carry {premise:.3g} of their energy "
-                       f"(> {vanishing_share:g}): these classes are not translation invariant, so the premise fails")
-    pairs = [(_find(rows, r["arch"], "mod"), r) for r in premise_rows
-             if r["nonlinearity"] in PHASE_PRESERVING and _find(rows, r["arch"], "mod")]
-    result = _claim_from_pairs(6, claim, paper, how, pairs, lambda r: view_value(r, MECHANISM_VIEW, 1),
-                               confidence, lambda interval, _: direction_verdict(interval))
+        return _result(
+            6,
+            claim,
+            paper,
+            how,
+            [{"premise_share": premise}],
+            UNTESTABLE,
+            f"the class means of the first-layer wavelet coefficients carry {premise:.3g} of their energy "
+            f"(> {vanishing_share:g}): these classes are not translation invariant, so the premise fails",
+        )
+    pairs = [
+        (_find(rows, r["arch"], "mod"), r)
+        for r in premise_rows
+        if r["nonlinearity"] in PHASE_PRESERVING and _find(rows, r["arch"], "mod")
+    ]
+    result = _claim_from_pairs(
+        6,
+        claim,
+        paper,
+        how,
+        pairs,
+        lambda r: view_value(r, MECHANISM_VIEW, 1),
+        confidence,
+        lambda interval, _: direction_verdict(interval),
+    )
     result["comparisons"].insert(0, {"premise_share": premise})
     if pairs:
         result["reason"] = f"premise met (share {premise:.3g}); " + result["reason"]
@@ -222,15 +301,20 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
 def _depth_claim(rows: list[dict], confidence: float) -> dict:
     place, feature, measure = DEPTH_VIEW
     claim = "Iterated phase collapses progressively improve the separation of classes, unlike thresholding."
-    paper = ("abstract: iterated phase collapses progressively improve the separation of class means, \"as opposed "
-             "to thresholding\" (the per-layer measure could not be read)")
-    how = (f"{MEASURES[measure].label} of the block outputs ({feature.replace('_', ' ')} features), last block "
-           "minus block 1 (the gain), for the modulus; and the modulus's gain minus the soft-thresholded network's, "
-           "same block")
+    paper = (
+        'abstract: iterated phase collapses progressively improve the separation of class means, "as opposed '
+        'to thresholding" (the per-layer measure could not be read)'
+    )
+    how = (
+        f"{MEASURES[measure].label} of the block outputs ({feature.replace('_', ' ')} features), last block "
+        "minus block 1 (the gain), for the modulus; and the modulus's gain minus the soft-thresholded network's, "
+        "same block"
+    )
 
     def gain(r: dict) -> dict:
         first, last = view_value(r, DEPTH_VIEW, "first"), view_value(r, DEPTH_VIEW, "last")
         return {s: last[s] - first[s] for s in set(first) & set(last)}
+
     parts = []
     for arch in ("lscat", "lscat_skip"):
         mod, cst = _find(rows, arch, "mod"), _find(rows, arch, "cst")
@@ -239,20 +323,39 @@ def _depth_claim(rows: list[dict], confidence: float) -> dict:
         values = gain(mod)
         if values:
             interval = paired_interval([values[s] for s in sorted(values)], confidence)
-            parts.append({"a": f"gain of {mod['variant']}", "b": None, "seeds": sorted(values), "interval": interval,
-                          "mean_a": interval["mean"], "mean_b": 0.0, "verdict": direction_verdict(interval)})
+            parts.append(
+                {
+                    "a": f"gain of {mod['variant']}",
+                    "b": None,
+                    "seeds": sorted(values),
+                    "interval": interval,
+                    "mean_a": interval["mean"],
+                    "mean_b": 0.0,
+                    "verdict": direction_verdict(interval),
+                }
+            )
         if cst is not None:
             c = compare(mod, cst, gain, confidence)
             if c is not None:
-                c.update(a=f"gain of {mod['variant']}", b=f"gain of {cst['variant']}",
-                         verdict=direction_verdict(c["interval"]))
+                c.update(
+                    a=f"gain of {mod['variant']}",
+                    b=f"gain of {cst['variant']}",
+                    verdict=direction_verdict(c["interval"]),
+                )
                 parts.append(c)
     if not parts:
         return _result(7, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant with mod"))
     if all(p["b"] is None for p in parts):
         return _result(7, claim, paper, how, parts, UNTESTABLE, _missing("a cst variant of the modulus's block"))
-    return _result(7, claim, paper, how, parts, combine([p["verdict"] for p in parts]),
-                   "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts))
+    return _result(
+        7,
+        claim,
+        paper,
+        how,
+        parts,
+        combine([p["verdict"] for p in parts]),
+        "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts),
+    )
 
 
 def difference_name(c: dict) -> str:

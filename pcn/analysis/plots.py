@@ -1,5 +1,6 @@
 """PNG figures (matplotlib's object-oriented API: no pyplot state, no backend switch): filters, per-layer
 separation, the report's curves."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,8 +29,11 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
     rows = []
     for title, fourier in banks.items():
         spatial = np.fft.fftshift(np.fft.ifft2(fourier), axes=(-2, -1))
-        rows += [(f"{title}\nRe (space)", spatial.real), (f"{title}\n|.| (space)", np.abs(spatial)),
-                 (f"{title}\nFourier", np.fft.fftshift(fourier, axes=(-2, -1)))]
+        rows += [
+            (f"{title}\nRe (space)", spatial.real),
+            (f"{title}\n|.| (space)", np.abs(spatial)),
+            (f"{title}\nFourier", np.fft.fftshift(fourier, axes=(-2, -1))),
+        ]
     n_cols = max(r[1].shape[0] for r in rows)
     fig = Figure(figsize=(1.6 * n_cols, 1.7 * len(rows)))
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
@@ -38,7 +42,7 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
             ax = axes[r, c]
             ax.set_xticks([]), ax.set_yticks([])
             if c < images.shape[0]:
-                if "Re" in label or "Fourier" in label:      # signed: diverging map centred on 0
+                if "Re" in label or "Fourier" in label:  # signed: diverging map centred on 0
                     vmax = float(np.abs(images[c]).max()) or 1.0
                     ax.imshow(images[c], cmap="RdBu_r", vmin=-vmax, vmax=vmax)
                 else:
@@ -81,7 +85,7 @@ def _legend(fig, ax, n: int, width: float = 9.0) -> None:
     else:
         fig.set_size_inches(width, 4.6)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        fig.tight_layout()                                   # makes room for the legend
+        fig.tight_layout()  # makes room for the legend
 
 
 def plot_layer_bands(rows: list[dict], panels: list[tuple[str, str, str]], path: Path, log: bool = False) -> None:
@@ -94,8 +98,14 @@ def plot_layer_bands(rows: list[dict], panels: list[tuple[str, str, str]], path:
         for r in rows:
             if view in r["views"]:
                 curves = r["views"][view]
-                _band(ax, curves["layers"], curves[metric]["mean"], curves[metric]["sd"],
-                      f"{r['variant']} (n={r['test_error']['n']})", colors[r["variant"]])
+                _band(
+                    ax,
+                    curves["layers"],
+                    curves[metric]["mean"],
+                    curves[metric]["sd"],
+                    f"{r['variant']} (n={r['test_error']['n']})",
+                    colors[r["variant"]],
+                )
         ax.set_xlabel("layer (0 = input image)")
         if log:
             ax.set_yscale("log")

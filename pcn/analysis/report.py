@@ -1,33 +1,20 @@
 """The paper-style report over seeds: a table, paired comparisons, and the trend of separation with depth.
 
-Published numbers (test error in %) come from the ICLR 2022 poster of the paper (the only
-readable source of its tables; cells that could not be read are left blank rather than
-guessed): Table 1 for CIFAR-10 and ImageNet (top-1 and top-5), and Table 2's CIFAR-10
-LScat+skip cells for the modulus and soft-thresholding.
+Published numbers: :mod:`pcn.analysis.paper`.
 
 The reference network of an architecture is the selected variant with the phase collapse:
 ``mod`` for the scattering architectures, ``abs`` for the bias-free ResNet-18. Every other
 variant of that architecture is an ablation, compared with it seed by seed
 (:func:`pcn.analysis.statistics.paired_interval`).
 """
+
 from __future__ import annotations
 
 from pcn.analysis.claims import check_claims, difference_name
+from pcn.analysis.paper import PAPER_ERRORS, PAPER_TABLE1, PAPER_TOP5_ERRORS, TABLE1_COLUMNS
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
 
-PAPER_ERRORS = {
-    "cifar10": {("lscat", "mod"): 11.7, ("lscat_skip", "mod"): 7.7, ("lscat_skip", "cst"): 22.5},
-    "imagenet": {("lscat", "mod"): 35.9, ("lscat_skip", "mod"): 30.1},
-}
-PAPER_TOP5_ERRORS = {"imagenet": {("lscat", "mod"): 15.2, ("lscat_skip", "mod"): 11.0}}
-#: The paper's Table 1 columns: the network of each, as (label, arch, non-linearity).
-TABLE1_COLUMNS = (("Scat", "scat", "mod"), ("LScat", "lscat", "mod"), ("LScat+skip", "lscat_skip", "mod"),
-                  ("ResNet", "resnet18_standard", "relu"))
-#: The poster's Table 1, test error % per column. Its Scat numbers are probably quoted from earlier
-#: papers; its ResNet is ResNet-20 on CIFAR-10 and torchvision's ResNet-18 on ImageNet, quoted, not retrained.
-PAPER_TABLE1 = {"CIFAR-10": (27.7, 11.7, 7.7, 8.8), "ImageNet top-1": (73.0, 35.9, 30.1, 30.2),
-                "ImageNet top-5": (54.1, 15.2, 11.0, 10.9)}
 #: The phase collapse of each architecture, whose network the ablations are compared with.
 #: The Table 1 baselines are their own reference (Scat: the modulus of kymatio's scattering; the
 #: standard ResNet: ReLU).
@@ -36,16 +23,34 @@ PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs", "scat"
 
 #: The report's per-layer figures: file -> (panels ``(view, measure, title)``, log scale).
 LAYER_FIGURES = {
-    "mechanism.png": ([("rho/flatten", "class_mean_share", "share of energy in class means of ρ(x⋆ψ)"),
-                       ("rho/flatten", "between_share", "share of energy in class-mean differences of ρ(x⋆ψ)")],
-                      False),
-    "probe_accuracy.png": ([("block/flatten", "probe_accuracy", "linear probe test accuracy, flattened block output"),
-                            ("block/spatial_mean", "probe_accuracy", "linear probe test accuracy, spatial means")],
-                           False),
-    "ncm_accuracy.png": ([("block/flatten", "ncm_accuracy", "NCM test accuracy, flattened block output"),
-                          ("block/spatial_mean", "ncm_accuracy", "NCM test accuracy, spatial means")], False),
-    "fisher.png": ([("block/flatten", "fisher", "Fisher ratio (cross-fitted), flattened block output"),
-                    ("block/spatial_mean", "fisher", "Fisher ratio (cross-fitted), spatial means")], True),
+    "mechanism.png": (
+        [
+            ("rho/flatten", "class_mean_share", "share of energy in class means of ρ(x⋆ψ)"),
+            ("rho/flatten", "between_share", "share of energy in class-mean differences of ρ(x⋆ψ)"),
+        ],
+        False,
+    ),
+    "probe_accuracy.png": (
+        [
+            ("block/flatten", "probe_accuracy", "linear probe test accuracy, flattened block output"),
+            ("block/spatial_mean", "probe_accuracy", "linear probe test accuracy, spatial means"),
+        ],
+        False,
+    ),
+    "ncm_accuracy.png": (
+        [
+            ("block/flatten", "ncm_accuracy", "NCM test accuracy, flattened block output"),
+            ("block/spatial_mean", "ncm_accuracy", "NCM test accuracy, spatial means"),
+        ],
+        False,
+    ),
+    "fisher.png": (
+        [
+            ("block/flatten", "fisher", "Fisher ratio (cross-fitted), flattened block output"),
+            ("block/spatial_mean", "fisher", "Fisher ratio (cross-fitted), spatial means"),
+        ],
+        True,
+    ),
 }
 #: The measures whose trend with depth the report puts in words (held-out classifiers, invariant Fisher ratio).
 DEPTH_MEASURES = ("ncm_accuracy", "probe_accuracy", "fisher")
@@ -71,9 +76,15 @@ def _view_curves(seeds: dict) -> dict:
             by_seed = {seed: [row[metric] for row in c[:n]] for seed, c in curves.items()}
             stats = [summary([values[i] for values in by_seed.values()]) for i in range(n)]
             mean = [s["mean"] for s in stats]
-            view[metric] = {"mean": mean, "sd": [s["sd"] for s in stats], "by_seed": by_seed, "trend": trend(mean),
-                            "rises_in_seeds": sum(trend(v)["rises"] for v in by_seed.values()),
-                            "seeds": len(by_seed), "higher_separates": info.higher_separates}
+            view[metric] = {
+                "mean": mean,
+                "sd": [s["sd"] for s in stats],
+                "by_seed": by_seed,
+                "trend": trend(mean),
+                "rises_in_seeds": sum(trend(v)["rises"] for v in by_seed.values()),
+                "seeds": len(by_seed),
+                "higher_separates": info.higher_separates,
+            }
         out[f"{place}/{feature}"] = view
     return out
 
@@ -85,14 +96,22 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
     errors = [r["evaluate"]["test_error"] for r in seeds.values()]
     best = [r["train"]["best_test_error"] for r in seeds.values()]
     val = [r["train"].get("final_val_error") for r in seeds.values()]
-    return {"variant": name, "arch": v["arch"], "nonlinearity": v["nonlinearity"], "learned": v.get("learned", True),
-            "n_parameters": first["train"]["n_parameters"], "epochs": first["train"]["epochs"],
-            "seeds": list(seeds), "test_error": summary(errors), "test_error_by_seed": dict(zip(seeds, errors)),
-            "best_epoch_error": summary(best),
-            "val_error": summary(val) if None not in val else None,
-            "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
-            "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
-            "views": _view_curves(seeds)}
+    return {
+        "variant": name,
+        "arch": v["arch"],
+        "nonlinearity": v["nonlinearity"],
+        "learned": v.get("learned", True),
+        "n_parameters": first["train"]["n_parameters"],
+        "epochs": first["train"]["epochs"],
+        "seeds": list(seeds),
+        "test_error": summary(errors),
+        "test_error_by_seed": dict(zip(seeds, errors)),
+        "best_epoch_error": summary(best),
+        "val_error": summary(val) if None not in val else None,
+        "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
+        "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
+        "views": _view_curves(seeds),
+    }
 
 
 def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[str]]:
@@ -110,8 +129,10 @@ def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[s
         if ref is r:
             continue
         if ref is None:
-            notes.append(f"{r['variant']}: no {r['arch']} network with the phase collapse "
-                         f"({PHASE_COLLAPSE.get(r['arch'])}) is selected, so it is not compared.")
+            notes.append(
+                f"{r['variant']}: no {r['arch']} network with the phase collapse "
+                f"({PHASE_COLLAPSE.get(r['arch'])}) is selected, so it is not compared."
+            )
             continue
         common = sorted(set(r["test_error_by_seed"]) & set(ref["test_error_by_seed"]))
         if not common:
@@ -119,9 +140,17 @@ def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[s
             continue
         diffs = [r["test_error_by_seed"][s] - ref["test_error_by_seed"][s] for s in common]
         interval = paired_interval(diffs, confidence)
-        out.append({"ablation": r["variant"], "reference": ref["variant"], "arch": r["arch"], "seeds": common,
-                    "differences": diffs, "interval": interval,
-                    "sentence": comparison_sentence(r["variant"], ref["variant"], interval)})
+        out.append(
+            {
+                "ablation": r["variant"],
+                "reference": ref["variant"],
+                "arch": r["arch"],
+                "seeds": common,
+                "differences": diffs,
+                "interval": interval,
+                "sentence": comparison_sentence(r["variant"], ref["variant"], interval),
+            }
+        )
     return out, notes
 
 
@@ -131,24 +160,40 @@ def table1(rows: list[dict]) -> list[dict]:
     out = []
     for label, arch, rho in TABLE1_COLUMNS:
         r = next((r for r in rows if r["arch"] == arch and r["nonlinearity"] == rho), None)
-        out.append({"column": label, "arch": arch, "variant": r["variant"] if r else None,
-                    "test_error": r["test_error"] if r else None, "n_parameters": r["n_parameters"] if r else None})
+        out.append(
+            {
+                "column": label,
+                "arch": arch,
+                "variant": r["variant"] if r else None,
+                "test_error": r["test_error"] if r else None,
+                "n_parameters": r["n_parameters"] if r else None,
+            }
+        )
     return out
 
 
 def _table1_markdown(dataset: str, columns: list[dict]) -> list[str]:
     def ours(c):
         return "—" if c["test_error"] is None else f"{_pm(c['test_error'])} (n = {c['test_error']['n']})"
-    lines = ["### Table 1, in the paper's layout", "",
-             "| | " + " | ".join(c["column"] for c in columns) + " |", "|---|" + "---|" * len(columns),
-             f"| ours, {dataset}: test error % (mean ± sd) | " + " | ".join(ours(c) for c in columns) + " |",
-             "| ours: variant | " + " | ".join(c["variant"] or "not selected" for c in columns) + " |",
-             "| ours: parameters | " + " | ".join(_cell(c["n_parameters"], "{:,}") for c in columns) + " |"]
-    lines += [f"| paper, {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |"
-              for name, values in PAPER_TABLE1.items()]
-    return lines + ["", "Scat: kymatio's scattering (order 2), predefined projections, then the LScat classifier; "
-                    "ResNet: torchvision's ResNet-18 with biases (ours), ResNet-20 / ResNet-18 quoted by the paper.",
-                    ""]
+
+    lines = [
+        "### Table 1, in the paper's layout",
+        "",
+        "| | " + " | ".join(c["column"] for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+        f"| ours, {dataset}: test error % (mean ± sd) | " + " | ".join(ours(c) for c in columns) + " |",
+        "| ours: variant | " + " | ".join(c["variant"] or "not selected" for c in columns) + " |",
+        "| ours: parameters | " + " | ".join(_cell(c["n_parameters"], "{:,}") for c in columns) + " |",
+    ]
+    lines += [
+        f"| paper, {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |" for name, values in PAPER_TABLE1.items()
+    ]
+    return lines + [
+        "",
+        "Scat: kymatio's scattering (order 2), predefined projections, then the LScat classifier; "
+        "ResNet: torchvision's ResNet-18 with biases (ours), ResNet-20 / ResNet-18 quoted by the paper.",
+        "",
+    ]
 
 
 def trend_sentence(row: dict, view: str) -> str:
@@ -163,30 +208,44 @@ def trend_sentence(row: dict, view: str) -> str:
         c = curves[metric]
         t = c["trend"]
         verb = "is unchanged" if t["change"] == 0 else ("rises" if t["rises"] else "falls")
-        moves.append((metric, verb, f"{MEASURES[metric].label} {verb} ({t['first']:.3g} → {t['last']:.3g}; "
-                                    f"last above input in {c['rises_in_seeds']} of {c['seeds']} seeds)"))
+        moves.append(
+            (
+                metric,
+                verb,
+                f"{MEASURES[metric].label} {verb} ({t['first']:.3g} → {t['last']:.3g}; "
+                f"last above input in {c['rises_in_seeds']} of {c['seeds']} seeds)",
+            )
+        )
     head = f"{row['variant']}, {view.replace('/', ' outputs, ').replace('_', ' ')} features: "
     details = "; ".join(m[2] for m in moves)
     verbs = {m[1] for m in moves}
     if verbs in ({"rises"}, {"falls"}):
         more = "more" if verbs == {"rises"} else "less"
-        return (f"{head}{details}. All three measures agree: classes are {more} separated at the last layer than at "
-                "the input.")
+        return (
+            f"{head}{details}. All three measures agree: classes are {more} separated at the last layer than at "
+            "the input."
+        )
     return head + details + ". The measures disagree, so no conclusion on separation is drawn from them."
 
 
-def build_report(dataset: str, variants: dict[str, dict], confidence: float, margin: float = 0.2,
-                 vanishing_share: float = 0.01) -> dict:
+def build_report(
+    dataset: str, variants: dict[str, dict], confidence: float, margin: float = 0.2, vanishing_share: float = 0.01
+) -> dict:
     """Everything the report shows, as JSON-able data (``table.json``); claims first."""
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
     comps, notes = comparisons(rows, confidence)
     views = [v for v in ("block/spatial_mean", "block/flatten") if all(v in r["views"] for r in rows)]
-    return {"dataset": dataset, "confidence": confidence,
-            "claims": check_claims(rows, confidence, margin, vanishing_share),
-            "interval": ("two-sided Student t over paired seeds, ablation minus its architecture's "
-                         "phase-collapse network"),
-            "rows": rows, "table1": table1(rows), "comparisons": comps, "notes": notes,
-            "trends": {view: [trend_sentence(r, view) for r in rows] for view in views}}
+    return {
+        "dataset": dataset,
+        "confidence": confidence,
+        "claims": check_claims(rows, confidence, margin, vanishing_share),
+        "interval": ("two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network"),
+        "rows": rows,
+        "table1": table1(rows),
+        "comparisons": comps,
+        "notes": notes,
+        "trends": {view: [trend_sentence(r, view) for r in rows] for view in views},
+    }
 
 
 def _pm(s: dict, fmt: str = "{:.2f}") -> str:
@@ -209,34 +268,59 @@ def _comparison_cell(c: dict) -> str:
 def claims_markdown(report: dict) -> list[str]:
     """The claims table: the paper's evidence, ours with intervals, the computed verdict and what decided it."""
     level = f"{100 * report['confidence']:.0f}%"
-    lines = [f"## The paper's claims on {report['dataset']}", "",
-             f"Verdicts are computed from two-sided {level} Student-t intervals of differences paired by seed "
-             "(rules: pcn/analysis/claims.py); none is written by hand.", "",
-             "| # | claim | paper | measure | ours | verdict |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"## The paper's claims on {report['dataset']}",
+        "",
+        f"Verdicts are computed from two-sided {level} Student-t intervals of differences paired by seed "
+        "(rules: pcn/analysis/claims.py); none is written by hand.",
+        "",
+        "| # | claim | paper | measure | ours | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for c in report["claims"]:
         ours = "<br>".join(_comparison_cell(x) for x in c["comparisons"]) or "—"
-        lines.append(f"| {c['claim']} | {c['statement']} | {c['paper']} | {c['measure']} | {ours} | "
-                     f"**{c['verdict']}**: {c['reason']} |")
+        lines.append(
+            f"| {c['claim']} | {c['statement']} | {c['paper']} | {c['measure']} | {ours} | "
+            f"**{c['verdict']}**: {c['reason']} |"
+        )
     return lines + [""]
 
 
 def _variant_table(rows: list[dict]) -> list[str]:
     """One line per variant: errors over seeds and the separation of its last block (mean over seeds)."""
-    lines = ["| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
-             "best-epoch error % | paper error % | probe acc. last (flattened) | NCM acc. last (spatial mean) | "
-             "class-mean share of ρ, block 1 |", "|" + "---|" * 13]
+    lines = [
+        "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
+        "best-epoch error % | paper error % | probe acc. last (flattened) | NCM acc. last (spatial mean) | "
+        "class-mean share of ρ, block 1 |",
+        "|" + "---|" * 13,
+    ]
     for r in rows:
         te, views = r["test_error"], r["views"]
         paper = _cell(r["paper_error"], "{:.1f}")
         if r["paper_top5_error"] is not None:
             paper += f" (top-5 {r['paper_top5_error']:.1f})"
         rho = views.get("rho/flatten")
-        lines.append("| " + " | ".join([
-            r["variant"], r["arch"], r["nonlinearity"], f"{r['n_parameters']:,}", str(r["epochs"]), str(te["n"]),
-            _pm(te), f"{te['min']:.2f} – {te['max']:.2f}", _pm(r["best_epoch_error"]), paper,
-            f"{views['block/flatten']['probe_accuracy']['mean'][-1]:.3f}",
-            f"{views['block/spatial_mean']['ncm_accuracy']['mean'][-1]:.3f}",
-            "—" if rho is None else f"{rho['class_mean_share']['mean'][0]:.3g}"]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    r["variant"],
+                    r["arch"],
+                    r["nonlinearity"],
+                    f"{r['n_parameters']:,}",
+                    str(r["epochs"]),
+                    str(te["n"]),
+                    _pm(te),
+                    f"{te['min']:.2f} – {te['max']:.2f}",
+                    _pm(r["best_epoch_error"]),
+                    paper,
+                    f"{views['block/flatten']['probe_accuracy']['mean'][-1]:.3f}",
+                    f"{views['block/spatial_mean']['ncm_accuracy']['mean'][-1]:.3f}",
+                    "—" if rho is None else f"{rho['class_mean_share']['mean'][0]:.3g}",
+                ]
+            )
+            + " |"
+        )
     return lines
 
 
@@ -249,27 +333,39 @@ def markdown(report: dict) -> str:
     lines += _variant_table(rows)
     level = f"{100 * report['confidence']:.0f}%"
     lines += [""] + _table1_markdown(dataset, report["table1"])
-    lines += ["### Ablations against the phase-collapse network of the same architecture", "",
-              f"Paired by seed: test error of the ablation minus that of the reference, in percentage points, with "
-              f"a two-sided {level} Student-t interval over the seeds.", "",
-              f"| ablation | reference | seeds | mean difference | {level} interval |", "|---|---|---|---|---|"]
+    lines += [
+        "### Ablations against the phase-collapse network of the same architecture",
+        "",
+        f"Paired by seed: test error of the ablation minus that of the reference, in percentage points, with "
+        f"a two-sided {level} Student-t interval over the seeds.",
+        "",
+        f"| ablation | reference | seeds | mean difference | {level} interval |",
+        "|---|---|---|---|---|",
+    ]
     for c in report["comparisons"]:
         i = c["interval"]
         ci = "—" if i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}]"
         lines.append(f"| {c['ablation']} | {c['reference']} | {len(c['seeds'])} | {i['mean']:+.2f} | {ci} |")
     lines += [""] + [f"- {c['sentence']}" for c in report["comparisons"]] + [f"- {n}" for n in report["notes"]]
-    lines += ["", "### Separation with depth", "",
-              "From the mean curves over seeds of the held-out measures of pcn/analysis/separation.py (layer 0 is "
-              "the input image, the last layer the last block's output); the figures show the curves with a band "
-              "of one standard deviation.", ""]
+    lines += [
+        "",
+        "### Separation with depth",
+        "",
+        "From the mean curves over seeds of the held-out measures of pcn/analysis/separation.py (layer 0 is "
+        "the input image, the last layer the last block's output); the figures show the curves with a band "
+        "of one standard deviation.",
+        "",
+    ]
     for view, sentences in report["trends"].items():
         lines += [f"#### {view}", ""] + [f"- {s}" for s in sentences] + [""]
     lines.append("")
     if dataset not in PAPER_ERRORS:
         lines.append(f"The paper reports no numbers on {dataset}; the 'paper error' column is empty.")
-    lines.append("Test error: the model kept by train.select, on the test split; sd is the sample standard "
-                 "deviation over seeds. Best-epoch error selects the epoch on the test set (optimistic; it is what "
-                 "the reference code logs).")
+    lines.append(
+        "Test error: the model kept by train.select, on the test split; sd is the sample standard "
+        "deviation over seeds. Best-epoch error selects the epoch on the test set (optimistic; it is what "
+        "the reference code logs)."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -282,6 +378,9 @@ def summary_metrics(report: dict) -> dict:
     shows (``dvc exp show`` columns ``test_error_pct.<variant>``). The validation error (the model
     kept, on the validation split carved from the training part) is what hyperparameter sweeps compare;
     it is left out for variants trained without a validation split."""
-    return {SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]},
-            SUMMARY_KEYS["validation"]: {r["variant"]: round(r["val_error"]["mean"], 4) for r in report["rows"]
-                                         if r.get("val_error")}}
+    return {
+        SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]},
+        SUMMARY_KEYS["validation"]: {
+            r["variant"]: round(r["val_error"]["mean"], 4) for r in report["rows"] if r.get("val_error")
+        },
+    }

@@ -43,6 +43,7 @@ coordinates: views with ``D > P`` go through a fixed Gaussian random projection
 :func:`projection_seed`; Johnson-Lindenstrauss: it keeps distances, not every linear separation),
 so the covariances are ``P x P``; views with ``D <= P`` are used as they are.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -54,7 +55,7 @@ from torch import Tensor
 #: Feature definitions (module docstring).
 FEATURES = ("spatial_mean", "flatten")
 #: Candidate ridge strengths ``r`` (relative to the mean eigenvalue of the covariance) for the probe.
-RIDGE_GRID = tuple(10.0 ** k for k in range(-6, 3))
+RIDGE_GRID = tuple(10.0**k for k in range(-6, 3))
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class Measure:
 
     label: str
     log_scale: bool
-    higher_separates: bool | None      # None: not a separation measure (class_mean_share)
+    higher_separates: bool | None  # None: not a separation measure (class_mean_share)
 
 
 #: The measures of every view, in the order they are reported.
@@ -95,7 +96,7 @@ def random_projection(dim: int, probe_dim: int, seed: int) -> Tensor | None:
     if dim <= probe_dim:
         return None
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(dim, probe_dim, generator=g) / probe_dim ** 0.5
+    return torch.randn(dim, probe_dim, generator=g) / probe_dim**0.5
 
 
 class ViewStatistics:
@@ -112,19 +113,19 @@ class ViewStatistics:
         self.test_projected: list[Tensor] = []
         self.test_labels: list[Tensor] = []
         self.ncm_correct = 0
-        self._ncm_means: Tensor | None = None                                  # (K, D), fixed after training
+        self._ncm_means: Tensor | None = None  # (K, D), fixed after training
 
     def _project(self, x: Tensor) -> Tensor:
         """(B, D) float64 -> (B, P) float64; the product itself in float32 (the projection is random anyway)."""
         return x if self.projection is None else (x.float() @ self.projection).double()
 
     def _onehot(self, labels: Tensor, x: Tensor) -> Tensor:
-        return torch.nn.functional.one_hot(labels.to(x.device), self.n_classes).to(torch.float64)   # (B, K)
+        return torch.nn.functional.one_hot(labels.to(x.device), self.n_classes).to(torch.float64)  # (B, K)
 
     def add_train(self, x: Tensor, labels: Tensor) -> None:
         """Add training features ``x`` (B, D) float64 with ``labels`` (B,)."""
         onehot = self._onehot(labels, x)
-        z = self._project(x)                                                    # (B, P)
+        z = self._project(x)  # (B, P)
         self.counts += onehot.sum(0)
         self.sums += onehot.T @ x
         self.energy += float((x * x).sum())
@@ -159,11 +160,13 @@ class ViewStatistics:
         mu_c, nu_c = mu - (p[:, None] * mu).sum(0), nu - (p[:, None] * nu).sum(0)
         e = self.energy / float(total)
         z_test, y_test = torch.cat(self.test_projected), torch.cat(self.test_labels)
-        return {"ncm_accuracy": self.ncm_correct / max(1, len(y_test)),
-                "probe_accuracy": ridge_probe_accuracy(self.gram, self.psums, n, z_test, y_test, k),
-                "fisher": crossfit_fisher(self.gram, self.psums, n, z_test, y_test, fisher_eps),
-                "class_mean_share": float((p * (mu * nu).sum(1)).sum() / e) if e > 0 else 0.0,
-                "between_share": float((p * (mu_c * nu_c).sum(1)).sum() / e) if e > 0 else 0.0}
+        return {
+            "ncm_accuracy": self.ncm_correct / max(1, len(y_test)),
+            "probe_accuracy": ridge_probe_accuracy(self.gram, self.psums, n, z_test, y_test, k),
+            "fisher": crossfit_fisher(self.gram, self.psums, n, z_test, y_test, fisher_eps),
+            "class_mean_share": float((p * (mu * nu).sum(1)).sum() / e) if e > 0 else 0.0,
+            "between_share": float((p * (mu_c * nu_c).sum(1)).sum() / e) if e > 0 else 0.0,
+        }
 
 
 def _within_class_covariance(gram: Tensor, class_sums: Tensor, counts: Tensor) -> Tensor:
@@ -173,8 +176,9 @@ def _within_class_covariance(gram: Tensor, class_sums: Tensor, counts: Tensor) -
     return (gram - (s.T / n) @ s) / counts.sum()
 
 
-def ridge_probe_accuracy(gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Tensor, y_test: Tensor,
-                         n_classes: int) -> float:
+def ridge_probe_accuracy(
+    gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Tensor, y_test: Tensor, n_classes: int
+) -> float:
     """Test accuracy of the ridge probe whose strength is chosen by GCV on the training moments.
 
     ``gram`` (P, P) = :math:`\\sum x x^\\top`, ``class_sums`` (K, P), ``counts`` (K,) over the training features;
@@ -182,30 +186,31 @@ def ridge_probe_accuracy(gram: Tensor, class_sums: Tensor, counts: Tensor, x_tes
     """
     n = counts.sum()
     p = counts / n
-    mean = class_sums.sum(0) / n                                              # (P,)
-    cov = gram / n - torch.outer(mean, mean)                                  # (P, P)
-    cross = (class_sums - counts[:, None] * mean).T / n                       # (P, K) = X_c^T Y / N
+    mean = class_sums.sum(0) / n  # (P,)
+    cov = gram / n - torch.outer(mean, mean)  # (P, P)
+    cross = (class_sums - counts[:, None] * mean).T / n  # (P, K) = X_c^T Y / N
     evals, evecs = torch.linalg.eigh(cov)
     evals = evals.clamp_min(0)
-    bv = evecs.T @ cross                                                      # (P, K)
-    b2 = (bv * bv).sum(1)                                                     # (P,)
+    bv = evecs.T @ cross  # (P, K)
+    b2 = (bv * bv).sum(1)  # (P,)
     scale = float(evals.mean()) or 1.0
-    y_energy = float(1 - (p * p).sum())                                       # Tr(Y_c^T Y_c) / N
+    y_energy = float(1 - (p * p).sum())  # Tr(Y_c^T Y_c) / N
     best = None
-    for r in reversed(RIDGE_GRID):          # ties (and all df > N / 2) keep the strongest
+    for r in reversed(RIDGE_GRID):  # ties (and all df > N / 2) keep the strongest
         lam = r * scale
         rss = y_energy - 2 * float((b2 / (evals + lam)).sum()) + float((evals * b2 / (evals + lam) ** 2).sum())
         df = float((evals / (evals + lam)).sum())
         gcv = rss / (1 - df / float(n)) ** 2 if df <= float(n) / 2 else float("inf")
         if best is None or gcv < best[0]:
             best = (gcv, lam)
-    weights = evecs @ (bv / (evals + best[1])[:, None])                       # (P, K)
-    scores = (x_test - mean) @ weights + p                                    # (M, K)
+    weights = evecs @ (bv / (evals + best[1])[:, None])  # (P, K)
+    scores = (x_test - mean) @ weights + p  # (M, K)
     return float((scores.argmax(1) == y_test).double().mean()) if len(y_test) else 0.0
 
 
-def crossfit_fisher(gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Tensor, y_test: Tensor,
-                    eps: float) -> float:
+def crossfit_fisher(
+    gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Tensor, y_test: Tensor, eps: float
+) -> float:
     """The cross-fitted Fisher ratio
     :math:`\\operatorname{Tr}((\\Sigma_W + \\varepsilon I)^{-1} \\sum_c p_c (\\mu_c - \\mu)(\\nu_c - \\nu)^\\top)`,
     training :math:`\\Sigma_W` and means :math:`\\mu_c`, test means :math:`\\nu_c` (module docstring);
@@ -215,7 +220,7 @@ def crossfit_fisher(gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Te
     within = _within_class_covariance(gram, class_sums, counts)
     reg = eps * float(torch.trace(within)) / dim
     onehot = torch.nn.functional.one_hot(y_test, n_classes).to(torch.float64)
-    test_means = (onehot.T @ x_test) / onehot.sum(0).clamp_min(1)[:, None]      # (K, P)
+    test_means = (onehot.T @ x_test) / onehot.sum(0).clamp_min(1)[:, None]  # (K, P)
     train_means = class_sums / counts.clamp_min(1)[:, None]
     mu = train_means - p @ train_means
     nu = test_means - p @ test_means
@@ -224,8 +229,16 @@ def crossfit_fisher(gram: Tensor, class_sums: Tensor, counts: Tensor, x_test: Te
 
 
 @torch.inference_mode()
-def layer_separation(views_of, train_batches, test_batches, n_classes: int, device: torch.device,
-                     probe_dim: int, fisher_eps: float, max_train_samples: int = 0) -> list[dict]:
+def layer_separation(
+    views_of,
+    train_batches,
+    test_batches,
+    n_classes: int,
+    device: torch.device,
+    probe_dim: int,
+    fisher_eps: float,
+    max_train_samples: int = 0,
+) -> list[dict]:
     """Every measure of every view, one row per (layer, place, feature).
 
     ``views_of(images) -> [{place: (B, C, h, w)}]`` (:func:`pcn.analysis.views.layer_views`). Pass 1 over
@@ -238,7 +251,7 @@ def layer_separation(views_of, train_batches, test_batches, n_classes: int, devi
         if max_train_samples and seen >= max_train_samples:
             break
         if max_train_samples:
-            images, labels = images[:max_train_samples - seen], labels[:max_train_samples - seen]
+            images, labels = images[: max_train_samples - seen], labels[: max_train_samples - seen]
         for layer, views in enumerate(views_of(images.to(device))):
             for place, view in views.items():
                 for feature in FEATURES:
@@ -255,12 +268,16 @@ def layer_separation(views_of, train_batches, test_batches, n_classes: int, devi
     missing = torch.nonzero(counts == 0).flatten().tolist()
     if missing:
         limit = f"the first {max_train_samples} training images" if max_train_samples else "the training images"
-        raise ValueError(f"{limit} hold no image of classes {missing}, so their class means are undefined; "
-                         "raise evaluate.max_train_samples (0: all training images)")
+        raise ValueError(
+            f"{limit} hold no image of classes {missing}, so their class means are undefined; "
+            "raise evaluate.max_train_samples (0: all training images)"
+        )
     for images, labels in test_batches:
         for layer, views in enumerate(views_of(images.to(device))):
             for place, view in views.items():
                 for feature in FEATURES:
                     stats[(layer, place, feature)].add_test(feature_vectors(view, feature), labels)
-    return [{"layer": layer, "place": place, "feature": feature, "dim": s.dim, **s.measures(fisher_eps)}
-            for (layer, place, feature), s in stats.items()]
+    return [
+        {"layer": layer, "place": place, "feature": feature, "dim": s.dim, **s.measures(fisher_eps)}
+        for (layer, place, feature), s in stats.items()
+    ]

@@ -14,6 +14,7 @@ at confidence ``c``, which assumes the differences are independent draws from a 
 distribution (seeds are independent; normality is the t test's usual approximation, rough
 at n = 3). The quantile is computed here (:func:`student_t_quantile`, tested against scipy).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,15 @@ def paired_interval(differences: Sequence[float], confidence: float) -> dict:
     estimate: an interval of zero width would call any nonzero difference "distinguishable" on its own).
     """
     s = summary(differences)
-    out = {"n": s["n"], "mean": s["mean"], "sd": s["sd"], "low": None, "high": None, "t": None,
-           "confidence": confidence}
+    out = {
+        "n": s["n"],
+        "mean": s["mean"],
+        "sd": s["sd"],
+        "low": None,
+        "high": None,
+        "t": None,
+        "confidence": confidence,
+    }
     if s["n"] > 1 and s["sd"] > 0:
         t = student_t_quantile((1 + confidence) / 2, s["n"] - 1)
         half = t * s["sd"] / math.sqrt(s["n"])
@@ -104,20 +112,28 @@ def comparison_sentence(ablation: str, reference: str, interval: dict, unit: str
     level = f"{100 * interval['confidence']:.0f}%"
     head = f"{ablation} minus {reference}: {mean:+.2f} {unit}"
     if interval["low"] is None and n == 1:
-        return (f"{head} on a single seed: no interval, so this run cannot tell whether {ablation} and "
-                f"{reference} differ.")
+        return (
+            f"{head} on a single seed: no interval, so this run cannot tell whether {ablation} and {reference} differ."
+        )
     if interval["low"] is None:
-        return (f"{head} in each of {n} paired seeds: the differences do not vary, so no interval can be "
-                f"estimated and these seeds alone cannot tell whether {ablation} and {reference} differ.")
+        return (
+            f"{head} in each of {n} paired seeds: the differences do not vary, so no interval can be "
+            f"estimated and these seeds alone cannot tell whether {ablation} and {reference} differ."
+        )
     ci = f"({level} CI [{interval['low']:+.2f}, {interval['high']:+.2f}], Student t over {n} paired seeds)"
     if interval["low"] > 0:
-        return f"{head} {ci}: {ablation} has a higher test error than {reference}; the difference is " \
-               "distinguishable from zero at these seeds."
+        return (
+            f"{head} {ci}: {ablation} has a higher test error than {reference}; the difference is "
+            "distinguishable from zero at these seeds."
+        )
     if interval["high"] < 0:
-        return f"{head} {ci}: {ablation} has a lower test error than {reference}; the difference is " \
-               "distinguishable from zero at these seeds."
-    return f"{head} {ci}: the interval contains zero, so the difference is not distinguishable from zero " \
-           "at these seeds."
+        return (
+            f"{head} {ci}: {ablation} has a lower test error than {reference}; the difference is "
+            "distinguishable from zero at these seeds."
+        )
+    return (
+        f"{head} {ci}: the interval contains zero, so the difference is not distinguishable from zero at these seeds."
+    )
 
 
 def trend(curve: Sequence[float]) -> dict:
@@ -130,9 +146,16 @@ def trend(curve: Sequence[float]) -> dict:
     steps = [b - a for a, b in zip(curve, curve[1:])]
     change = curve[-1] - curve[0]
     if abs(change) <= 1e-12 * max(abs(curve[0]), abs(curve[-1])):
-        change = 0.0                                  # equal up to rounding: neither rises nor falls
+        change = 0.0  # equal up to rounding: neither rises nor falls
     rises = change > 0
     up = sum(1 for s in steps if s > 0)
     monotonic = change != 0 and (all(s > 0 for s in steps) if rises else all(s < 0 for s in steps))
-    return {"first": curve[0], "last": curve[-1], "change": change, "rises": rises,
-            "steps_up": up, "steps": len(steps), "monotonic": monotonic}
+    return {
+        "first": curve[0],
+        "last": curve[-1],
+        "change": change,
+        "rises": rises,
+        "steps_up": up,
+        "steps": len(steps),
+        "monotonic": monotonic,
+    }

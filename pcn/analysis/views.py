@@ -13,6 +13,7 @@ Layer 0 is the input image (place ``input``). For layer ``j >= 1``:
 
 Every view is a real tensor (B, C, h, w), computed in evaluation mode.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,10 +32,16 @@ def _resnet_points(model: nn.Module, images: Tensor) -> list[dict[str, Tensor]]:
             continue
         slot = captured.setdefault(j, {})
         # inputs are cloned before the call: torchvision's ReLU works in place
-        hooks.append(modules[-1].register_forward_pre_hook(
-            lambda m, args, slot=slot: slot.__setitem__("before_rho", args[0].detach().clone())))
-        hooks.append(modules[-1].register_forward_hook(
-            lambda m, args, out, slot=slot: slot.__setitem__("rho", out.detach().clone())))
+        hooks.append(
+            modules[-1].register_forward_pre_hook(
+                lambda m, args, slot=slot: slot.__setitem__("before_rho", args[0].detach().clone())
+            )
+        )
+        hooks.append(
+            modules[-1].register_forward_hook(
+                lambda m, args, out, slot=slot: slot.__setitem__("rho", out.detach().clone())
+            )
+        )
     try:
         blocks = model.layer_features(images)
     finally:

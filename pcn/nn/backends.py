@@ -22,6 +22,7 @@ against an independent NumPy computation.
 
 ``auto`` applies :func:`choose_backend` per block; the rule is stated there, once.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,9 +38,9 @@ from pcn.nn.spectral import SpectralProduct, fft_filter
 #: Valid values of the filtering setting (``network.filter_backend`` in params.yaml).
 BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")
 
-AUTO_MAX_MATRIX_PIXELS = 64          # input maps up to 8 x 8
-AUTO_MAX_SPATIAL_TAPS = 49           # kernels up to 7 x 7
-AUTO_MAX_SMOOTH_AREA_RATIO = 1.3     # measured break-even of a larger but 7-smooth FFT grid
+AUTO_MAX_MATRIX_PIXELS = 64  # input maps up to 8 x 8
+AUTO_MAX_SPATIAL_TAPS = 49  # kernels up to 7 x 7
+AUTO_MAX_SMOOTH_AREA_RATIO = 1.3  # measured break-even of a larger but 7-smooth FFT grid
 
 
 class TruncatedKernels:
@@ -53,10 +54,10 @@ class TruncatedKernels:
     """
 
     def __init__(self, geometry: FilterGeometry, fourier: np.ndarray, kernel_tolerance: float):
-        kernels, a0, b0 = spatial_kernels(fourier, kernel_tolerance)              # (F, ka, kb) complex128
+        kernels, a0, b0 = spatial_kernels(fourier, kernel_tolerance)  # (F, ka, kb) complex128
         self.kernels = kernels
         ka, kb = self.size = kernels.shape[1:]
-        self.circular = (kb - 1 - b0, b0, ka - 1 - a0, a0)                # F.pad order (left, right, top, bottom)
+        self.circular = (kb - 1 - b0, b0, ka - 1 - a0, a0)  # F.pad order (left, right, top, bottom)
         crop = 4 if geometry.subsample else 3
         self.window = tuple(p - crop - 2 + k for p, k in zip(geometry.padded, (ka, kb)))
         self.lead = tuple((k - 1) % 2 if geometry.subsample else 0 for k in (ka, kb))
@@ -70,8 +71,9 @@ class TruncatedKernels:
         return tuple(smooth_size(w + e) for w, e in zip(self.window, self.lead))
 
 
-def padded_window(x: SplitFeatures, geometry: FilterGeometry, kernels: TruncatedKernels,
-                  lead: tuple[int, int] = (0, 0)) -> Tensor:
+def padded_window(
+    x: SplitFeatures, geometry: FilterGeometry, kernels: TruncatedKernels, lead: tuple[int, int] = (0, 0)
+) -> Tensor:
     """Reflect- then circularly-padded input, cut to what the kept outputs need.
 
     Returns (B, C, Wa, Wb) for a real input, (B, C, 2, Wa, Wb) (real, imaginary) for a complex
@@ -79,15 +81,15 @@ def padded_window(x: SplitFeatures, geometry: FilterGeometry, kernels: Truncated
     """
     C = geometry.in_channels
     if geometry.real_input:
-        stacked = x.real                                                  # (B, C, M, N)
+        stacked = x.real  # (B, C, M, N)
     else:
         B, _, M, N = x.re.shape
         stacked = torch.stack([x.re, x.im], dim=2).reshape(B, 2 * C, M, N)
     top, bottom, left, right = geometry.pad
     padded = F.pad(stacked, (left, right, top, bottom), mode="reflect")  # (B, C', Mp, Np)
-    padded = F.pad(padded, kernels.circular, mode="circular")             # (B, C', Mp+ka-1, Np+kb-1)
+    padded = F.pad(padded, kernels.circular, mode="circular")  # (B, C', Mp+ka-1, Np+kb-1)
     (la, lb), (wa, wb) = lead, kernels.window
-    window = padded[:, :, 2 - la:2 + wa, 2 - lb:2 + wb]
+    window = padded[:, :, 2 - la : 2 + wa, 2 - lb : 2 + wb]
     if geometry.real_input:
         return window
     return window.reshape(window.shape[0], C, 2, *window.shape[-2:])
@@ -120,8 +122,11 @@ class FFTBackend(FilterBackend):
         else:
             B, C, M, N = x.re.shape
             top, bottom, left, right = g.pad
-            re, im = F.pad(torch.stack([x.re, x.im], 1).reshape(B, 2 * C, M, N), (left, right, top, bottom),
-                           mode="reflect").view(B, 2, C, *g.padded).unbind(1)
+            re, im = (
+                F.pad(torch.stack([x.re, x.im], 1).reshape(B, 2 * C, M, N), (left, right, top, bottom), mode="reflect")
+                .view(B, 2, C, *g.padded)
+                .unbind(1)
+            )
             z = torch.complex(re, im)
         z = fft_filter(z, self.spectra, g.pad if g.real_input else None, g.subsample)
         return torch.view_as_real(z).unbind(-1)
@@ -145,8 +150,9 @@ class SmoothFFTBackend(FilterBackend):
         ka, kb = self.kernels.size
         padded = np.zeros((len(fourier), *self.grid), dtype=np.complex128)
         padded[:, :ka, :kb] = self.kernels.kernels
-        self.register_buffer("spectra", torch.tensor(np.fft.fft2(padded), dtype=torch.complex64),
-                             persistent=False)                          # (F, Qa, Qb)
+        self.register_buffer(
+            "spectra", torch.tensor(np.fft.fft2(padded), dtype=torch.complex64), persistent=False
+        )  # (F, Qa, Qb)
 
     def forward(self, x: SplitFeatures) -> tuple[Tensor, Tensor]:
         g, k = self.geometry, self.kernels
@@ -155,7 +161,7 @@ class SmoothFFTBackend(FilterBackend):
         product = SpectralProduct.apply(torch.fft.fft2(z, s=self.grid), self.spectra, g.subsample)
         first = [(size - 1 + e) // g.step for size, e in zip(k.size, k.lead)]
         H, W = g.out_size
-        z = torch.fft.ifft2(product)[..., first[0]:first[0] + H, first[1]:first[1] + W]
+        z = torch.fft.ifft2(product)[..., first[0] : first[0] + H, first[1] : first[1] + W]
         return torch.view_as_real(z).unbind(-1)
 
 
@@ -172,14 +178,15 @@ class SpatialBackend(FilterBackend):
     def __init__(self, geometry: FilterGeometry, fourier: np.ndarray, kernel_tolerance: float):
         super().__init__(geometry)
         self.kernels = TruncatedKernels(geometry, fourier, kernel_tolerance)
-        flipped = self.kernels.kernels[:, ::-1, ::-1]                     # correlation = flipped convolution
+        flipped = self.kernels.kernels[:, ::-1, ::-1]  # correlation = flipped convolution
         hr, hi = flipped.real, flipped.imag
         if geometry.real_input:
             rows = [[h] for h in hr] + [[h] for h in hi]
         else:
             rows = [[a, -b] for a, b in zip(hr, hi)] + [[b, a] for a, b in zip(hr, hi)]
-        self.register_buffer("weight", torch.tensor(np.array(rows), dtype=torch.float32),
-                             persistent=False)                          # (2F, 1 or 2, ka, kb)
+        self.register_buffer(
+            "weight", torch.tensor(np.array(rows), dtype=torch.float32), persistent=False
+        )  # (2F, 1 or 2, ka, kb)
 
     def forward(self, x: SplitFeatures) -> tuple[Tensor, Tensor]:
         g = self.geometry
@@ -201,23 +208,25 @@ class MatrixBackend(FilterBackend):
         super().__init__(geometry)
         M, N = geometry.size
         basis = torch.eye(M * N, dtype=torch.complex128).view(M * N, 1, M, N)
-        T = fft_filter(basis, torch.tensor(fourier, dtype=torch.float64), geometry.pad,
-                       geometry.subsample).reshape(M * N, -1)          # (M N, F H' W')
-        self.register_buffer("operator_re", torch.cat([T.real, T.imag], 1).float().contiguous(),
-                             persistent=False)                          # (M N, 2 F H' W')
+        T = fft_filter(basis, torch.tensor(fourier, dtype=torch.float64), geometry.pad, geometry.subsample).reshape(
+            M * N, -1
+        )  # (M N, F H' W')
+        self.register_buffer(
+            "operator_re", torch.cat([T.real, T.imag], 1).float().contiguous(), persistent=False
+        )  # (M N, 2 F H' W')
         if not geometry.real_input:
-            self.register_buffer("operator_im", torch.cat([-T.imag, T.real], 1).float().contiguous(),
-                                 persistent=False)
+            self.register_buffer("operator_im", torch.cat([-T.imag, T.real], 1).float().contiguous(), persistent=False)
 
     def forward(self, x: SplitFeatures) -> tuple[Tensor, Tensor]:
         g = self.geometry
         t = x.any_tensor()
         B, C, M, N = t.shape
         if g.real_input:
-            out = x.real.reshape(B * C, M * N) @ self.operator_re           # (B C, 2 F H' W')
+            out = x.real.reshape(B * C, M * N) @ self.operator_re  # (B C, 2 F H' W')
         else:
-            out = torch.addmm(x.re.reshape(B * C, M * N) @ self.operator_re, x.im.reshape(B * C, M * N),
-                              self.operator_im)
+            out = torch.addmm(
+                x.re.reshape(B * C, M * N) @ self.operator_re, x.im.reshape(B * C, M * N), self.operator_im
+            )
         return out.view(B, C, 2, g.n_filters, *g.out_size).unbind(2)
 
 

@@ -4,6 +4,7 @@ Every "is there a process group?" question in pcn goes through :func:`is_initial
 (any group) or :func:`is_distributed` (a group of more than one process). Outside
 ``torch.distributed`` every function is the identity (one process).
 """
+
 from __future__ import annotations
 
 import torch.distributed as dist
@@ -39,5 +40,6 @@ def global_sum(t: Tensor) -> Tensor:
     """
     if is_distributed():
         from torch.distributed.nn.functional import all_reduce
+
         return all_reduce(t)
     return t

@@ -6,6 +6,7 @@ them apart lets every operation skip the imaginary half of the real channels:
 a complex 1x1 projection of a real channel costs 2 real multiplications instead
 of 4. The channel order is always ``[complex channels..., real channels...]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,13 +45,14 @@ class SplitFeatures:
     @staticmethod
     def cat(parts: list["SplitFeatures"]) -> "SplitFeatures":
         """Concatenate along channels, keeping complex channels first."""
+
         def join(tensors):
             tensors = [t for t in tensors if t is not None]
             if not tensors:
                 return None
             return tensors[0] if len(tensors) == 1 else torch.cat(tensors, dim=1)
-        return SplitFeatures(join([p.re for p in parts]), join([p.im for p in parts]),
-                             join([p.real for p in parts]))
+
+        return SplitFeatures(join([p.re for p in parts]), join([p.im for p in parts]), join([p.real for p in parts]))
 
     def to_complex(self) -> Tensor:
         """All channels as one complex tensor (B, Cc + Cr, H, W), real channels with zero imaginary part."""

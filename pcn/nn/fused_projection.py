@@ -18,7 +18,7 @@ K x C):
 
 The features arrive as a list of parts (complex ``(re, im)`` pairs and real tensors) whose
 channels map to contiguous column ranges of ``W`` in the usual ``[complex..., real...]``
-order. Two placements of the standardization, chosen by :class:`_Layout`:
+order. Two placements of the standardization, chosen by :class:`pcn.nn.fused_layout._Layout`:
 
 * per-sample (large maps): ``s`` and ``mu`` go into the weights (``W'`` and the bias
   ``-W' mu``) and no activation is rewritten;
@@ -46,172 +46,32 @@ Under autocast (``train.amp``, bf16) the same function runs with **bf16 products
 statistics**: the moments, ``s``, ``mu``, the bias, every channel sum and the accumulation of the
 outputs and of the weight gradient stay in float32; the activations are saved in bf16 (half the
 memory of the float32 path) and the products use the 4-multiplication complex form
-(:func:`complex_product_4`), as the plain modules do under autocast, because Gauss's form loses
+(:func:`pcn.nn.fused_layout.complex_product_4`), as the plain modules do under autocast, because Gauss's form loses
 accuracy in low precision. Tests bound its difference to the plain modules under autocast.
 """
-from __future__ import annotations
 
-from dataclasses import dataclass
+from __future__ import annotations
 
 import torch
 from torch import Tensor
 
 from pcn.nn.collectives import all_reduce_sum_
 from pcn.nn.features import SplitFeatures
-from pcn.nn.layers import STD_EPS, ComplexProjection, Standardization, batch_moments, complex_product
+from pcn.nn.fused_layout import _flat, _Layout, _Part, _parts, _product, _weights, complex_product_4
+from pcn.nn.layers import STD_EPS, ComplexProjection, Standardization, batch_moments
 
 
-def complex_product_4(mm, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, conj_a: bool = False,
-                      conj_u: bool = False, left: Tensor | None = None, right: Tensor | None = None,
-                      out: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-    """:func:`pcn.nn.layers.complex_product` with the 4 real products of the definition, for low precision.
-
-    :math:`(a + i s_a b)(u + i s_u v) = (a u - s_a s_u b v) + i (s_u a v + s_a b u)`; ``left`` and
-    ``right`` (Gauss's sums) are ignored. With ``out`` the result is added to those tensors.
-    """
-    sign = (-1 if conj_a else 1) * (-1 if conj_u else 1)
-    re = mm(a, u).sub_(mm(b, v), alpha=sign)
-    im = mm(a, v).mul_(-1 if conj_u else 1).add_(mm(b, u), alpha=-1 if conj_a else 1)
-    if out is None:
-        return re, im
-    out[0].add_(re)
-    out[1].add_(im)
-    return out
-
-FOLD_BELOW_PIXELS = 1024
-
-
-class _Layout:
-    """How the channel products of one call are laid out as matrix products.
-
-    * per-sample (``H W >= FOLD_BELOW_PIXELS``): activations stay (B, C, N) with ``N = H W``;
-      products are ``bmm`` over the batch and weight gradients a loop of in-place ``addmm``
-      (no (B, M, C) temporary).
-    * folded (small maps): activations are copied once to (C, B N) so that every product is
-      one matrix product. With 4x4 or 2x2 maps a per-sample product would re-read the whole
-      weight matrix for a handful of columns.
-
-    Channels are dimension 1 of a per-sample tensor and dimension 0 of a folded one.
-    """
-
-    def __init__(self, batch: int, pixels: int):
-        self.batch, self.pixels = batch, pixels
-        self.folded = pixels < FOLD_BELOW_PIXELS and batch > 1
-
-    def rows(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) -> (C, B N) folded, (B, C, N) per-sample; contiguous."""
-        B, C = x.shape[:2]
-        if self.folded:
-            return x.reshape(B, C, -1).transpose(0, 1).reshape(C, -1)
-        return x.contiguous().view(B, C, -1)
-
-    def rows_standardized(self, x: Tensor, mean: Tensor, scale: Tensor) -> Tensor:
-        """``rows((x - mean) scale)`` in one pass (folded layout only); mean, scale (C,)."""
-        B, C = x.shape[:2]
-        out = x.new_empty(C, B, self.pixels)
-        torch.addcmul((-mean * scale).view(1, C, 1), x.reshape(B, C, -1), scale.view(1, C, 1),
-                      out=out.transpose(0, 1))
-        return out.view(C, -1)
-
-    def unrows(self, t: Tensor, shape: tuple[int, ...]) -> Tensor:
-        """Inverse of :meth:`rows`: a (B, C, H, W) tensor of the given shape."""
-        if self.folded:
-            return t.view(t.shape[0], self.batch, -1).transpose(0, 1).reshape(shape)
-        return t.view(shape)
-
-    def channel(self, v: Tensor) -> Tensor:
-        """A per-channel vector (C,) broadcastable against a tensor in this layout."""
-        return v.view(-1, 1) if self.folded else v.view(1, -1, 1)
-
-    def filled(self, v: Tensor) -> Tensor:
-        """A new tensor in this layout whose channel ``c`` is constant ``v[c]``."""
-        shape = (v.shape[0], self.batch * self.pixels) if self.folded else (self.batch, v.shape[0], self.pixels)
-        return self.channel(v).expand(shape).contiguous()
-
-    def channel_sum(self, t: Tensor) -> Tensor:
-        return t.sum(1) if self.folded else t.sum((0, 2))
-
-    def channel_dot(self, t: Tensor, x: Tensor) -> Tensor:
-        """Per-channel :math:`\\sum t x` over samples and pixels."""
-        if self.folded:
-            return torch.linalg.vecdot(t, x, dim=1)
-        return torch.linalg.vecdot(t, x, dim=2).sum(0)
-
-    def apply(self, w: Tensor, x: Tensor, out: Tensor | None = None) -> Tensor:
-        """``w x`` per sample, (M, C) x rows(C) -> rows(M), accumulated into ``out`` if given.
-
-        Per sample, ``w`` is made contiguous first: a batch-expanded strided view (a column
-        slice or a transpose) makes ``bmm`` copy it for every sample. Folded, a transposed
-        ``w`` goes to BLAS as it is.
-        """
-        if out is not None and out.dtype != x.dtype:        # low-precision products, float32 accumulation
-            return out.add_(self.apply(w, x))
-        if self.folded:
-            return w @ x if out is None else out.addmm_(w, x)
-        w = w.contiguous().unsqueeze(0).expand(x.shape[0], *w.shape)
-        return torch.bmm(w, x) if out is None else out.baddbmm_(w, x)
-
-    def outer_sum(self, g: Tensor, x: Tensor) -> Tensor:
-        """:math:`\\sum_{b, p} g_{b, :, p}\\, x_{b, :, p}^T`: rows(M), rows(C) -> (M, C), accumulated in float32
-        at least (one bf16 product per sample, summed in float32, in the low-precision path)."""
-        if self.folded:
-            return (g @ x.t()).float() if g.dtype == torch.bfloat16 else g @ x.t()
-        low = g.dtype == torch.bfloat16
-        acc = g.new_zeros(g.shape[1], x.shape[1], dtype=torch.float32 if low else g.dtype)
-        for gb, xb in zip(g, x):
-            if low:
-                acc.add_(gb @ xb.t())
-            else:
-                acc.addmm_(gb, xb.t())
-        return acc
-
-
-LOW_PRECISION = (torch.bfloat16, torch.float16)
-
-
-def _product(t: Tensor):
-    """The complex product for tensors of ``t``'s dtype: Gauss's 3 products, or the 4 of the definition in low
-    precision (module docstring)."""
-    return complex_product_4 if t.dtype in LOW_PRECISION else complex_product
-
-
-@dataclass
-class _Part:
-    """One input part: its kind, its weight columns and its tensors in layout rows."""
-
-    complex: bool
-    cols: slice
-    tensors: tuple[Tensor, ...]       # (re, im) or (real,)
-
-
-def _parts(xs: list[Tensor], n_pairs: int) -> list[_Part]:
-    """Group the flat list of tensors (``n_pairs`` (re, im) pairs, then real tensors) into parts."""
-    parts, col = [], 0
-    for i in range(n_pairs):
-        c = xs[2 * i].shape[0 if xs[2 * i].dim() == 2 else 1]
-        parts.append(_Part(True, slice(col, col + c), (xs[2 * i], xs[2 * i + 1])))
-        col += c
-    for x in xs[2 * n_pairs:]:
-        c = x.shape[0 if x.dim() == 2 else 1]
-        parts.append(_Part(False, slice(col, col + c), (x,)))
-        col += c
-    return parts
-
-
-def _flat(parts: list[_Part]) -> list[tuple[slice, int, Tensor]]:
-    """``(columns, 0 for real parts and real halves / 1 for imaginary halves, tensor)`` per input tensor."""
-    return [(p.cols, i, x) for p in parts for i, x in enumerate(p.tensors)]
-
-
-def _weights(weight: Tensor, cols: slice, scale: Tensor | None) -> tuple[Tensor, Tensor]:
-    """``(A, B)`` (K, c) of the columns ``cols`` (views of the weight), or ``(A', B')`` if ``scale`` is given."""
-    if scale is None:
-        return weight[0, :, cols], weight[1, :, cols]
-    return weight[0, :, cols] * scale[cols], weight[1, :, cols] * scale[cols]
-
-
-def _weight_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tensor, g_im: Tensor,
-                     mean_re: Tensor, mean_im: Tensor, scale: Tensor, standardized: bool) -> Tensor:
+def _weight_gradient(
+    lay: _Layout,
+    parts: list[_Part],
+    weight: Tensor,
+    g_re: Tensor,
+    g_im: Tensor,
+    mean_re: Tensor,
+    mean_im: Tensor,
+    scale: Tensor,
+    standardized: bool,
+) -> Tensor:
     """:math:`\\partial L / \\partial [A, B]` (2, K, C): :math:`\\sum dy\\, \\hat z^H`.
 
     Folded, the saved activations are ``zhat`` already; per-sample they are ``z`` and
@@ -219,11 +79,11 @@ def _weight_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Ten
     """
     K, C = weight.shape[1:]
     grad = weight.new_empty(2, K, C)
-    d_re, d_im = grad                                                   # dL/dA, dL/dB (views)
+    d_re, d_im = grad  # dL/dA, dL/dB (views)
     product = _product(g_re)
     g_sum = None if product is complex_product_4 else g_re + g_im
     for p in parts:
-        if p.complex:                                                   # dy z^H = (g_re + i g_im)(u - i v)^T
+        if p.complex:  # dy z^H = (g_re + i g_im)(u - i v)^T
             re, im = product(lay.outer_sum, g_re, g_im, *p.tensors, conj_u=True, left=g_sum)
             d_re[:, p.cols], d_im[:, p.cols] = re, im
         else:
@@ -231,15 +91,22 @@ def _weight_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Ten
             d_im[:, p.cols] = lay.outer_sum(g_im, p.tensors[0])
     if not standardized:
         sum_re, sum_im = (lay.channel_sum(g).to(weight.dtype) for g in (g_re, g_im))  # (K,)
-        means = torch.stack([mean_re, mean_im])                         # (2, C)
+        means = torch.stack([mean_re, mean_im])  # (2, C)
         d_re.addmm_(torch.stack([sum_re, sum_im], 1), means, alpha=-1)  # - Re((sum dy) mu^H)
         d_im.addmm_(torch.stack([sum_im, -sum_re], 1), means, alpha=-1)  # - Im((sum dy) mu^H)
         grad.mul_(scale)
     return grad
 
 
-def _input_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tensor, g_im: Tensor,
-                    scale: Tensor | None, wanted: list[bool]) -> list[Tensor | None]:
+def _input_gradient(
+    lay: _Layout,
+    parts: list[_Part],
+    weight: Tensor,
+    g_re: Tensor,
+    g_im: Tensor,
+    scale: Tensor | None,
+    wanted: list[bool],
+) -> list[Tensor | None]:
     """:math:`W^H dy` for every input tensor (``W'`` per-sample, i.e. ``scale`` given), in layout rows."""
     dxs: list[Tensor | None] = []
     product = _product(g_re)
@@ -251,16 +118,27 @@ def _input_gradient(lay: _Layout, parts: list[_Part], weight: Tensor, g_re: Tens
             dxs += [None] * len(want)
             continue
         a, b = (w.to(g_re.dtype) for w in _weights(weight, p.cols, scale))
-        if p.complex:                                                   # (A^T - i B^T)(g_re + i g_im)
+        if p.complex:  # (A^T - i B^T)(g_re + i g_im)
             dxs += product(lay.apply, a.t(), b.t(), g_re, g_im, conj_a=True, right=g_sum)
         else:
             dxs.append(lay.apply(b.t(), g_im, lay.apply(a.t(), g_re)))
     return dxs
 
 
-def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None], weight: Tensor,
-                      grad_weight: Tensor, g_re: Tensor, g_im: Tensor, mean_re: Tensor, mean_im: Tensor,
-                      scale: Tensor, count: int, standardized: bool) -> tuple[Tensor, list[Tensor]]:
+def _statistics_terms(
+    lay: _Layout,
+    parts: list[_Part],
+    dxs: list[Tensor | None],
+    weight: Tensor,
+    grad_weight: Tensor,
+    g_re: Tensor,
+    g_im: Tensor,
+    mean_re: Tensor,
+    mean_im: Tensor,
+    scale: Tensor,
+    count: int,
+    standardized: bool,
+) -> tuple[Tensor, list[Tensor]]:
     """Per channel ``(coef, [offset_re, offset_im])`` of the statistics' gradient, ``coef x + offset``.
 
     Folded (``x = zhat``): ``coef = -R / n``, ``offset = -mean(dzhat)``, all to be multiplied
@@ -268,7 +146,7 @@ def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None]
     with ``R`` and ``W^H sum dy`` taken from the weight gradient.
     """
     C, n = weight.shape[2], count
-    if standardized:                                   # channel sums over the activations
+    if standardized:  # channel sums over the activations
         sums = torch.zeros(3, C, dtype=weight.dtype, device=g_re.device)  # [sum dzhat_re, sum dzhat_im, R]
         for dx, (cols, imag, x) in zip(dxs, _flat(parts)):
             if dx is not None:
@@ -277,11 +155,11 @@ def _statistics_terms(lay: _Layout, parts: list[_Part], dxs: list[Tensor | None]
         m_re, m_im, R = all_reduce_sum_(sums.view(-1)).view(3, C)
         return -R / n, [-m_re / n, -m_im / n]
     K = weight.shape[1]
-    R = (weight * grad_weight).view(2 * K, C).sum(0)                    # sum_k A dA + B dB
+    R = (weight * grad_weight).view(2 * K, C).sum(0)  # sum_k A dA + B dB
     reduced = all_reduce_sum_(torch.cat([lay.channel_sum(g).to(R.dtype) for g in (g_re, g_im)] + [R]))
-    s_re, s_im, R = reduced[:K], reduced[K:2 * K], reduced[2 * K:]
+    s_re, s_im, R = reduced[:K], reduced[K : 2 * K], reduced[2 * K :]
     # [A^T s_re + B^T s_im, A^T s_im - B^T s_re] from one pass over [A; B] (2K, C)
-    probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])   # (2, 2K)
+    probes = torch.stack([torch.cat([s_re, s_im]), torch.cat([s_im, -s_re])])  # (2, 2K)
     w_re, w_im = probes @ weight.reshape(2 * K, C)
     beta = -scale * scale * R / n
     return beta, [-scale * w_re / n - beta * mean_re, -scale * w_im / n - beta * mean_im]
@@ -291,13 +169,24 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
     """See the module docstring. Inputs after the statistics: ``n_pairs`` (re, im) pairs, then real tensors."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, mean_re: Tensor, mean_im: Tensor, scale: Tensor, count: int,
-                batch_statistics: bool, n_pairs: int, low_dtype: torch.dtype | None, *tensors: Tensor):
+    def forward(
+        ctx,
+        weight: Tensor,
+        mean_re: Tensor,
+        mean_im: Tensor,
+        scale: Tensor,
+        count: int,
+        batch_statistics: bool,
+        n_pairs: int,
+        low_dtype: torch.dtype | None,
+        *tensors: Tensor,
+    ):
         # weight (2, K, C) = [A, B]; mean_re, mean_im, scale (C,); tensors (B, c_i, H, W)
         # low_dtype: None (float32 products) or bf16 (products in bf16, the rest in float32: module docstring)
-        with torch.autocast(tensors[0].device.type, enabled=False):       # every cast below is explicit
-            return _StandardizedProjectionFunction._forward(ctx, weight, mean_re, mean_im, scale, count,
-                                                            batch_statistics, n_pairs, low_dtype, tensors)
+        with torch.autocast(tensors[0].device.type, enabled=False):  # every cast below is explicit
+            return _StandardizedProjectionFunction._forward(
+                ctx, weight, mean_re, mean_im, scale, count, batch_statistics, n_pairs, low_dtype, tensors
+            )
 
     @staticmethod
     def _forward(ctx, weight, mean_re, mean_im, scale, count, batch_statistics, n_pairs, low_dtype, tensors):
@@ -307,10 +196,14 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
 
         def cast(t: Tensor) -> Tensor:
             return t if low_dtype is None else t.to(low_dtype)
+
         if lay.folded:
             channel_parts = _parts(list(tensors), n_pairs)
-            xs = [cast(lay.rows_standardized(t, m[p.cols], scale[p.cols]))
-                  for p in channel_parts for t, m in zip(p.tensors, (mean_re, mean_im))]
+            xs = [
+                cast(lay.rows_standardized(t, m[p.cols], scale[p.cols]))
+                for p in channel_parts
+                for t, m in zip(p.tensors, (mean_re, mean_im))
+            ]
             weight_scale = None
             out_re, out_im = lay.filled(weight.new_zeros(K)), lay.filled(weight.new_zeros(K))
         else:
@@ -318,11 +211,11 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
             weight_scale = scale
             # bias -W' mu from one pass over the weight: [A; B] (2K, C) x [s mu_re, s mu_im] (C, 2)
             prods = weight.reshape(2 * K, -1) @ torch.stack([scale * mean_re, scale * mean_im], 1)
-            a_mu, b_mu = prods[:K], prods[K:]                               # (K, 2) each
-            out_re = lay.filled(b_mu[:, 1] - a_mu[:, 0])                    # -(A' mu_re - B' mu_im), rows(K)
-            out_im = lay.filled(-(b_mu[:, 0] + a_mu[:, 1]))                 # -(B' mu_re + A' mu_im)
+            a_mu, b_mu = prods[:K], prods[K:]  # (K, 2) each
+            out_re = lay.filled(b_mu[:, 1] - a_mu[:, 0])  # -(A' mu_re - B' mu_im), rows(K)
+            out_im = lay.filled(-(b_mu[:, 0] + a_mu[:, 1]))  # -(B' mu_re + A' mu_im)
         for p in _parts(xs, n_pairs):
-            a, b = (cast(w) for w in _weights(weight, p.cols, weight_scale))   # (K, c)
+            a, b = (cast(w) for w in _weights(weight, p.cols, weight_scale))  # (K, c)
             if p.complex:
                 _product(a)(lay.apply, a, b, *p.tensors, out=(out_re, out_im))
             else:
@@ -342,17 +235,19 @@ class _StandardizedProjectionFunction(torch.autograd.Function):
     def _backward(ctx, grad_re: Tensor, grad_im: Tensor):
         weight, mean_re, mean_im, scale, *xs = ctx.saved_tensors
         lay = ctx.layout
-        standardized = lay.folded                     # xs hold zhat (folded) or z (per-sample)
-        g_re, g_im = lay.rows(grad_re), lay.rows(grad_im)                  # rows(K)
+        standardized = lay.folded  # xs hold zhat (folded) or z (per-sample)
+        g_re, g_im = lay.rows(grad_re), lay.rows(grad_im)  # rows(K)
         if ctx.low_dtype is not None:
             g_re, g_im = g_re.to(ctx.low_dtype), g_im.to(ctx.low_dtype)
         parts = _parts(xs, ctx.n_pairs)
         grad_weight = _weight_gradient(lay, parts, weight, g_re, g_im, mean_re, mean_im, scale, standardized)
-        dxs = _input_gradient(lay, parts, weight, g_re, g_im, None if standardized else scale,
-                              list(ctx.needs_input_grad[8:]))
+        dxs = _input_gradient(
+            lay, parts, weight, g_re, g_im, None if standardized else scale, list(ctx.needs_input_grad[8:])
+        )
         if ctx.batch_statistics:
-            coef, offset = _statistics_terms(lay, parts, dxs, weight, grad_weight, g_re, g_im, mean_re, mean_im,
-                                             scale, ctx.count, standardized)
+            coef, offset = _statistics_terms(
+                lay, parts, dxs, weight, grad_weight, g_re, g_im, mean_re, mean_im, scale, ctx.count, standardized
+            )
         grads = []
         for dx, (cols, imag, x), (shape, dtype) in zip(dxs, _flat(parts), ctx.shapes):
             if dx is None:
@@ -388,6 +283,7 @@ def standardized_projection(parts: list[SplitFeatures], std: Standardization, pr
     tensors = [t for pair in pairs for t in pair] + reals
     device = tensors[0].device.type
     low_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-    re, im = _StandardizedProjectionFunction.apply(proj.weight, mean_re, mean_im, scale, n, std.training,
-                                                   len(pairs), low_dtype, *tensors)
+    re, im = _StandardizedProjectionFunction.apply(
+        proj.weight, mean_re, mean_im, scale, n, std.training, len(pairs), low_dtype, *tensors
+    )
     return SplitFeatures(re=re, im=im)

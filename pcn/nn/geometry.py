@@ -11,6 +11,7 @@ Geometry (paper-spec section 1.3), for an input of size ``M x N``:
 Every filtering backend (:mod:`pcn.nn.backends`) follows it; :func:`pcn.nn.spectral.fft_filter`
 computes it by FFT, the reference code's way.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,9 +34,9 @@ class FilterGeometry:
     """Shape bookkeeping of one block's filtering: ``C`` input channels, ``L + 1`` filters."""
 
     in_channels: int
-    real_input: bool          # block 0: real images (the low-pass output then stays real)
-    size: tuple[int, int]     # input (M, N)
-    n_angles: int             # L
+    real_input: bool  # block 0: real images (the low-pass output then stays real)
+    size: tuple[int, int]  # input (M, N)
+    n_angles: int  # L
     subsample: bool
 
     @property

@@ -6,6 +6,7 @@ pieces defined here: :func:`batch_moments` (the statistics),
 :meth:`Standardization.update_running_statistics` and :func:`complex_product` (Gauss's
 3-multiplication complex matrix product).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -69,7 +70,7 @@ def batch_moments(pairs: list[tuple[Tensor, Tensor]], reals: list[Tensor]) -> Mo
     C = sum(t.shape[0] for t in s_re)
     sums = global_sum(torch.cat(s_re + s_im + s_sq).double())
     n = batch_count(pairs[0][0] if pairs else reals[0])
-    mean_re, mean_im, mean_sq = sums[:C] / n, sums[C:2 * C] / n, sums[2 * C:] / n
+    mean_re, mean_im, mean_sq = sums[:C] / n, sums[C : 2 * C] / n, sums[2 * C :] / n
     var = (mean_sq - mean_re * mean_re - mean_im * mean_im).clamp_min(0)
     return Moments(mean_re, mean_im, var, n)
 
@@ -130,16 +131,22 @@ class Standardization(nn.Module):
         """Fold one training batch's :class:`Moments` into the running statistics."""
         unbiased = m.var * m.count / max(m.count - 1, 1)
         cc = self.n_complex
-        for running, value in ((self.running_mean_re, m.mean_re[:cc]), (self.running_mean_im, m.mean_im[:cc]),
-                               (self.running_var_complex, unbiased[:cc]), (self.running_mean_real, m.mean_re[cc:]),
-                               (self.running_var_real, unbiased[cc:])):
+        for running, value in (
+            (self.running_mean_re, m.mean_re[:cc]),
+            (self.running_mean_im, m.mean_im[:cc]),
+            (self.running_var_complex, unbiased[:cc]),
+            (self.running_mean_real, m.mean_re[cc:]),
+            (self.running_var_real, unbiased[cc:]),
+        ):
             ema_(running, value, self.momentum)
 
     def running_moments(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(mean_re, mean_im, var)`` of the running statistics, complex channels first."""
-        return (torch.cat([self.running_mean_re, self.running_mean_real]),
-                torch.cat([self.running_mean_im, torch.zeros_like(self.running_mean_real)]),
-                torch.cat([self.running_var_complex, self.running_var_real]))
+        return (
+            torch.cat([self.running_mean_re, self.running_mean_real]),
+            torch.cat([self.running_mean_im, torch.zeros_like(self.running_mean_real)]),
+            torch.cat([self.running_var_complex, self.running_var_real]),
+        )
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         pairs = [(x.re, x.im)] if x.re is not None else []
@@ -154,6 +161,7 @@ class Standardization(nn.Module):
 
         def standardize(t: Tensor, mean: Tensor, cols: slice) -> Tensor:
             return (t - mean[cols].view(1, -1, 1, 1)) * scale[cols].view(1, -1, 1, 1)
+
         cc = self.n_complex
         out = SplitFeatures()
         if x.re is not None:
@@ -170,20 +178,32 @@ def unitary_init(out_channels: int, in_channels: int, generator: torch.Generator
     entries, take the thin SVD :math:`G = U S V^H` and return ``U`` if ``K > C`` else
     :math:`V^H`. Returned as a real tensor (2, K, C): ``[Re W, Im W]``.
     """
-    g = torch.complex(torch.randn(out_channels, in_channels, generator=generator),
-                      torch.randn(out_channels, in_channels, generator=generator))
+    g = torch.complex(
+        torch.randn(out_channels, in_channels, generator=generator),
+        torch.randn(out_channels, in_channels, generator=generator),
+    )
     u, _, vh = torch.linalg.svd(g, full_matrices=False)
     w = u if out_channels > in_channels else vh
     w = w.to(torch.complex64)
     return torch.stack([w.real, w.imag]).contiguous()
 
 
-MatMul = Callable[..., Tensor]        # mm(x, y) -> x y, or mm(x, y, out) -> out += x y
+MatMul = Callable[..., Tensor]  # mm(x, y) -> x y, or mm(x, y, out) -> out += x y
 
 
-def complex_product(mm: MatMul, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, conj_a: bool = False,
-                    conj_u: bool = False, left: Tensor | None = None, right: Tensor | None = None,
-                    out: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+def complex_product(
+    mm: MatMul,
+    a: Tensor,
+    b: Tensor,
+    u: Tensor,
+    v: Tensor,
+    *,
+    conj_a: bool = False,
+    conj_u: bool = False,
+    left: Tensor | None = None,
+    right: Tensor | None = None,
+    out: tuple[Tensor, Tensor] | None = None,
+) -> tuple[Tensor, Tensor]:
     """Real and imaginary parts of :math:`(a + i s_a b)(u + i s_u v)` with 3 real products (Gauss).
 
     With :math:`s_a = -1` if ``conj_a`` (else 1) and :math:`s_u` likewise for ``conj_u``:
@@ -205,7 +225,7 @@ def complex_product(mm: MatMul, a: Tensor, b: Tensor, u: Tensor, v: Tensor, *, c
         left = a - b if conj_a else a + b
     if right is None:
         right = u - v if conj_u else u + v
-    if out is None:                        # t1, t2, t3 are new tensors: update them in place
+    if out is None:  # t1, t2, t3 are new tensors: update them in place
         im = mm(left, right).sub_(t1).sub_(t2, alpha=sign)
         return t1.sub_(t2, alpha=sign), im
     re, im = out
@@ -245,13 +265,13 @@ class ComplexProjection(nn.Module):
         return torch.einsum("oc,bchw->bohw", w, x).to(x.dtype)
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
-        a, b = self.weight                                                # (K, Cc + Cr) each
+        a, b = self.weight  # (K, Cc + Cr) each
         cc, k = self.n_complex, self.out_channels
         re = im = None
         if x.re is not None:
             ac, bc = a[:, :cc], b[:, :cc]
             if torch.is_autocast_enabled(x.re.device.type):
-                stacked = torch.cat([x.re, x.im], 1)                    # concatenated once for both parts
+                stacked = torch.cat([x.re, x.im], 1)  # concatenated once for both parts
                 re = self._mm(torch.cat([ac, -bc], 1), stacked)
                 im = self._mm(torch.cat([bc, ac], 1), stacked)
             else:
@@ -276,5 +296,8 @@ def normalize_pixels(x: SplitFeatures, eps: float = 0.0) -> SplitFeatures:
     if eps > 0:
         norm = norm.clamp_min(eps)
     inv = 1 / norm
-    return SplitFeatures(None if x.re is None else x.re * inv, None if x.im is None else x.im * inv,
-                         None if x.real is None else x.real * inv)
+    return SplitFeatures(
+        None if x.re is None else x.re * inv,
+        None if x.im is None else x.im * inv,
+        None if x.real is None else x.real * inv,
+    )

@@ -29,6 +29,7 @@ Block filter types (paper-spec section 1.3):
 Two consecutive ``phi_{1/2}`` make ``phi_1`` (variances add), so a factorized pair
 of blocks covers one octave in two half-octave steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,7 @@ XI0 = 3 * math.pi / 4
 FILTER_TYPES = ("standard", "half", "half_sub")
 
 
-def gabor_2d(M: int, N: int, sigma: float, theta: float, xi: float,
-             slant: float = 1.0, offset: int = 0) -> np.ndarray:
+def gabor_2d(M: int, N: int, sigma: float, theta: float, xi: float, slant: float = 1.0, offset: int = 0) -> np.ndarray:
     """Periodized 2-D Gabor filter on an ``M x N`` grid (complex128, spatial domain).
 
     Parameters
@@ -69,20 +69,19 @@ def gabor_2d(M: int, N: int, sigma: float, theta: float, xi: float,
     """
     rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
     rot_inv = np.array([[math.cos(theta), math.sin(theta)], [-math.sin(theta), math.cos(theta)]])
-    curvature = rot @ np.diag([1.0, slant ** 2]) @ rot_inv / (2 * sigma ** 2)
+    curvature = rot @ np.diag([1.0, slant**2]) @ rot_inv / (2 * sigma**2)
     gabor = np.zeros((M, N), np.complex128)
     for ex in range(-2, 3):
         for ey in range(-2, 3):
-            xx, yy = np.mgrid[offset + ex * M:offset + M + ex * M, offset + ey * N:offset + N + ey * N]
-            arg = (-(curvature[0, 0] * xx * xx + (curvature[0, 1] + curvature[1, 0]) * xx * yy
-                     + curvature[1, 1] * yy * yy)
-                   + 1j * (xx * xi * math.cos(theta) + yy * xi * math.sin(theta)))
+            xx, yy = np.mgrid[offset + ex * M : offset + M + ex * M, offset + ey * N : offset + N + ey * N]
+            arg = -(
+                curvature[0, 0] * xx * xx + (curvature[0, 1] + curvature[1, 0]) * xx * yy + curvature[1, 1] * yy * yy
+            ) + 1j * (xx * xi * math.cos(theta) + yy * xi * math.sin(theta))
             gabor += np.exp(arg)
-    return gabor / (2 * REFERENCE_PI * sigma ** 2 / slant)
+    return gabor / (2 * REFERENCE_PI * sigma**2 / slant)
 
 
-def morlet_2d(M: int, N: int, sigma: float, theta: float, xi: float,
-              slant: float = 0.5, offset: int = 0) -> np.ndarray:
+def morlet_2d(M: int, N: int, sigma: float, theta: float, xi: float, slant: float = 0.5, offset: int = 0) -> np.ndarray:
     """Zero-mean Morlet filter :math:`\\psi = g_\\xi - K g_0` (complex128, spatial domain).
 
     ``K = sum(g_xi) / sum(g_0)`` is chosen so that the filter sums to exactly zero.
@@ -132,8 +131,9 @@ def block_filter_type(block_index: int, factorize_from: int) -> str:
     return "half" if (block_index - factorize_from) % 2 == 0 else "half_sub"
 
 
-def block_filter_spec(filter_type: str, n_angles: int, full_angles: bool = False,
-                      sigma0: float = SIGMA0, xi0: float = XI0) -> BandPassSpec:
+def block_filter_spec(
+    filter_type: str, n_angles: int, full_angles: bool = False, sigma0: float = SIGMA0, xi0: float = XI0
+) -> BandPassSpec:
     """Filter parameters of one block type (see the module docstring)."""
     slant = base_slant(n_angles, full_angles)
     if filter_type == "standard":
@@ -142,10 +142,17 @@ def block_filter_spec(filter_type: str, n_angles: int, full_angles: bool = False
         return BandPassSpec(sigma0, xi0, slant, sigma0 / math.sqrt(2), False)
     if filter_type == "half_sub":
         if slant >= 2:
-            raise ValueError(f"factorized half-octave filters need a slant 4/L < 2 (n_angles >= 3, or >= 5 with "
-                             f"full_angles); got n_angles={n_angles}, full_angles={full_angles}")
-        return BandPassSpec(sigma0 * math.sqrt(1.5), xi0 * 4 / (3 * math.sqrt(2)),
-                            math.sqrt(3 * slant ** 2 / (4 - slant ** 2)), sigma0 / math.sqrt(2), True)
+            raise ValueError(
+                f"factorized half-octave filters need a slant 4/L < 2 (n_angles >= 3, or >= 5 with "
+                f"full_angles); got n_angles={n_angles}, full_angles={full_angles}"
+            )
+        return BandPassSpec(
+            sigma0 * math.sqrt(1.5),
+            xi0 * 4 / (3 * math.sqrt(2)),
+            math.sqrt(3 * slant**2 / (4 - slant**2)),
+            sigma0 / math.sqrt(2),
+            True,
+        )
     raise ValueError(f"unknown filter type {filter_type!r}; valid: {', '.join(FILTER_TYPES)}")
 
 
@@ -154,8 +161,7 @@ def padded_size(size: int) -> int:
     return ((size + 2) // 2 + 1) * 2
 
 
-def fourier_filters(M: int, N: int, spec: BandPassSpec, n_angles: int,
-                    full_angles: bool = False) -> np.ndarray:
+def fourier_filters(M: int, N: int, spec: BandPassSpec, n_angles: int, full_angles: bool = False) -> np.ndarray:
     """Real Fourier transforms of ``[phi, psi_1, ..., psi_L]`` on the ``M x N`` grid.
 
     Returns

@@ -20,6 +20,7 @@ name       formula                                                   learned per
 and imaginary parts, which is neither a phase collapse nor phase preserving.
 On a real channel ``x`` the same formulas apply with ``z = x`` (so ``mod`` gives ``|x|``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,7 +40,7 @@ class StableModulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, re: Tensor, im: Tensor) -> Tensor:
-        modulus = torch.hypot(re, im)                 # one pass, no overflow of re^2 + im^2
+        modulus = torch.hypot(re, im)  # one pass, no overflow of re^2 + im^2
         ctx.save_for_backward(re, im, modulus)
         return modulus
 
@@ -53,6 +54,7 @@ class StableModulus(torch.autograd.Function):
 def modulus(re: Tensor, im: Tensor) -> Tensor:
     """Complex modulus with a finite (zero) gradient at the origin."""
     return StableModulus.apply(re, im)
+
 
 #: The reference's initial values of the learned parameters: cst ``lambda``, ms ``g`` and ``b``.
 CST_THRESHOLD_INIT, MS_GAIN_INIT, MS_BIAS_INIT = 0.1, 1.0, 0.0
@@ -73,9 +75,16 @@ class PointwiseNonlinearity(nn.Module):
         Initial values of ``lambda`` (cst), ``g`` and ``b`` (ms); defaults: the reference's.
     """
 
-    def __init__(self, kind: str, n_complex: int, n_real: int, learned: bool = True,
-                 threshold_init: float = CST_THRESHOLD_INIT, gain_init: float = MS_GAIN_INIT,
-                 bias_init: float = MS_BIAS_INIT):
+    def __init__(
+        self,
+        kind: str,
+        n_complex: int,
+        n_real: int,
+        learned: bool = True,
+        threshold_init: float = CST_THRESHOLD_INIT,
+        gain_init: float = MS_GAIN_INIT,
+        bias_init: float = MS_BIAS_INIT,
+    ):
         super().__init__()
         if kind not in NONLINEARITIES:
             raise ValueError(f"unknown non-linearity {kind!r}; valid: {', '.join(NONLINEARITIES)}")
@@ -94,8 +103,10 @@ class PointwiseNonlinearity(nn.Module):
 
     def _amplitude(self, amplitude: Tensor, channels: slice) -> Tensor:
         """Gain ``f(|z|) / (|z| + eps)`` multiplying ``z`` (phase-preserving kinds)."""
+
         def per_channel(p):
             return p[channels].view(1, -1, 1, 1)
+
         safe = amplitude + PHASE_EPS
         if self.kind == "cst":
             return torch.relu(1 - per_channel(self.threshold) / safe)

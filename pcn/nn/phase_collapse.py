@@ -26,6 +26,7 @@ Which code computes ``Pc(Std(.))`` (the same function either way; tests compare 
 The filtering backend of each block is chosen by :func:`pcn.nn.backends.choose_backend`
 unless ``filter_backend`` names one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,24 +51,24 @@ ARCHITECTURES = ("lscat", "lscat_skip")
 class PhaseCollapseConfig:
     """Architecture of a phase-collapse network (defaults: the paper's CIFAR-10 LScat)."""
 
-    in_channels: int = 3                      # image channels
-    image_size: int = 32                      # square input side
+    in_channels: int = 3  # image channels
+    image_size: int = 32  # square input side
     num_classes: int = 10
     widths: tuple[int, ...] = (64, 128, 256, 512, 512, 512, 512, 512)  # Pc output channels per block
-    n_angles: int = 4                         # L
-    full_angles: bool = False                 # angles over 2 pi instead of pi
-    factorize_from: int = 0                   # F: blocks i < F use standard filters
-    arch: str = "lscat"                       # lscat | lscat_skip
-    nonlinearity: str = "mod"                 # mod | cst | ms | mc | tanh | relu
-    learned: bool = True                      # train cst/ms parameters (reference: yes)
+    n_angles: int = 4  # L
+    full_angles: bool = False  # angles over 2 pi instead of pi
+    factorize_from: int = 0  # F: blocks i < F use standard filters
+    arch: str = "lscat"  # lscat | lscat_skip
+    nonlinearity: str = "mod"  # mod | cst | ms | mc | tanh | relu
+    learned: bool = True  # train cst/ms parameters (reference: yes)
     threshold_init: float = CST_THRESHOLD_INIT  # cst lambda
-    gain_init: float = MS_GAIN_INIT           # ms g
-    bias_init: float = MS_BIAS_INIT           # ms b
+    gain_init: float = MS_GAIN_INIT  # ms g
+    bias_init: float = MS_BIAS_INIT  # ms b
     sigma0: float = 0.8
-    filter_backend: str = "auto"              # one of pcn.nn.backends.BACKENDS (same function; speed differs)
+    filter_backend: str = "auto"  # one of pcn.nn.backends.BACKENDS (same function; speed differs)
     kernel_tolerance: float = 1e-7
-    normalize_eps: float = 0.0                # 0 = reference (no epsilon)
-    fused_projection: bool = True             # Std folded into Pc (same function, faster): module docstring
+    normalize_eps: float = 0.0  # 0 = reference (no epsilon)
+    fused_projection: bool = True  # Std folded into Pc (same function, faster): module docstring
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -81,15 +82,18 @@ class PhaseCollapseConfig:
         size = self.image_size
         for i, _ in enumerate(self.widths):
             if size < 3:
-                raise ValueError(f"{len(self.widths)} blocks do not fit a {self.image_size}x{self.image_size} image: "
-                                 f"block {i} would get a {size}x{size} input (at least 3x3 is needed)")
+                raise ValueError(
+                    f"{len(self.widths)} blocks do not fit a {self.image_size}x{self.image_size} image: "
+                    f"block {i} would get a {size}x{size} input (at least 3x3 is needed)"
+                )
             size = output_size(size, self.block_spec(i).subsample)
         if size < 1:
             raise ValueError(f"{len(self.widths)} blocks reduce a {self.image_size}-pixel image to nothing")
 
     def block_spec(self, i: int):
-        return block_filter_spec(block_filter_type(i, self.factorize_from), self.n_angles,
-                                 self.full_angles, self.sigma0)
+        return block_filter_spec(
+            block_filter_type(i, self.factorize_from), self.n_angles, self.full_angles, self.sigma0
+        )
 
     def spatial_sizes(self) -> list[int]:
         """Input side of every block, then the final side."""
@@ -106,15 +110,24 @@ class PhaseCollapseBlock(nn.Module):
         super().__init__()
         L = cfg.n_angles
         self.arch, self.normalize_eps, self.fused = cfg.arch, cfg.normalize_eps, cfg.fused_projection
-        self.wavelet = WaveletFilter(in_channels, real_input, (size, size), cfg.block_spec(index), L,
-                                     cfg.full_angles, cfg.filter_backend, cfg.kernel_tolerance)
+        self.wavelet = WaveletFilter(
+            in_channels,
+            real_input,
+            (size, size),
+            cfg.block_spec(index),
+            L,
+            cfg.full_angles,
+            cfg.filter_backend,
+            cfg.kernel_tolerance,
+        )
         low_complex, low_real = (0, in_channels) if real_input else (in_channels, 0)
-        if cfg.arch == "lscat":      # rho on the band-pass channels only
+        if cfg.arch == "lscat":  # rho on the band-pass channels only
             rho_complex, rho_real = in_channels * L, 0
-        else:                        # rho on all of Wx
+        else:  # rho on all of Wx
             rho_complex, rho_real = low_complex + in_channels * L, low_real
-        self.rho = PointwiseNonlinearity(cfg.nonlinearity, rho_complex, rho_real, cfg.learned,
-                                         cfg.threshold_init, cfg.gain_init, cfg.bias_init)
+        self.rho = PointwiseNonlinearity(
+            cfg.nonlinearity, rho_complex, rho_real, cfg.learned, cfg.threshold_init, cfg.gain_init, cfg.bias_init
+        )
         rho_out_complex = 0 if cfg.nonlinearity == "mod" else rho_complex
         rho_out_real = rho_complex + rho_real if cfg.nonlinearity == "mod" else rho_real
         if cfg.arch == "lscat":
@@ -143,7 +156,7 @@ class PhaseCollapseBlock(nn.Module):
         """
         low, band, rho = self._filtered(x)
         rho_inputs = [band] if self.arch == "lscat" else [low, band]
-        band_part = sum(p.re is not None for p in rho_inputs) - 1     # rho's parts: complex inputs first, in order
+        band_part = sum(p.re is not None for p in rho_inputs) - 1  # rho's parts: complex inputs first, in order
         return self._project(low, band, rho), band, rho[band_part]
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:

@@ -14,6 +14,7 @@ and computes its training-mode forward pass the way the authors' code does:
 It is not meant for training; it exists so that our faster implementation can be
 checked against, and timed against, the straightforward formulation.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,7 +29,7 @@ from pcn.nn.phase_collapse import PhaseCollapseBlock, PhaseCollapseNet
 
 def reference_fft_filter(x: Tensor, fourier: Tensor, pad: tuple[int, int, int, int], subsample: bool) -> Tensor:
     """Pad, FFT, multiply, fold (mean over the 2 x 2 aliased copies), inverse FFT, crop: (B, C, F, H', W')."""
-    product = torch.fft.fft2(reflect_pad(x, pad)).unsqueeze(2) * fourier   # (B, C, F, Mp, Np)
+    product = torch.fft.fft2(reflect_pad(x, pad)).unsqueeze(2) * fourier  # (B, C, F, Mp, Np)
     if subsample:
         B, C, Fn, Mp, Np = product.shape
         product = product.view(B, C, Fn, 2, Mp // 2, 2, Np // 2).mean(dim=(3, 5))
@@ -40,16 +41,16 @@ def complex_standardize(z: Tensor) -> Tensor:
     """Batch standardization of complex (B, C, H, W): ``(z - E z) / sqrt(E|z - E z|^2 + eps)``."""
     mean = z.mean(dim=(0, 2, 3), keepdim=True)
     centred = z - mean
-    var = (centred.real ** 2 + centred.imag ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    var = (centred.real**2 + centred.imag**2).mean(dim=(0, 2, 3), keepdim=True)
     return centred / torch.sqrt(var + STD_EPS)
 
 
 def block_real_conv(z: Tensor, weight: Tensor) -> Tensor:
     """Complex 1x1 convolution via one real conv2d with the (2K, 2C) block matrix ``[[A, -B], [B, A]]``."""
-    a, b = weight                                                          # (K, C) each
-    block = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)   # (2K, 2C)
+    a, b = weight  # (K, C) each
+    block = torch.cat([torch.cat([a, -b], 1), torch.cat([b, a], 1)], 0)  # (2K, 2C)
     y = F.conv2d(torch.cat([z.real, z.imag], 1), block[:, :, None, None])
-    if y.dtype == torch.bfloat16:               # under bf16 autocast: torch.complex takes float16/32/64 only
+    if y.dtype == torch.bfloat16:  # under bf16 autocast: torch.complex takes float16/32/64 only
         y = y.float()
     k = weight.shape[1]
     return torch.complex(y[:, :k], y[:, k:])
@@ -63,7 +64,7 @@ class ReferenceFFTBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         blk = self.block
         w = blk.wavelet
-        z = reference_fft_filter(x, w.fourier, w.geometry.pad, w.geometry.subsample)         # (B, C, L+1, H, W) complex
+        z = reference_fft_filter(x, w.fourier, w.geometry.pad, w.geometry.subsample)  # (B, C, L+1, H, W) complex
         B, C, _, H, W = z.shape
         low = z[:, :, 0]
         band = z[:, :, 1:].reshape(B, C * w.geometry.n_angles, H, W)
@@ -74,9 +75,9 @@ class ReferenceFFTBlock(nn.Module):
         else:
             linear = SplitFeatures.cat([low_split, band_split])
             feats = SplitFeatures.cat([linear, blk.rho(linear)])
-        z = complex_standardize(feats.to_complex())                        # (B, Cin, H, W) complex
-        z = block_real_conv(z, blk.proj.weight)                            # (B, K, H, W) complex
-        norm = torch.sqrt((z.real ** 2 + z.imag ** 2).sum(1, keepdim=True))
+        z = complex_standardize(feats.to_complex())  # (B, Cin, H, W) complex
+        z = block_real_conv(z, blk.proj.weight)  # (B, K, H, W) complex
+        norm = torch.sqrt((z.real**2 + z.imag**2).sum(1, keepdim=True))
         return z / norm
 
 

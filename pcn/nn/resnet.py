@@ -34,6 +34,7 @@ cost: measured 138 vs 34 training images/s on 2 CPU cores, 299 with the ImageNet
 :class:`StandardResNet18` is the Table 1 ResNet column: torchvision's ResNet-18 with its biases
 (affine BatchNorm) and ReLU, with the same choice of stem.
 """
+
 from __future__ import annotations
 
 import math
@@ -76,8 +77,10 @@ class NonLinearity(nn.Module):
         if kind in THRESHOLDED:
             if learned:
                 if threshold_init <= 0:
-                    raise ValueError(f"a learned {kind} threshold is softplus(beta) > 0: its initial value must be "
-                                     f"> 0, got {threshold_init}")
+                    raise ValueError(
+                        f"a learned {kind} threshold is softplus(beta) > 0: its initial value must be "
+                        f"> 0, got {threshold_init}"
+                    )
                 self.beta = nn.Parameter(torch.full((channels,), inverse_softplus(float(threshold_init))))
             else:
                 self.register_buffer("frozen_threshold", torch.full((channels,), float(threshold_init)))
@@ -132,21 +135,39 @@ class BasicBlock(nn.Module):
 class BiasFreeResNet18(nn.Module):
     """Bias-free ResNet-18; ``forward_features`` returns the stem and the 4 stage outputs."""
 
-    def __init__(self, in_channels: int, num_classes: int, nonlinearity: str = "relu", learned: bool = True,
-                 threshold_init: float = THRESH_INIT, stem: str = "imagenet"):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        nonlinearity: str = "relu",
+        learned: bool = True,
+        threshold_init: float = THRESH_INIT,
+        stem: str = "imagenet",
+    ):
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"unknown ResNet stem {stem!r}; valid: {', '.join(STEMS)}")
         if stem == "imagenet":
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False), _bn(64),
-                                      NonLinearity(nonlinearity, 64, learned, threshold_init), nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
+                _bn(64),
+                NonLinearity(nonlinearity, 64, learned, threshold_init),
+                nn.MaxPool2d(3, 2, 1),
+            )
         else:
-            self.stem = nn.Sequential(nn.Conv2d(in_channels, 64, 3, SMALL_STEM_STRIDE[stem], 1, bias=False), _bn(64),
-                                      NonLinearity(nonlinearity, 64, learned, threshold_init))
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, 3, SMALL_STEM_STRIDE[stem], 1, bias=False),
+                _bn(64),
+                NonLinearity(nonlinearity, 64, learned, threshold_init),
+            )
         stages, in_planes = [], 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            stages.append(nn.Sequential(BasicBlock(in_planes, planes, stride, nonlinearity, learned, threshold_init),
-                                        BasicBlock(planes, planes, 1, nonlinearity, learned, threshold_init)))
+            stages.append(
+                nn.Sequential(
+                    BasicBlock(in_planes, planes, stride, nonlinearity, learned, threshold_init),
+                    BasicBlock(planes, planes, 1, nonlinearity, learned, threshold_init),
+                )
+            )
             in_planes = planes
         self.stages = nn.ModuleList(stages)
         self.fc = nn.Linear(512, num_classes)
@@ -181,6 +202,7 @@ class StandardResNet18(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, stem: str = "imagenet"):
         super().__init__()
         from torchvision.models import resnet18
+
         if stem not in STEMS:
             raise ValueError(f"unknown ResNet stem {stem!r}; valid: {', '.join(STEMS)}")
         self.net = resnet18(weights=None, num_classes=num_classes)
@@ -194,8 +216,13 @@ class StandardResNet18(nn.Module):
     def nonlinearity_modules(self) -> list[list[nn.Module]]:
         """The ReLU modules of each layer (the stem, then the 4 stages; a block calls its own twice)."""
         n = self.net
-        return [[n.relu], *[[m for m in stage.modules() if isinstance(m, nn.ReLU)]
-                            for stage in (n.layer1, n.layer2, n.layer3, n.layer4)]]
+        return [
+            [n.relu],
+            *[
+                [m for m in stage.modules() if isinstance(m, nn.ReLU)]
+                for stage in (n.layer1, n.layer2, n.layer3, n.layer4)
+            ],
+        ]
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         """The stem's and the 4 stages' outputs (after their ReLU)."""

@@ -16,6 +16,7 @@ flattened maps, without pooling. This follows the predecessor code of the author
 (SparseScatNet's ``scatnet``: Scattering2D, standardization, identity projection, BatchNorm,
 linear); ``J`` is a parameter (``network.scat_J``).
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,18 +40,19 @@ class ScatteringNet(nn.Module):
     def __init__(self, in_channels: int, image_size: int, num_classes: int, J: int, L: int = 8):
         super().__init__()
         from kymatio.torch import Scattering2D  # a runtime dependency of this baseline only
-        if image_size % 2 ** J:
-            raise ValueError(f"scattering with J={J} needs an image side divisible by {2 ** J}, got {image_size}")
+
+        if image_size % 2**J:
+            raise ValueError(f"scattering with J={J} needs an image side divisible by {2**J}, got {image_size}")
         self.scattering = Scattering2D(J=J, shape=(image_size, image_size), L=L, max_order=2)
         self.channels = in_channels * scattering_channels(J, L)
-        self.size = image_size // 2 ** J
+        self.size = image_size // 2**J
         self.std = Standardization(0, self.channels)
         self.bn = GlobalBatchNorm2d(self.channels)
         self.fc = nn.Linear(self.channels * self.size * self.size, num_classes)
 
     def scatter(self, x: Tensor) -> Tensor:
         """Standardized scattering maps (B, C K, h, w) of images ``x`` (B, C, H, W)."""
-        s = self.scattering(x.contiguous())                                  # (B, C, K, h, w)
+        s = self.scattering(x.contiguous())  # (B, C, K, h, w)
         return self.std(SplitFeatures(real=s.flatten(1, 2))).real
 
     def layer_features(self, x: Tensor) -> list[Tensor]:

@@ -4,6 +4,7 @@
 half grid when subsampling: :class:`SpectralProduct`), transforms back and crops, exactly as
 the geometry of :mod:`pcn.nn.geometry` says.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,7 @@ def fft_filter(x: Tensor, fourier: Tensor, pad: tuple[int, int, int, int] | None
     Tensor, complex, (B, C, F, H', W')
     """
     spectrum = torch.fft.fft2(x if pad is None else reflect_pad(x, pad))  # (B, C, Mp, Np)
-    product = SpectralProduct.apply(spectrum, fourier, subsample)         # (B, C, F, Mp or Mp/2, ...)
+    product = SpectralProduct.apply(spectrum, fourier, subsample)  # (B, C, F, Mp or Mp/2, ...)
     if subsample:
         return torch.fft.ifft2(product)[..., 1:-1, 1:-1]
     return torch.fft.ifft2(product)[..., 2:-2, 2:-2]
@@ -49,9 +50,15 @@ def _aliased_blocks(fourier: Tensor, subsample: bool, dtype: torch.dtype) -> lis
         return [(full, full, fourier.to(dtype))]
     _, Mp, Np = fourier.shape
     m, n = Mp // 2, Np // 2
-    return [(slice(i * m, (i + 1) * m), slice(j * n, (j + 1) * n),
-             (0.25 * fourier[:, i * m:(i + 1) * m, j * n:(j + 1) * n]).to(dtype))
-            for i in (0, 1) for j in (0, 1)]
+    return [
+        (
+            slice(i * m, (i + 1) * m),
+            slice(j * n, (j + 1) * n),
+            (0.25 * fourier[:, i * m : (i + 1) * m, j * n : (j + 1) * n]).to(dtype),
+        )
+        for i in (0, 1)
+        for j in (0, 1)
+    ]
 
 
 class SpectralProduct(torch.autograd.Function):
@@ -74,8 +81,8 @@ class SpectralProduct(torch.autograd.Function):
     def forward(ctx, spectrum: Tensor, fourier: Tensor, subsample: bool) -> Tensor:
         # spectrum (B, C, Mp, Np) complex, fourier (F, Mp, Np) -> (B, C, F, Mp', Np') complex
         (rows, cols, h), *others = _aliased_blocks(fourier, subsample, spectrum.dtype)
-        out = spectrum[:, :, None, rows, cols] * h                        # (B, C, F, Mp', Np')
-        for rows, cols, h in others:                                      # in place: no temporaries
+        out = spectrum[:, :, None, rows, cols] * h  # (B, C, F, Mp', Np')
+        for rows, cols, h in others:  # in place: no temporaries
             out.addcmul_(spectrum[:, :, None, rows, cols], h)
         ctx.save_for_backward(fourier)
         ctx.subsample = subsample
@@ -89,7 +96,7 @@ class SpectralProduct(torch.autograd.Function):
         d_spectrum = grad.new_empty(B, C, Mp, Np)
         for rows, cols, h in _aliased_blocks(fourier, ctx.subsample, grad.dtype):
             h = h.conj().resolve_conj()
-            acc = d_spectrum[:, :, rows, cols]                            # (B, C, Mp', Np') view
+            acc = d_spectrum[:, :, rows, cols]  # (B, C, Mp', Np') view
             torch.mul(grad[:, :, 0], h[0], out=acc)
             for f in range(1, F):
                 acc.addcmul_(grad[:, :, f], h[f])

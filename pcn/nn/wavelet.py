@@ -6,6 +6,7 @@ band-pass parts; the arithmetic is delegated to one backend of :mod:`pcn.nn.back
 chosen by the setting ``backend`` (``network.filter_backend`` in params.yaml; ``auto`` applies
 :func:`pcn.nn.backends.choose_backend`). Every backend computes the same function.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,15 +44,26 @@ class WaveletFilter(nn.Module):
     not saved in checkpoints.
     """
 
-    def __init__(self, in_channels: int, real_input: bool, size: tuple[int, int], spec: BandPassSpec,
-                 n_angles: int, full_angles: bool, backend: str, kernel_tolerance: float):
+    def __init__(
+        self,
+        in_channels: int,
+        real_input: bool,
+        size: tuple[int, int],
+        spec: BandPassSpec,
+        n_angles: int,
+        full_angles: bool,
+        backend: str,
+        kernel_tolerance: float,
+    ):
         super().__init__()
         M, N = size
         if min(M, N) < 3:
-            raise ValueError(f"wavelet filtering needs inputs of at least 3x3 pixels, got {M}x{N}: "
-                             "too many blocks for this image size")
+            raise ValueError(
+                f"wavelet filtering needs inputs of at least 3x3 pixels, got {M}x{N}: "
+                "too many blocks for this image size"
+            )
         self.geometry = FilterGeometry(in_channels, real_input, (M, N), n_angles, spec.subsample)
-        fourier = fourier_filters(*self.geometry.padded, spec, n_angles, full_angles)   # (L+1, Mp, Np) float64
+        fourier = fourier_filters(*self.geometry.padded, spec, n_angles, full_angles)  # (L+1, Mp, Np) float64
         self.register_buffer("fourier", torch.tensor(fourier, dtype=torch.float32), persistent=False)
         self.backend = build_backend(backend, self.geometry, fourier, kernel_tolerance)
 
@@ -69,8 +81,8 @@ class WaveletFilter(nn.Module):
 
     def forward(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures]:
         self._check(x)
-        with torch.autocast(x.any_tensor().device.type, enabled=False):   # filtering stays in float32 under AMP
-            re, im = self.backend(x)                                       # (B, C, L+1, H', W') each
+        with torch.autocast(x.any_tensor().device.type, enabled=False):  # filtering stays in float32 under AMP
+            re, im = self.backend(x)  # (B, C, L+1, H', W') each
         return self._split(re, im)
 
     def _check(self, x: SplitFeatures) -> None:
@@ -78,9 +90,11 @@ class WaveletFilter(nn.Module):
         t = x.any_tensor()
         expected = (g.in_channels, *g.size)
         if tuple(t.shape[1:]) != expected or (x.n_real > 0) != g.real_input:
-            raise ValueError(f"WaveletFilter expects {'real' if g.real_input else 'complex'} input of "
-                             f"shape (B, {expected[0]}, {expected[1]}, {expected[2]}), got "
-                             f"{x.n_complex} complex + {x.n_real} real channels of size {tuple(t.shape[2:])}")
+            raise ValueError(
+                f"WaveletFilter expects {'real' if g.real_input else 'complex'} input of "
+                f"shape (B, {expected[0]}, {expected[1]}, {expected[2]}), got "
+                f"{x.n_complex} complex + {x.n_real} real channels of size {tuple(t.shape[2:])}"
+            )
 
     def _split(self, re: Tensor, im: Tensor) -> tuple[SplitFeatures, SplitFeatures]:
         """(B, C, L+1, H, W) parts -> (low, band), band channels ``c * L + l``.

@@ -5,6 +5,7 @@ Every setting keeps its params name down to the network (``learned``, ``threshol
 the network's own default, defined once in :mod:`pcn.nn`: 0.1 for the LScat ``cst``
 threshold, 1.0 for the ResNet ``thresh`` threshold (the reference's values).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -43,29 +44,44 @@ def _unset_removed(**settings) -> dict:
     return {k: v for k, v in settings.items() if v is not None}
 
 
-def phase_collapse_config(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
-                          inputs: InputSpec) -> PhaseCollapseConfig:
+def phase_collapse_config(
+    network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig, inputs: InputSpec
+) -> PhaseCollapseConfig:
     return PhaseCollapseConfig(
-        in_channels=inputs.channels, image_size=inputs.image_size, num_classes=inputs.num_classes,
-        widths=tuple(network.widths), n_angles=filters.n_angles, full_angles=filters.full_angles,
-        factorize_from=filters.factorize_from, arch=variant.arch, nonlinearity=variant.nonlinearity,
-        learned=variant.learned, sigma0=filters.sigma0,
-        filter_backend=network.filter_backend, kernel_tolerance=network.kernel_tolerance,
+        in_channels=inputs.channels,
+        image_size=inputs.image_size,
+        num_classes=inputs.num_classes,
+        widths=tuple(network.widths),
+        n_angles=filters.n_angles,
+        full_angles=filters.full_angles,
+        factorize_from=filters.factorize_from,
+        arch=variant.arch,
+        nonlinearity=variant.nonlinearity,
+        learned=variant.learned,
+        sigma0=filters.sigma0,
+        filter_backend=network.filter_backend,
+        kernel_tolerance=network.kernel_tolerance,
         normalize_eps=network.normalize_eps,
-        **_unset_removed(threshold_init=variant.threshold_init, gain_init=variant.gain_init,
-                         bias_init=variant.bias_init))
+        **_unset_removed(
+            threshold_init=variant.threshold_init, gain_init=variant.gain_init, bias_init=variant.bias_init
+        ),
+    )
 
 
-def build_model(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig,
-                inputs: InputSpec) -> nn.Module:
+def build_model(network: NetworkConfig, filters: FiltersConfig, variant: VariantConfig, inputs: InputSpec) -> nn.Module:
     """A :class:`PhaseCollapseNet`, :class:`BiasFreeResNet18`, :class:`StandardResNet18` or
     :class:`ScatteringNet` (``filters.n_angles`` angles, ``network.scat_J`` scales), per ``variant.arch``."""
     if variant.arch == SCAT_ARCHITECTURE:
-        return ScatteringNet(inputs.channels, inputs.image_size, inputs.num_classes, network.scat_J,
-                             filters.n_angles)
+        return ScatteringNet(inputs.channels, inputs.image_size, inputs.num_classes, network.scat_J, filters.n_angles)
     if variant.arch == STANDARD_RESNET_ARCHITECTURE:
         return StandardResNet18(inputs.channels, inputs.num_classes, network.resnet_stem)
     if variant.arch == RESNET_ARCHITECTURE:
-        return BiasFreeResNet18(inputs.channels, inputs.num_classes, variant.nonlinearity, variant.learned,
-                                stem=network.resnet_stem, **_unset_removed(threshold_init=variant.threshold_init))
+        return BiasFreeResNet18(
+            inputs.channels,
+            inputs.num_classes,
+            variant.nonlinearity,
+            variant.learned,
+            stem=network.resnet_stem,
+            **_unset_removed(threshold_init=variant.threshold_init),
+        )
     return PhaseCollapseNet(phase_collapse_config(network, filters, variant, inputs))

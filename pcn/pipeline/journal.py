@@ -18,6 +18,7 @@ moved to ``<journal>.quarantined.jsonl`` with the reason, and said so on stderr;
 are still sent. When the store does not answer, the entry and everything after it stay in the journal
 for the next replay (nothing is lost, nothing is reordered).
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Entry kinds and the types of their ``args``.
-KINDS = {"metrics": (dict, (int, type(None)), int), "params": (dict,), "tags": (dict,),
-         "artifact": (str, (str, type(None))), "dataset": (str, str, str, str, dict), "terminate": (str, str)}
+KINDS = {
+    "metrics": (dict, (int, type(None)), int),
+    "params": (dict,),
+    "tags": (dict,),
+    "artifact": (str, (str, type(None))),
+    "dataset": (str, str, str, str, dict),
+    "terminate": (str, str),
+}
 
 
 @dataclass
@@ -78,6 +85,7 @@ def entry_problem(entry, tracking_uri: str, roots: tuple[Path, ...]) -> str | No
 def apply_entry(client, entry: dict) -> None:
     """Send one (checked) entry to the store."""
     from mlflow.entities import Metric, Param, RunTag
+
     kind, run_id, args = entry["kind"], entry["run_id"], entry["args"]
     if kind == "metrics":
         values, step, timestamp = args
@@ -90,9 +98,15 @@ def apply_entry(client, entry: dict) -> None:
         client.log_artifact(run_id, args[0], args[1])
     elif kind == "dataset":
         from mlflow.entities import Dataset, DatasetInput, InputTag
+
         name, digest, source, context, profile = args
-        dataset = Dataset(name=name, digest=digest[:36], source_type="local", source=json.dumps({"uri": source}),
-                          profile=json.dumps(profile))
+        dataset = Dataset(
+            name=name,
+            digest=digest[:36],
+            source_type="local",
+            source=json.dumps({"uri": source}),
+            profile=json.dumps(profile),
+        )
         client.log_inputs(run_id, [DatasetInput(dataset, [InputTag("mlflow.data.context", context)])])
     elif kind == "terminate":
         client.set_terminated(args[0], args[1])
@@ -118,8 +132,9 @@ def _run_problem(client, entry: dict, experiment_id: str | None) -> str | None:
     return None
 
 
-def replay(journal: Path, client, roots: tuple[Path, ...], experiment_id: str | None = None,
-           answers=store_answers) -> ReplayReport:
+def replay(
+    journal: Path, client, roots: tuple[Path, ...], experiment_id: str | None = None, answers=store_answers
+) -> ReplayReport:
     """Send the entries of ``journal`` that pass the rules (module docstring), in order; quarantine the others.
 
     Entries not sent because the store does not answer stay in the journal; the journal is removed
@@ -144,19 +159,22 @@ def replay(journal: Path, client, roots: tuple[Path, ...], experiment_id: str | 
                     report.sent += 1
                     continue
             except Exception as exc:
-                if not answers(client):                            # down: keep this entry and the rest
+                if not answers(client):  # down: keep this entry and the rest
                     report.kept = len(lines) - i
                     break
                 problem = f"refused by the store ({type(exc).__name__}: {str(exc)[:200]})"
         quarantined.append({"line": line, "reason": problem})
         report.quarantined.append(problem)
-    kept = lines[len(lines) - report.kept:] if report.kept else []
+    kept = lines[len(lines) - report.kept :] if report.kept else []
     if quarantined:
         target = quarantine_path(journal)
         for q in quarantined:
             append(target, q)
-        print(f"warning: {len(quarantined)} MLflow journal entries of {journal} were not sent and were moved to "
-              f"{target}: {'; '.join(sorted(set(report.quarantined)))[:600]}", file=sys.stderr)
+        print(
+            f"warning: {len(quarantined)} MLflow journal entries of {journal} were not sent and were moved to "
+            f"{target}: {'; '.join(sorted(set(report.quarantined)))[:600]}",
+            file=sys.stderr,
+        )
     if kept:
         tmp = journal.with_name(journal.name + ".tmp")
         tmp.write_text("".join(line + "\n" for line in kept))

@@ -13,6 +13,7 @@
   for a dead server: after brief retries, entries go to a journal file that
   ``python -m pcn.pipeline.tracking resync <journal>`` replays later.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,7 +48,7 @@ def default_tracking_uri(repo_root: Path) -> str:
 
 
 def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 def _check_server(uri: str, timeout: float) -> None:
@@ -57,8 +58,9 @@ def _check_server(uri: str, timeout: float) -> None:
             if response.status != 200:
                 raise TrackingError(f"MLflow server {uri} answered {response.status} on /health")
     except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(f"MLflow tracking server {uri} is unreachable ({exc}); start it or unset "
-                            "MLFLOW_TRACKING_URI / tracking.uri") from exc
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({exc}); start it or unset MLFLOW_TRACKING_URI / tracking.uri"
+        ) from exc
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -68,23 +70,29 @@ def _check_sqlite_file(path: Path) -> None:
     with open(path, "rb") as f:
         header = f.read(len(SQLITE_HEADER))
     if header and header != SQLITE_HEADER:
-        raise TrackingError(f"tracking database {path} is not an SQLite database (it starts with {header[:8]!r}); "
-                            "move it away or point tracking.uri elsewhere")
+        raise TrackingError(
+            f"tracking database {path} is not an SQLite database (it starts with {header[:8]!r}); "
+            "move it away or point tracking.uri elsewhere"
+        )
     mode = path.stat().st_mode
     if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not path.parent.exists():
-        raise TrackingError(f"tracking database {path} is read-only (mode {stat.filemode(mode)}); make it writable "
-                            "or point tracking.uri elsewhere")
+        raise TrackingError(
+            f"tracking database {path} is read-only (mode {stat.filemode(mode)}); make it writable "
+            "or point tracking.uri elsewhere"
+        )
     if not header:
-        return                                                      # empty file: MLflow creates the schema
+        return  # empty file: MLflow creates the schema
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
         raise TrackingError(f"tracking database {path} cannot be read as SQLite ({exc})") from exc
     if tables and not {"experiments", "runs"} <= tables:
-        raise TrackingError(f"tracking database {path} is an SQLite database of another application (tables: "
-                            f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
-                            "tracking.uri elsewhere")
+        raise TrackingError(
+            f"tracking database {path} is an SQLite database of another application (tables: "
+            f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
+            "tracking.uri elsewhere"
+        )
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
@@ -94,11 +102,14 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         return
     path = sqlite_path(uri)
     if path is None:
-        raise TrackingError(f"unsupported tracking URI {uri!r}: use sqlite:///<absolute path> or http(s)://host:port "
-                            "(the MLflow file store is disabled in MLflow >= 3.13)")
+        raise TrackingError(
+            f"unsupported tracking URI {uri!r}: use sqlite:///<absolute path> or http(s)://host:port "
+            "(the MLflow file store is disabled in MLflow >= 3.13)"
+        )
     if not path.is_absolute():
-        raise TrackingError(f"tracking URI {uri!r} must use an absolute path (relative paths break under "
-                            "dvc exp run --queue)")
+        raise TrackingError(
+            f"tracking URI {uri!r} must use an absolute path (relative paths break under dvc exp run --queue)"
+        )
     if not path.parent.is_dir():
         raise TrackingError(f"tracking database folder {path.parent} does not exist")
     if path.exists():
@@ -135,6 +146,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
     naming the store.
     """
     from mlflow.tracking import MlflowClient
+
     try:
         with exclusive_lock(store_lock(uri, artifact_root)):
             client = MlflowClient(tracking_uri=uri)
@@ -145,7 +157,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
             return client.create_experiment(name, artifact_location=location.as_uri())
     except TrackingError:
         raise
-    except Exception as exc:                   # SQLAlchemy / MLflow errors, reduced to one line
+    except Exception as exc:  # SQLAlchemy / MLflow errors, reduced to one line
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise TrackingError(f"MLflow store {uri} cannot be used: {first}") from exc
 
@@ -166,8 +178,12 @@ def flatten(d: dict, prefix: str = "") -> dict[str, object]:
 
 def git_commit(repo_root: Path) -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -175,8 +191,7 @@ def git_commit(repo_root: Path) -> str:
 # ----------------------------------------------------------------------------- runs
 
 
-def pipeline_parent(client, experiment_id: str, pipeline_id: str, name: str, tags: dict[str, str],
-                    lock: Path) -> str:
+def pipeline_parent(client, experiment_id: str, pipeline_id: str, name: str, tags: dict[str, str], lock: Path) -> str:
     """The run id of the parent run of pipeline execution ``pipeline_id`` (created on first use).
 
     Every stage of one ``dvc repro`` / ``dvc exp run`` shares ``pipeline_id``; the parent is
@@ -189,8 +204,9 @@ def pipeline_parent(client, experiment_id: str, pipeline_id: str, name: str, tag
             run_id = found[0].info.run_id
             client.update_run(run_id, status="RUNNING")
             return run_id
-        run = client.create_run(experiment_id, run_name=name, tags={**tags, "pcn.pipeline_id": pipeline_id,
-                                                                      "pcn.kind": "pipeline"})
+        run = client.create_run(
+            experiment_id, run_name=name, tags={**tags, "pcn.pipeline_id": pipeline_id, "pcn.kind": "pipeline"}
+        )
         return run.info.run_id
 
 
@@ -209,12 +225,20 @@ class StageRun:
     the next run that opens with the same journal).
     """
 
-    def __init__(self, client, experiment_id: str, name: str, tags: dict[str, str], journal: Path,
-                 parent_id: str | None = None, system_metrics_interval: float = 0.0,
-                 roots: tuple[Path, ...] = ()):
+    def __init__(
+        self,
+        client,
+        experiment_id: str,
+        name: str,
+        tags: dict[str, str],
+        journal: Path,
+        parent_id: str | None = None,
+        system_metrics_interval: float = 0.0,
+        roots: tuple[Path, ...] = (),
+    ):
         self.client, self.experiment_id, self.name, self.tags = client, experiment_id, name, tags
         self.journal, self.parent_id = Path(journal), parent_id
-        self.roots = tuple(roots) or (self.journal.parent,)      # where journaled artifacts may come from
+        self.roots = tuple(roots) or (self.journal.parent,)  # where journaled artifacts may come from
         self.system_metrics_interval = system_metrics_interval
         self.run_id: str | None = None
         self.status: str | None = None
@@ -228,7 +252,7 @@ class StageRun:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)
         self.run_id = run.info.run_id
-        if self.journal.is_file():                     # left by an earlier run while the store was down
+        if self.journal.is_file():  # left by an earlier run while the store was down
             self._replay_journal()
         if self.system_metrics_interval > 0:
             self._start_monitor()
@@ -237,10 +261,12 @@ class StageRun:
     def _start_monitor(self) -> None:
         try:
             from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-            self._monitor = SystemMetricsMonitor(self.run_id, sampling_interval=self.system_metrics_interval,
-                                                 tracking_uri=self.client.tracking_uri)
+
+            self._monitor = SystemMetricsMonitor(
+                self.run_id, sampling_interval=self.system_metrics_interval, tracking_uri=self.client.tracking_uri
+            )
             self._monitor.start()
-        except Exception as exc:                 # psutil missing, ...: the run goes on without them
+        except Exception as exc:  # psutil missing, ...: the run goes on without them
             print(f"warning: no system metrics ({exc})", file=sys.stderr)
             self._monitor = None
 
@@ -271,8 +297,13 @@ class StageRun:
     def log_parent_metrics(self, metrics: dict[str, float]) -> None:
         """Metrics on the pipeline's parent run (the headline numbers of the execution)."""
         if self.parent_id:
-            self._call("metrics", {k: float(v) for k, v in metrics.items()}, None, int(time.time() * 1000),
-                       run_id=self.parent_id)
+            self._call(
+                "metrics",
+                {k: float(v) for k, v in metrics.items()},
+                None,
+                int(time.time() * 1000),
+                run_id=self.parent_id,
+            )
 
     def log_params(self, params: dict[str, object]) -> None:
         self._call("params", {k: str(v)[:6000] for k, v in params.items()})
@@ -295,11 +326,14 @@ class StageRun:
         try:
             self._replay_journal()
             apply_entry(self.client, entry)
-        except Exception as exc:                 # dead server, locked database, ...: keep the entry
+        except Exception as exc:  # dead server, locked database, ...: keep the entry
             self._offline_until = time.monotonic() + RETRY_AFTER_SECONDS
             self._journal(entry)
-            print(f"warning: MLflow {kind} of run {self.run_id} not logged ({type(exc).__name__}: "
-                  f"{str(exc)[:200]}); kept in {self.journal}", file=sys.stderr)
+            print(
+                f"warning: MLflow {kind} of run {self.run_id} not logged ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); kept in {self.journal}",
+                file=sys.stderr,
+            )
 
     def _journal(self, entry: dict) -> None:
         append(self.journal, {**entry, "tracking_uri": self.client.tracking_uri})
@@ -336,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     from mlflow.tracking import MlflowClient
+
     parser = argparse.ArgumentParser(prog="python -m pcn.pipeline.tracking", description=main.__doc__)
     parser.add_argument("command", choices=["resync"])
     parser.add_argument("journals", nargs="+", type=Path)
@@ -351,9 +386,12 @@ def main(argv: list[str] | None = None) -> int:
             status = 1
             continue
         report = replay(path, client, roots, answers=_answers)
-        print(f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined, {report.kept} kept "
-              "(store unreachable)" if report.kept else
-              f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined")
+        print(
+            f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined, {report.kept} kept "
+            "(store unreachable)"
+            if report.kept
+            else f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined"
+        )
         status = status or (1 if report.kept else 0)
     return status
 

@@ -7,6 +7,7 @@ everything the run depends on (the stage's params, the source files it imports, 
 card, the filter bank); a checkpoint is resumed only under the same key, and
 :func:`key_differences` says what changed otherwise.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -91,15 +92,19 @@ def load(path: Path, what: str = "checkpoint") -> dict | None:
     except pickle.UnpicklingError as exc:
         found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL (\S+)", str(exc))
         if found:
-            raise CheckpointError(f"{what} {path} was refused: it is not a plain weights file, and loading it "
-                                  f"would import and call {found.group(1)}. Nothing was run; delete it if you did "
-                                  f"not create it (rm '{path}').") from exc
+            raise CheckpointError(
+                f"{what} {path} was refused: it is not a plain weights file, and loading it "
+                f"would import and call {found.group(1)}. Nothing was run; delete it if you did "
+                f"not create it (rm '{path}')."
+            ) from exc
         lines = [line for line in str(exc).splitlines() if line.strip() and "documentation" not in line]
-        raise CheckpointError(f"{what} {path} is unreadable ({lines[-1].strip()[:200]}); delete it to "
-                              "start over") from exc
-    except Exception as exc:        # truncated zip, not a torch file, ...
-        raise CheckpointError(f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); delete it to "
-                              "start over") from exc
+        raise CheckpointError(
+            f"{what} {path} is unreadable ({lines[-1].strip()[:200]}); delete it to start over"
+        ) from exc
+    except Exception as exc:  # truncated zip, not a torch file, ...
+        raise CheckpointError(
+            f"{what} {path} is unreadable ({type(exc).__name__}: {exc}); delete it to start over"
+        ) from exc
     if not isinstance(obj, dict):
         raise CheckpointError(f"{what} {path} holds a {type(obj).__name__}, not a mapping; delete it to start over")
     return obj

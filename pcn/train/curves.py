@@ -1,4 +1,5 @@
 """The training curves of one run (``results/train/<variant>-<seed>/curves.png``)."""
+
 from __future__ import annotations
 
 from pathlib import Path

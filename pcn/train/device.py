@@ -3,6 +3,7 @@
 Nothing here reads or writes the environment; the OpenMP setting that must precede
 ``import torch`` belongs to the stage processes (``stages/process.py``).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -16,6 +17,7 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 RETAIN_BYTES = 1 << 30
 
+
 def select_device(name: str, local_rank: int = 0):
     """The ``torch.device`` for ``train.device`` ``name`` (one of :data:`DEVICES`).
 
@@ -23,6 +25,7 @@ def select_device(name: str, local_rank: int = 0):
     stages apply :func:`retain_freed_memory` themselves on CPU).
     """
     import torch
+
     if name not in DEVICES:
         raise ValueError(f"unknown device {name!r}; valid: {', '.join(DEVICES)}")
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
@@ -51,7 +54,7 @@ def retain_freed_memory(limit_bytes: int = RETAIN_BYTES) -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-    except (OSError, AttributeError):        # musl or another libc without mallopt
+    except (OSError, AttributeError):  # musl or another libc without mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, limit_bytes)) and bool(mallopt(M_TRIM_THRESHOLD, -1))

@@ -5,6 +5,7 @@ whose :func:`~pcn.nn.collectives.is_initialized` this module uses too. The launc
 environment (RANK, WORLD_SIZE, LOCAL_RANK) is read by the stage script and passed in as a
 :class:`DistInfo`; nothing here reads the environment.
 """
+
 from __future__ import annotations
 
 import sys
@@ -58,8 +59,7 @@ def init_distributed(info: DistInfo, device_type: str) -> None:
         return
     if device_type == "cuda":
         torch.cuda.set_device(info.local_rank)
-    dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=info.rank,
-                            world_size=info.world_size)
+    dist.init_process_group("nccl" if device_type == "cuda" else "gloo", rank=info.rank, world_size=info.world_size)
 
 
 def barrier() -> None:
@@ -74,5 +74,4 @@ def cleanup() -> None:
 
 def torchrun_command(nproc: int, script: str, argv: list[str]) -> list[str]:
     """The command that runs ``script argv`` in ``nproc`` DDP processes on this machine."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            script, *argv]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", script, *argv]

@@ -7,6 +7,7 @@ synchronization per epoch instead of several per step). A NaN/Inf loss or gradie
 therefore detected at the end of the epoch, before anything of that epoch is saved, and
 reported with the first bad step.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -57,8 +58,13 @@ def build_optimizer(model: nn.Module, lr: float, momentum: float, weight_decay: 
     The fused implementation makes one pass per parameter for decay, momentum and update, on
     CPU and CUDA (measured in bench/RESULTS.md).
     """
-    return torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=momentum,
-                           weight_decay=weight_decay, fused=True)
+    return torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        fused=True,
+    )
 
 
 def _topk_correct(logits: Tensor, target: Tensor, k: int) -> Tensor:
@@ -69,25 +75,34 @@ def _topk_correct(logits: Tensor, target: Tensor, k: int) -> Tensor:
 
 def _reduced_stats(totals: Tensor, count: int, device: torch.device) -> EpochStats:
     """Sum ``[loss sum, top-1 hits, top-5 hits]`` and the count over ranks; one read of the device."""
-    values = all_reduce_sum_(torch.cat([totals, torch.tensor([float(count)], dtype=totals.dtype,
-                                                             device=device)])).tolist()
+    values = all_reduce_sum_(
+        torch.cat([totals, torch.tensor([float(count)], dtype=totals.dtype, device=device)])
+    ).tolist()
     loss, c1, c5, n = values
     n = max(n, 1)
     return EpochStats(loss / n, c1 / n, c5 / n, int(n))
 
 
-def train_one_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], optimizer: torch.optim.Optimizer,
-                    device: torch.device, epoch: int, steps: int, amp: bool = False, channels_last: bool = False,
-                    progress=None) -> EpochStats:
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    epoch: int,
+    steps: int,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress=None,
+) -> EpochStats:
     """One pass over ``batches`` (``steps`` of them); ``epoch`` is 0-based.
 
     Raises :class:`NonFiniteError` (1-based epoch and step) if a loss or gradient was NaN/Inf.
     """
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
-    totals = torch.zeros(3, dtype=torch.float64, device=device)          # loss sum, top-1, top-5
-    first_bad = torch.full((), -1, dtype=torch.int64, device=device)     # first non-finite step
-    bad_kind = torch.zeros((), dtype=torch.int64, device=device)         # 1: loss, 2: gradient
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, top-1, top-5
+    first_bad = torch.full((), -1, dtype=torch.int64, device=device)  # first non-finite step
+    bad_kind = torch.zeros((), dtype=torch.int64, device=device)  # 1: loss, 2: gradient
     count = 0
     refresh = max(1, steps // PROGRESS_REFRESHES)
     for step, (images, target) in enumerate(batches):
@@ -106,12 +121,13 @@ def train_one_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], 
         optimizer.step()
         with torch.no_grad():
             n = target.shape[0]
-            totals += torch.stack([loss.detach() * n, _topk_correct(logits, target, 1),
-                                   _topk_correct(logits, target, 5)]).double()
+            totals += torch.stack(
+                [loss.detach() * n, _topk_correct(logits, target, 1), _topk_correct(logits, target, 5)]
+            ).double()
         count += n
         if progress is not None:
             progress.update(1)
-            if (step + 1) % refresh == 0:                                 # a read of the device: not every step
+            if (step + 1) % refresh == 0:  # a read of the device: not every step
                 progress.set_postfix(loss=f"{totals[0].item() / count:.3f}", acc=f"{totals[1].item() / count:.3f}")
     bad_step, kind = (int(v) for v in torch.stack([first_bad, bad_kind]).tolist())
     if bad_step >= 0:
@@ -120,8 +136,13 @@ def train_one_epoch(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], 
 
 
 @torch.inference_mode()
-def run_test_pass(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device, amp: bool = False,
-             channels_last: bool = False) -> EpochStats:
+def run_test_pass(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    device: torch.device,
+    amp: bool = False,
+    channels_last: bool = False,
+) -> EpochStats:
     """Loss, top-1 and top-5 accuracy over ``batches`` (sums reduced across ranks).
 
     Raises ``FloatingPointError`` if the loss is not finite.
@@ -134,11 +155,17 @@ def run_test_pass(model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], de
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             logits = model(images).float()
-        totals += torch.stack([nn.functional.cross_entropy(logits, target, reduction="sum"),
-                               _topk_correct(logits, target, 1), _topk_correct(logits, target, 5)]).double()
+        totals += torch.stack(
+            [
+                nn.functional.cross_entropy(logits, target, reduction="sum"),
+                _topk_correct(logits, target, 1),
+                _topk_correct(logits, target, 5),
+            ]
+        ).double()
         count += target.shape[0]
     stats = _reduced_stats(totals, count, device)
     if not torch.isfinite(torch.tensor(stats.loss)):
-        raise FloatingPointError(f"the evaluation loss is not finite ({stats.loss}): the model's weights or "
-                                 "statistics hold NaN/Inf")
+        raise FloatingPointError(
+            f"the evaluation loss is not finite ({stats.loss}): the model's weights or statistics hold NaN/Inf"
+        )
     return stats

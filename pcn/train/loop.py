@@ -7,6 +7,7 @@ checkpoint first and then logs (so a tracking failure never loses an epoch). Eve
 random is a function of the seed and the epoch (initialization, data order, augmentation),
 so a run resumed from the checkpoint of epoch ``k`` continues exactly as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import time
@@ -37,10 +38,10 @@ class Schedule:
 class TrainingState:
     """What a checkpoint needs besides the model and optimizer: completed epochs, history, best epoch."""
 
-    epoch: int = 0                                      # completed epochs
-    history: list[dict] = field(default_factory=list)   # one row per completed epoch
+    epoch: int = 0  # completed epochs
+    history: list[dict] = field(default_factory=list)  # one row per completed epoch
     best: dict = field(default_factory=lambda: {"acc": -1.0, "top5": 0.0, "epoch": 0})
-    best_state: dict | None = None                      # model state of the best epoch (select == "best")
+    best_state: dict | None = None  # model state of the best epoch (select == "best")
 
     def as_dict(self) -> dict:
         return {"epoch": self.epoch, "history": self.history, "best": self.best, "best_state": self.best_state}
@@ -50,21 +51,43 @@ class TrainingState:
         return cls(d["epoch"], list(d["history"]), dict(d["best"]), d.get("best_state"))
 
 
-def epoch_row(epoch: int, lr: float, train: EpochStats, test: EpochStats, seconds: float,
-              validation: EpochStats | None = None) -> dict:
+def epoch_row(
+    epoch: int, lr: float, train: EpochStats, test: EpochStats, seconds: float, validation: EpochStats | None = None
+) -> dict:
     """The history row of (0-based) ``epoch``; epochs are numbered from 1 in the row."""
-    row = {"epoch": epoch + 1, "lr": lr, "train_loss": train.loss, "train_acc": train.top1, "test_loss": test.loss,
-           "test_acc": test.top1, "test_top5": test.top5, "epoch_seconds": seconds,
-           "images_per_second": train.samples / seconds if seconds > 0 else 0.0}
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": train.loss,
+        "train_acc": train.top1,
+        "test_loss": test.loss,
+        "test_acc": test.top1,
+        "test_top5": test.top5,
+        "epoch_seconds": seconds,
+        "images_per_second": train.samples / seconds if seconds > 0 else 0.0,
+    }
     if validation is not None:
         row.update(val_loss=validation.loss, val_acc=validation.top1)
     return row
 
 
-def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimizer, train_batches, test_batches,
-        schedule: Schedule, state: TrainingState, device: torch.device, *, select: str = "last", amp: bool = False,
-        channels_last: bool = False, on_epoch_end: Callable[[TrainingState, dict], None] | None = None,
-        progress: Callable[[int, int], object] | None = None, validation_batches=None) -> TrainingState:
+def fit(
+    model: nn.Module,
+    train_model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_batches,
+    test_batches,
+    schedule: Schedule,
+    state: TrainingState,
+    device: torch.device,
+    *,
+    select: str = "last",
+    amp: bool = False,
+    channels_last: bool = False,
+    on_epoch_end: Callable[[TrainingState, dict], None] | None = None,
+    progress: Callable[[int, int], object] | None = None,
+    validation_batches=None,
+) -> TrainingState:
     """Train from ``state.epoch`` to ``schedule.epochs``; returns the final state.
 
     ``train_model`` is what runs forward/backward (``model``, or its DDP / compiled wrapper);
@@ -85,15 +108,19 @@ def fit(model: nn.Module, train_model: nn.Module, optimizer: torch.optim.Optimiz
         bar = progress(epoch, steps) if progress is not None else None
         start = time.perf_counter()
         try:
-            train = train_one_epoch(train_model, train_batches.epoch(epoch), optimizer, device, epoch, steps,
-                                    amp, channels_last, bar)
+            train = train_one_epoch(
+                train_model, train_batches.epoch(epoch), optimizer, device, epoch, steps, amp, channels_last, bar
+            )
         finally:
             if bar is not None:
                 bar.close()
         seconds = time.perf_counter() - start
         test = run_test_pass(model, test_batches.epoch(0), device, amp, channels_last)
-        validation = (None if validation_batches is None else
-                      run_test_pass(model, validation_batches.epoch(0), device, amp, channels_last))
+        validation = (
+            None
+            if validation_batches is None
+            else run_test_pass(model, validation_batches.epoch(0), device, amp, channels_last)
+        )
         row = epoch_row(epoch, lr, train, test, seconds, validation)
         state.history.append(row)
         state.epoch = epoch + 1

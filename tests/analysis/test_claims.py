@@ -1,4 +1,5 @@
 """The claims' verdicts on hand-made intervals and results: every word of the vocabulary is reachable."""
+
 import pytest
 
 from pcn.analysis.claims import (
@@ -23,7 +24,7 @@ def test_direction_verdict_words():
     assert direction_verdict(interval(0.5, 2.0)) == SUPPORTED
     assert direction_verdict(interval(-2.0, -0.5)) == CONTRADICTED
     assert direction_verdict(interval(-0.5, 2.0)) == UNDECIDED
-    assert direction_verdict(interval(None, None)) == UNDECIDED              # one seed: no interval
+    assert direction_verdict(interval(None, None)) == UNDECIDED  # one seed: no interval
 
 
 def test_equivalence_verdict_words():
@@ -41,20 +42,24 @@ def test_combined_verdicts():
     assert VERDICTS == (SUPPORTED, CONTRADICTED, UNDECIDED, UNTESTABLE)
 
 
-RISING = ((0.3, 0.5, 0.8), (0.3, 0.5, 0.75), (0.3, 0.45, 0.8))      # NCM at layers 0, 1, 2 of seeds 0, 1, 2
+RISING = ((0.3, 0.5, 0.8), (0.3, 0.5, 0.75), (0.3, 0.45, 0.8))  # NCM at layers 0, 1, 2 of seeds 0, 1, 2
 
 
 def row(variant, arch, rho, errors, premise=0.002, mechanism=(0.0, 0.0, 0.0), depth=RISING):
     """Results of one variant over seeds 0, 1, 2 as the report builds them (only what the claims read)."""
     seeds = range(len(errors))
-    views = {"before_rho/flatten": {"layers": [1, 2], "class_mean_share": {"by_seed": {s: [premise, 0.1]
-                                                                                      for s in seeds}}},
-             "rho/flatten": {"layers": [1, 2], "between_share": {"by_seed": {s: [mechanism[s], 0.0]
-                                                                                 for s in seeds}}},
-             "block/spatial_mean": {"layers": [0, 1, 2], "ncm_accuracy": {"by_seed": {s: list(depth[s])
-                                                                                     for s in seeds}}}}
-    return {"variant": variant, "arch": arch, "nonlinearity": rho,
-            "test_error_by_seed": dict(zip(seeds, errors)), "views": views}
+    views = {
+        "before_rho/flatten": {"layers": [1, 2], "class_mean_share": {"by_seed": {s: [premise, 0.1] for s in seeds}}},
+        "rho/flatten": {"layers": [1, 2], "between_share": {"by_seed": {s: [mechanism[s], 0.0] for s in seeds}}},
+        "block/spatial_mean": {"layers": [0, 1, 2], "ncm_accuracy": {"by_seed": {s: list(depth[s]) for s in seeds}}},
+    }
+    return {
+        "variant": variant,
+        "arch": arch,
+        "nonlinearity": rho,
+        "test_error_by_seed": dict(zip(seeds, errors)),
+        "views": views,
+    }
 
 
 def verdicts(rows, margin=0.2, vanishing=0.01) -> dict[int, str]:
@@ -62,21 +67,29 @@ def verdicts(rows, margin=0.2, vanishing=0.01) -> dict[int, str]:
 
 
 def test_a_run_that_supports_every_claim():
-    rows = [row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.10, 0.12, 0.11)),
-            row("modulus_skip", "lscat_skip", "mod", [2.0, 2.2, 2.1], mechanism=(0.10, 0.12, 0.11)),
-            row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8], mechanism=(0.001, -0.001, 0.0),
-                depth=((0.3, 0.5, 0.5), (0.3, 0.5, 0.52), (0.3, 0.5, 0.49))),
-            row("tanh", "lscat", "tanh", [7.0, 7.5, 6.8], mechanism=(0.0, 0.001, 0.0)),
-            row("scat", "scat", "mod", [6.0, 6.3, 6.1]),
-            row("resnet_standard", "resnet18_standard", "relu", [2.15, 2.3, 2.2]),
-            row("resnet_relu", "resnet18", "relu", [2.5, 2.6, 2.4]),
-            row("resnet_abs", "resnet18", "abs", [2.55, 2.6, 2.5]),
-            row("resnet_thresh", "resnet18", "thresh", [20.0, 25.0, 22.0])]
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.10, 0.12, 0.11)),
+        row("modulus_skip", "lscat_skip", "mod", [2.0, 2.2, 2.1], mechanism=(0.10, 0.12, 0.11)),
+        row(
+            "soft_threshold",
+            "lscat",
+            "cst",
+            [9.0, 9.5, 8.8],
+            mechanism=(0.001, -0.001, 0.0),
+            depth=((0.3, 0.5, 0.5), (0.3, 0.5, 0.52), (0.3, 0.5, 0.49)),
+        ),
+        row("tanh", "lscat", "tanh", [7.0, 7.5, 6.8], mechanism=(0.0, 0.001, 0.0)),
+        row("scat", "scat", "mod", [6.0, 6.3, 6.1]),
+        row("resnet_standard", "resnet18_standard", "relu", [2.15, 2.3, 2.2]),
+        row("resnet_relu", "resnet18", "relu", [2.5, 2.6, 2.4]),
+        row("resnet_abs", "resnet18", "abs", [2.55, 2.6, 2.5]),
+        row("resnet_thresh", "resnet18", "thresh", [20.0, 25.0, 22.0]),
+    ]
     got = verdicts(rows)
     assert got == {n: SUPPORTED for n in range(1, 8)}
     claim3 = check_claims(rows, 0.95, 0.2, 0.01)[2]
     diffs = [9.0 - 3.0, 9.5 - 3.2, 8.8 - 2.9]
-    assert claim3["comparisons"][0]["interval"] == paired_interval(diffs, 0.95)     # the interval it follows from
+    assert claim3["comparisons"][0]["interval"] == paired_interval(diffs, 0.95)  # the interval it follows from
     assert "soft_threshold − modulus: supported" in claim3["reason"]
     # the authors' frozen threshold (listed first, failing to train) decides no verdict
     frozen = {**row("resnet_thresh_frozen", "resnet18", "thresh", [90.0, 90.0, 90.0]), "learned": False}
@@ -86,26 +99,36 @@ def test_a_run_that_supports_every_claim():
 
 
 def test_contradicted_undecided_and_untestable_claims():
-    rows = [row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.0, 0.001, -0.001),
-                depth=((0.3, 0.8, 0.5), (0.3, 0.8, 0.52), (0.3, 0.8, 0.49))),
-            row("soft_threshold", "lscat", "cst", [2.0, 2.1, 1.9], mechanism=(0.10, 0.12, 0.11)),
-            row("modulus_skip", "lscat_skip", "mod", [3.0, 9.0, 1.0]),
-            row("resnet_standard", "resnet18_standard", "relu", [3.0, 3.5, 2.0]),
-            row("scat", "scat", "mod", [2.0, 2.1, 1.8])]
+    rows = [
+        row(
+            "modulus",
+            "lscat",
+            "mod",
+            [3.0, 3.2, 2.9],
+            mechanism=(0.0, 0.001, -0.001),
+            depth=((0.3, 0.8, 0.5), (0.3, 0.8, 0.52), (0.3, 0.8, 0.49)),
+        ),
+        row("soft_threshold", "lscat", "cst", [2.0, 2.1, 1.9], mechanism=(0.10, 0.12, 0.11)),
+        row("modulus_skip", "lscat_skip", "mod", [3.0, 9.0, 1.0]),
+        row("resnet_standard", "resnet18_standard", "relu", [3.0, 3.5, 2.0]),
+        row("scat", "scat", "mod", [2.0, 2.1, 1.8]),
+    ]
     got = verdicts(rows)
-    assert got[1] == UNDECIDED                                  # the skip network's errors vary too much
+    assert got[1] == UNDECIDED  # the skip network's errors vary too much
     assert got[2] == CONTRADICTED and got[3] == CONTRADICTED and got[6] == CONTRADICTED and got[7] == CONTRADICTED
-    assert got[4] == UNTESTABLE and got[5] == UNTESTABLE        # no ms / mc / tanh; no bias-free ResNet
+    assert got[4] == UNTESTABLE and got[5] == UNTESTABLE  # no ms / mc / tanh; no bias-free ResNet
     claim5 = check_claims(rows, 0.95, 0.2, 0.01)[4]
     assert "resnet18 with relu, abs and thresh" in claim5["reason"]
 
 
 def test_mechanism_is_untestable_when_the_class_means_of_wavelet_coefficients_do_not_vanish():
-    rows = [row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], premise=0.09, mechanism=(0.1, 0.12, 0.11)),
-            row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8], premise=0.09)]
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], premise=0.09, mechanism=(0.1, 0.12, 0.11)),
+        row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8], premise=0.09),
+    ]
     claim6 = check_claims(rows, 0.95, 0.2, 0.01)[5]
     assert claim6["verdict"] == UNTESTABLE and "carry 0.09 of their energy" in claim6["reason"]
-    assert check_claims(rows, 0.95, 0.2, 0.1)[5]["verdict"] == SUPPORTED      # the premise is a parameter
+    assert check_claims(rows, 0.95, 0.2, 0.1)[5]["verdict"] == SUPPORTED  # the premise is a parameter
 
 
 @pytest.mark.parametrize("errors", [[3.0], [3.0, 3.0]])

@@ -1,4 +1,5 @@
 """The report over seeds: per-variant summaries, paired differences, bands and trends, on a two-seed run."""
+
 import json
 
 import numpy as np
@@ -11,26 +12,54 @@ from pcn.analysis.report import build_report, markdown, summary_metrics
 def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9), fisher_falls=False) -> dict:
     """Results of one (variant, seed): what the train and evaluate stages write (separation.csv's rows: the
     input, then per layer before_rho, rho and block; every measure follows ``ncm``)."""
+
     def measures(a):
-        return {"ncm_accuracy": a, "probe_accuracy": a + 0.01, "fisher": 1 / a if fisher_falls else 10 * a,
-                "class_mean_share": a / 2, "between_share": a / 4}
+        return {
+            "ncm_accuracy": a,
+            "probe_accuracy": a + 0.01,
+            "fisher": 1 / a if fisher_falls else 10 * a,
+            "class_mean_share": a / 2,
+            "between_share": a / 4,
+        }
+
     layers = [{"layer": 0, "place": "input", "feature": f, **measures(ncm[0])} for f in ("spatial_mean", "flatten")]
-    layers += [{"layer": i, "place": p, "feature": f, **measures(a)} for i, a in enumerate(ncm) if i
-               for p in ("before_rho", "rho", "block") for f in ("spatial_mean", "flatten")]
-    return {"train": {"n_parameters": 1000, "epochs": len(epochs), "best_test_error": test_error - 0.5,
-                      "final_val_error": test_error + 1.0},
-            "evaluate": {"test_error": test_error}, "separation": layers,
-            "history": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(epochs)]}
+    layers += [
+        {"layer": i, "place": p, "feature": f, **measures(a)}
+        for i, a in enumerate(ncm)
+        if i
+        for p in ("before_rho", "rho", "block")
+        for f in ("spatial_mean", "flatten")
+    ]
+    return {
+        "train": {
+            "n_parameters": 1000,
+            "epochs": len(epochs),
+            "best_test_error": test_error - 0.5,
+            "final_val_error": test_error + 1.0,
+        },
+        "evaluate": {"test_error": test_error},
+        "separation": layers,
+        "history": [{"epoch": e + 1, "test_acc": a} for e, a in enumerate(epochs)],
+    }
 
 
 def two_seed_variants() -> dict:
     return {
-        "modulus": {"arch": "lscat", "nonlinearity": "mod",
-                    "seeds": {0: run(2.0, [0.80, 0.85, 0.95]), 1: run(3.0, [0.80, 0.83, 0.91])}},
-        "soft_threshold": {"arch": "lscat", "nonlinearity": "cst",
-                           "seeds": {0: run(12.0, [0.80, 0.79, 0.82]), 1: run(17.0, [0.80, 0.81, 0.76])}},
-        "resnet_thresh": {"arch": "resnet18", "nonlinearity": "thresh",
-                          "seeds": {0: run(80.0, [0.8, 0.3]), 1: run(82.0, [0.8, 0.2])}},
+        "modulus": {
+            "arch": "lscat",
+            "nonlinearity": "mod",
+            "seeds": {0: run(2.0, [0.80, 0.85, 0.95]), 1: run(3.0, [0.80, 0.83, 0.91])},
+        },
+        "soft_threshold": {
+            "arch": "lscat",
+            "nonlinearity": "cst",
+            "seeds": {0: run(12.0, [0.80, 0.79, 0.82]), 1: run(17.0, [0.80, 0.81, 0.76])},
+        },
+        "resnet_thresh": {
+            "arch": "resnet18",
+            "nonlinearity": "thresh",
+            "seeds": {0: run(80.0, [0.8, 0.3]), 1: run(82.0, [0.8, 0.2])},
+        },
     }
 
 
@@ -51,7 +80,7 @@ def test_summary_difference_and_band_on_two_seeds():
     assert comp["reference"] == "modulus" and comp["differences"] == [10.0, 14.0]
     half = 12.706204736174698 * np.std([10.0, 14.0], ddof=1) / np.sqrt(2)
     assert comp["interval"]["low"] == pytest.approx(12.0 - half, rel=1e-8)
-    assert "not distinguishable from zero" in comp["sentence"]           # two seeds: a wide interval
+    assert "not distinguishable from zero" in comp["sentence"]  # two seeds: a wide interval
     assert any("resnet_thresh: no resnet18 network with the phase collapse (abs)" in n for n in report["notes"])
     # trends are computed from the mean curves
     assert block["ncm_accuracy"]["trend"]["rises"] and block["ncm_accuracy"]["rises_in_seeds"] == 2
@@ -59,21 +88,24 @@ def test_summary_difference_and_band_on_two_seeds():
     assert [c["claim"] for c in report["claims"]] == list(range(1, 8))
     assert summary_metrics(report) == {
         "test_error_pct": {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0},
-        "val_error_pct": {"modulus": 3.5, "soft_threshold": 15.5, "resnet_thresh": 82.0}}
-    del report["rows"][0]["val_error"]                                   # trained without a validation split
+        "val_error_pct": {"modulus": 3.5, "soft_threshold": 15.5, "resnet_thresh": 82.0},
+    }
+    del report["rows"][0]["val_error"]  # trained without a validation split
     assert "modulus" not in summary_metrics(report)["val_error_pct"]
-    json.dumps(report)                                                    # the JSON file can be written
+    json.dumps(report)  # the JSON file can be written
 
 
 def test_markdown_states_spread_interval_and_trends():
     text = markdown(build_report("cifar10", two_seed_variants(), 0.95))
     assert "| modulus | lscat | mod | 1,000 | 2 | 2 | 2.50 ± 0.71 | 2.00 – 3.00 |" in text
     assert "| soft_threshold | modulus | 2 | +12.00 | [" in text
-    assert "11.7" in text                                                 # the paper's CIFAR-10 LScat number
+    assert "11.7" in text  # the paper's CIFAR-10 LScat number
     assert text.startswith("## The paper's claims on cifar10")
     assert "| 3 | Replacing the modulus by complex soft-thresholding" in text
-    assert ("modulus, block outputs, spatial mean features: nearest-class-mean test accuracy rises (0.8 → 0.93; "
-            "last above input in 2 of 2 seeds)") in text
+    assert (
+        "modulus, block outputs, spatial mean features: nearest-class-mean test accuracy rises (0.8 → 0.93; "
+        "last above input in 2 of 2 seeds)"
+    ) in text
     assert "All three measures agree: classes are more separated at the last layer than at the input." in text
     assert "soft_threshold, block outputs, flatten features: nearest-class-mean test accuracy falls" in text
 
@@ -89,6 +121,7 @@ def test_measures_that_disagree_are_said_to_disagree():
 
 def test_figures_are_drawn(tmp_path):
     from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
+
     variants = two_seed_variants()
     report = build_report("mnist5k", variants, 0.95)
     plot_errors(report["rows"], tmp_path / "e.png")
@@ -98,14 +131,15 @@ def test_figures_are_drawn(tmp_path):
     from matplotlib import colormaps
     from matplotlib.image import imread
 
-    def has_colour(path, rgb) -> bool:                   # some pixels within 2/255 of the colour
+    def has_colour(path, rgb) -> bool:  # some pixels within 2/255 of the colour
         pixels = imread(path)[..., :3]
         return int((abs(pixels - np.array(rgb[:3])).max(axis=-1) < 2 / 255).sum()) >= 5
-    colours = [colormaps["tab10"](i) for i in range(len(variants))]    # a colour of its own per variant
-    for name in ("a.png", "c.png"):                      # one curve (and band edge) per variant, in its colour
+
+    colours = [colormaps["tab10"](i) for i in range(len(variants))]  # a colour of its own per variant
+    for name in ("a.png", "c.png"):  # one curve (and band edge) per variant, in its colour
         assert all(has_colour(tmp_path / name, c) for c in colours), name
-    assert has_colour(tmp_path / "e.png", to_rgb("lightsteelblue"))     # the bars of the means
-    report["rows"][0]["test_error"]["mean"] += 5         # other data, another picture
+    assert has_colour(tmp_path / "e.png", to_rgb("lightsteelblue"))  # the bars of the means
+    report["rows"][0]["test_error"]["mean"] += 5  # other data, another picture
     plot_errors(report["rows"], tmp_path / "e2.png")
     assert not np.array_equal(imread(tmp_path / "e.png"), imread(tmp_path / "e2.png"))
 
@@ -113,26 +147,35 @@ def test_figures_are_drawn(tmp_path):
 @pytest.mark.parametrize("n", [1, 3, 10, 17, 20, 25])
 def test_every_curve_gets_its_own_colour(n):
     from pcn.analysis.plots import curve_colors
+
     colors = curve_colors(n)
     assert len(colors) == n and len(set(colors)) == n
 
 
 def test_many_variants_are_drawn_with_the_legend_beside_the_axes(tmp_path):
     from pcn.analysis.plots import plot_layer_bands
+
     rows = build_report("mnist5k", two_seed_variants(), 0.95)["rows"]
-    many = [dict(row, variant=f"{row['variant']}_{i}") for i in range(9) for row in rows]   # 18 curves
+    many = [dict(row, variant=f"{row['variant']}_{i}") for i in range(9) for row in rows]  # 18 curves
     plot_layer_bands(many, [("block/flatten", "ncm_accuracy", "NCM test accuracy")], tmp_path / "n.png")
     from matplotlib.image import imread
+
     height, width = imread(tmp_path / "n.png").shape[:2]
-    assert width > 1.8 * height                      # widened for the legend column (9 x 4.6 inches)
+    assert width > 1.8 * height  # widened for the legend column (9 x 4.6 inches)
 
 
 def test_table1_has_the_papers_layout_with_our_baselines():
     variants = two_seed_variants()
-    variants["scat"] = {"arch": "scat", "nonlinearity": "mod",
-                        "seeds": {0: run(9.0, [0.8, 0.9]), 1: run(11.0, [0.8, 0.9])}}
-    variants["resnet_standard"] = {"arch": "resnet18_standard", "nonlinearity": "relu",
-                                   "seeds": {0: run(1.0, [0.8, 0.9]), 1: run(2.0, [0.8, 0.9])}}
+    variants["scat"] = {
+        "arch": "scat",
+        "nonlinearity": "mod",
+        "seeds": {0: run(9.0, [0.8, 0.9]), 1: run(11.0, [0.8, 0.9])},
+    }
+    variants["resnet_standard"] = {
+        "arch": "resnet18_standard",
+        "nonlinearity": "relu",
+        "seeds": {0: run(1.0, [0.8, 0.9]), 1: run(2.0, [0.8, 0.9])},
+    }
     report = build_report("translated_mnist", variants, 0.95)
     columns = {c["column"]: c for c in report["table1"]}
     assert list(columns) == ["Scat", "LScat", "LScat+skip", "ResNet"]
@@ -140,7 +183,7 @@ def test_table1_has_the_papers_layout_with_our_baselines():
     assert columns["LScat"]["variant"] == "modulus" and columns["LScat+skip"]["variant"] is None
     assert columns["ResNet"]["test_error"]["mean"] == pytest.approx(1.5)
     text = markdown(report)
-    table = text[text.index("### Table 1"):text.index("### Ablations")]
+    table = text[text.index("### Table 1") : text.index("### Ablations")]
     assert "| | Scat | LScat | LScat+skip | ResNet |" in table
     assert "10.00 ± 1.41 (n = 2)" in table and "not selected" in table
     assert "| paper, CIFAR-10 | 27.7 | 11.7 | 7.7 | 8.8 |" in table

@@ -1,4 +1,5 @@
 """Held-out separation measures against independent computations (numpy, scikit-learn) on fixed features."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,7 +21,7 @@ from pcn.nn.nonlinearities import PointwiseNonlinearity
 def gaussian_classes(n_train=300, n_test=200, k=4, d=6, spread=0.8, seed=0):
     g = np.random.default_rng(seed)
     means = g.normal(size=(k, d)) * spread
-    mix = g.normal(size=(d, d))                               # correlated within-class noise
+    mix = g.normal(size=(d, d))  # correlated within-class noise
     y, yt = g.integers(0, k, n_train), g.integers(0, k, n_test)
     x = means[y] + g.normal(size=(n_train, d)) @ mix
     xt = means[yt] + g.normal(size=(n_test, d)) @ mix
@@ -29,10 +30,10 @@ def gaussian_classes(n_train=300, n_test=200, k=4, d=6, spread=0.8, seed=0):
 
 def statistics(x, y, xt, yt, k, projection=None) -> ViewStatistics:
     s = ViewStatistics(k, x.shape[1], projection)
-    for i in range(0, len(y), 64):                           # streamed in batches
-        s.add_train(torch.from_numpy(x[i:i + 64]), torch.from_numpy(y[i:i + 64]))
+    for i in range(0, len(y), 64):  # streamed in batches
+        s.add_train(torch.from_numpy(x[i : i + 64]), torch.from_numpy(y[i : i + 64]))
     for i in range(0, len(yt), 64):
-        s.add_test(torch.from_numpy(xt[i:i + 64]), torch.from_numpy(yt[i:i + 64]))
+        s.add_test(torch.from_numpy(xt[i : i + 64]), torch.from_numpy(yt[i : i + 64]))
     return s
 
 
@@ -51,7 +52,7 @@ def numpy_gcv_ridge(x, y, xt, yt, k):
         gcv = rss / (1 - np.trace(hat) / n) ** 2 if np.trace(hat) <= n / 2 else np.inf
         if best is None or gcv < best[0]:
             best = (gcv, lam)
-    clf = RidgeClassifier(alpha=n * best[1]).fit(x, y)      # ||X_c w - y||^2 + alpha ||w||^2, targets +-1
+    clf = RidgeClassifier(alpha=n * best[1]).fit(x, y)  # ||X_c w - y||^2 + alpha ||w||^2, targets +-1
     return clf.score(xt, yt)
 
 
@@ -64,11 +65,13 @@ def numpy_measures(x, y, xt, yt, k, eps):
     reg = eps * np.trace(within) / x.shape[1]
     mu_c, nu_c = mu - p @ mu, nu - p @ nu
     between = (mu_c * p[:, None]).T @ nu_c
-    energy = (x ** 2).sum(1).mean()
-    return {"fisher": np.trace(np.linalg.solve(within + reg * np.eye(x.shape[1]), between)),
-            "class_mean_share": (p * (mu * nu).sum(1)).sum() / energy,
-            "between_share": (p * (mu_c * nu_c).sum(1)).sum() / energy,
-            "trace_ratio": np.trace(between) / np.trace(within)}
+    energy = (x**2).sum(1).mean()
+    return {
+        "fisher": np.trace(np.linalg.solve(within + reg * np.eye(x.shape[1]), between)),
+        "class_mean_share": (p * (mu * nu).sum(1)).sum() / energy,
+        "between_share": (p * (mu_c * nu_c).sum(1)).sum() / energy,
+        "trace_ratio": np.trace(between) / np.trace(within),
+    }
 
 
 def test_every_measure_equals_an_independent_computation():
@@ -98,8 +101,8 @@ def test_crossfitted_shares_are_near_zero_for_random_labels_where_the_plugin_is_
     y, yt = g.integers(0, 10, 400), g.integers(0, 10, 400)
     got = statistics(x, y, xt, yt, 10).measures(1e-3)
     mu = np.stack([x[y == c].mean(0) for c in range(10)])
-    plugin = (np.bincount(y) / 400 * ((mu - x.mean(0)) ** 2).sum(1)).sum() / (x ** 2).sum(1).mean()
-    assert plugin > 0.015                                   # about (K - 1) / N
+    plugin = (np.bincount(y) / 400 * ((mu - x.mean(0)) ** 2).sum(1)).sum() / (x**2).sum(1).mean()
+    assert plugin > 0.015  # about (K - 1) / N
     assert abs(got["between_share"]) < 0.3 * plugin and abs(got["fisher"]) < 0.2
 
 
@@ -137,23 +140,36 @@ def test_wide_views_are_randomly_projected_and_still_separate():
     assert random_projection(300, 300, 0) is None
     r = random_projection(300, 32, projection_seed(1, "block", "flatten"))
     assert r.shape == (300, 32) and torch.equal(r, random_projection(300, 32, projection_seed(1, "block", "flatten")))
-    assert abs(float(r.pow(2).sum(1).mean()) - 1) < 0.1     # E ||R^T e_i||^2 = 1: distances kept on average
+    assert abs(float(r.pow(2).sum(1).mean()) - 1) < 0.1  # E ||R^T e_i||^2 = 1: distances kept on average
     projected = statistics(x, y, xt, yt, 4, r).measures(1e-3)
     full = statistics(x, y, xt, yt, 4).measures(1e-3)
-    assert projected["ncm_accuracy"] == full["ncm_accuracy"]               # NCM and shares use every coordinate
-    assert full["probe_accuracy"] > 0.95 and projected["probe_accuracy"] > 0.5    # a projection loses some
+    assert projected["ncm_accuracy"] == full["ncm_accuracy"]  # NCM and shares use every coordinate
+    assert full["probe_accuracy"] > 0.95 and projected["probe_accuracy"] > 0.5  # a projection loses some
 
 
 def test_layer_separation_rows_per_layer_place_and_feature():
     torch.manual_seed(0)
     labels = torch.arange(48) % 3
     images = torch.randn(48, 2, 4, 4) + labels[:, None, None, None]
-    batches = [(images[i:i + 16], labels[i:i + 16]) for i in range(0, 48, 16)]
-    rows = layer_separation(lambda im: [{"input": im}, {"rho": im.abs(), "block": 2 * im}], batches, batches, 3,
-                            torch.device("cpu"), probe_dim=8, fisher_eps=1e-3)
+    batches = [(images[i : i + 16], labels[i : i + 16]) for i in range(0, 48, 16)]
+    rows = layer_separation(
+        lambda im: [{"input": im}, {"rho": im.abs(), "block": 2 * im}],
+        batches,
+        batches,
+        3,
+        torch.device("cpu"),
+        probe_dim=8,
+        fisher_eps=1e-3,
+    )
     keys = [(r["layer"], r["place"], r["feature"], r["dim"]) for r in rows]
-    assert keys == [(0, "input", "spatial_mean", 2), (0, "input", "flatten", 32), (1, "rho", "spatial_mean", 2),
-                    (1, "rho", "flatten", 32), (1, "block", "spatial_mean", 2), (1, "block", "flatten", 32)]
+    assert keys == [
+        (0, "input", "spatial_mean", 2),
+        (0, "input", "flatten", 32),
+        (1, "rho", "spatial_mean", 2),
+        (1, "rho", "flatten", 32),
+        (1, "block", "spatial_mean", 2),
+        (1, "block", "flatten", 32),
+    ]
     assert rows[4]["ncm_accuracy"] == rows[0]["ncm_accuracy"] and rows[4]["fisher"] == pytest.approx(rows[0]["fisher"])
     with pytest.raises(ValueError, match="valid: spatial_mean, flatten"):
         feature_vectors(images, "pool")
@@ -161,10 +177,14 @@ def test_layer_separation_rows_per_layer_place_and_feature():
 
 def test_too_few_training_samples_for_every_class_is_refused_by_name():
     x = torch.randn(40, 2, 2, 2)
-    labels = torch.arange(40) // 10                                       # sorted by class, as the data are
-    batches = [(x[i:i + 8], labels[i:i + 8]) for i in range(0, 40, 8)]
-    with pytest.raises(ValueError, match=r"first 12 training images hold no image of classes \[2, 3\].*"
-                                         r"evaluate\.max_train_samples"):
-        layer_separation(lambda im: [{"input": im}], batches, batches, 4, torch.device("cpu"), 4, 1e-3,
-                         max_train_samples=12)
+    labels = torch.arange(40) // 10  # sorted by class, as the data are
+    batches = [(x[i : i + 8], labels[i : i + 8]) for i in range(0, 40, 8)]
+    with pytest.raises(
+        ValueError,
+        match=r"first 12 training images hold no image of classes \[2, 3\].*"
+        r"evaluate\.max_train_samples",
+    ):
+        layer_separation(
+            lambda im: [{"input": im}], batches, batches, 4, torch.device("cpu"), 4, 1e-3, max_train_samples=12
+        )
     assert len(layer_separation(lambda im: [{"input": im}], batches, batches, 4, torch.device("cpu"), 4, 1e-3)) == 2

@@ -1,4 +1,5 @@
 """Statistics over seeds against independent computations (NumPy by hand, scipy, textbook t values)."""
+
 import math
 
 import numpy as np
@@ -17,14 +18,14 @@ from pcn.analysis.statistics import (
 scipy_stats = pytest.importorskip("scipy.stats")
 scipy_special = pytest.importorskip("scipy.special")
 
-ERRORS = [2.3, 2.9, 2.6]                      # fixed numbers (test errors of three seeds, %)
+ERRORS = [2.3, 2.9, 2.6]  # fixed numbers (test errors of three seeds, %)
 
 
 def test_summary_against_numpy():
     s = summary(ERRORS)
     assert s["n"] == 3 and s["min"] == 2.3 and s["max"] == 2.9
     assert s["mean"] == pytest.approx(np.mean(ERRORS), rel=1e-15)
-    assert s["sd"] == pytest.approx(np.std(ERRORS, ddof=1), rel=1e-14)   # sample sd (n - 1)
+    assert s["sd"] == pytest.approx(np.std(ERRORS, ddof=1), rel=1e-14)  # sample sd (n - 1)
     assert summary([4.0])["sd"] is None
 
 
@@ -49,9 +50,9 @@ def test_textbook_t_values():
 
 
 def test_paired_interval_by_hand():
-    ablation, reference = [17.2, 7.7, 6.8], [2.3, 2.9, 2.6]            # the same three seeds
+    ablation, reference = [17.2, 7.7, 6.8], [2.3, 2.9, 2.6]  # the same three seeds
     d = np.subtract(ablation, reference)
-    half = 4.302652729911275 * np.std(d, ddof=1) / math.sqrt(3)         # t_{0.975, 2} from tables
+    half = 4.302652729911275 * np.std(d, ddof=1) / math.sqrt(3)  # t_{0.975, 2} from tables
     got = paired_interval(list(d), 0.95)
     assert got["mean"] == pytest.approx(d.mean(), rel=1e-14)
     assert got["low"] == pytest.approx(d.mean() - half, rel=1e-9)
@@ -72,8 +73,15 @@ def test_sentences_follow_from_the_interval():
 
 
 def test_trend():
-    assert trend([0.8, 0.85, 0.9]) == {"first": 0.8, "last": 0.9, "change": pytest.approx(0.1), "rises": True,
-                                       "steps_up": 2, "steps": 2, "monotonic": True}
+    assert trend([0.8, 0.85, 0.9]) == {
+        "first": 0.8,
+        "last": 0.9,
+        "change": pytest.approx(0.1),
+        "rises": True,
+        "steps_up": 2,
+        "steps": 2,
+        "monotonic": True,
+    }
     t = trend([0.8, 0.85, 0.82, 0.92])
     assert t["rises"] and not t["monotonic"] and t["steps_up"] == 2
     assert not trend([3.0, 2.0, 1.0])["rises"] and trend([3.0, 2.0, 1.0])["monotonic"]

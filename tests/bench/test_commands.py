@@ -5,6 +5,7 @@ says ``--device cuda``, without ``--compile`` (minutes of compilation on a CPU; 
 tested in tests/train) and with one competing load for ``--contention``; the device check by its own
 test below, in its dry mode. The figures are not checked, the commands and their JSON are.
 """
+
 import json
 import re
 import shlex
@@ -20,9 +21,11 @@ pytestmark = pytest.mark.slow
 #: Options that shrink a documented command to a smoke test: option -> value (None: a flag).
 SHRINK = {"--steps": "1", "--warmup": "1", "--rounds": "1", "--images": "64", "--batch": "2", "--decode": "4"}
 #: What each script accepts (its argparse options), so that only accepted options are added.
-ACCEPTS = {"throughput.py": {"--steps", "--warmup", "--rounds", "--batch"},
-           "epoch.py": {"--steps", "--warmup", "--rounds", "--images", "--batch"},
-           "ceilings.py": set()}
+ACCEPTS = {
+    "throughput.py": {"--steps", "--warmup", "--rounds", "--batch"},
+    "epoch.py": {"--steps", "--warmup", "--rounds", "--images", "--batch"},
+    "ceilings.py": set(),
+}
 
 
 def documented_commands() -> list[str]:
@@ -39,7 +42,7 @@ def shrunk(command: str, out: str) -> list[str]:
     while i < len(words):
         word = words[i]
         if word in SHRINK and word != "--decode":
-            i += 2                                    # replaced below
+            i += 2  # replaced below
             continue
         if word == "--decode":
             args += [word, SHRINK[word]]
@@ -74,17 +77,24 @@ def test_documented_command_runs(command, tmp_path):
 
 def test_device_check_dry_mode_runs_every_part(tmp_path):
     out = tmp_path / "check.json"
-    done = subprocess.run([sys.executable, str(ROOT / "bench/device_check.py"), "--dry", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench/device_check.py"), "--dry", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     parts = json.loads(out.read_text())["parts"]
-    assert {name: p["status"] for name, p in parts.items()} == {name: "ok" for name in
-        ("environment", "ceilings", "throughput", "end_to_end", "imagenet", "input", "train_stage", "ddp")}
+    assert {name: p["status"] for name, p in parts.items()} == {
+        name: "ok"
+        for name in ("environment", "ceilings", "throughput", "end_to_end", "imagenet", "input", "train_stage", "ddp")
+    }
     result = {name: p["result"] for name, p in parts.items()}
     assert {"matmul_float32_flops", "matmul_bfloat16_flops", "copy_bandwidth_bytes_per_s"} <= set(result["ceilings"])
     combos = {(r["impl"], r["amp"]) for r in result["throughput"]["rows"]}
     assert combos == {("ours", False), ("ours", True), ("reference", False), ("reference", True)}
-    for stage in ("train_stage", "ddp"):                    # the stage's own code path: 2 epochs, checkpoint, model
+    for stage in ("train_stage", "ddp"):  # the stage's own code path: 2 epochs, checkpoint, model
         r = result[stage]
         assert r["epochs"] == 2 and r["model_saved"] and "last.pt" in r["checkpoint_files"], r
     assert result["ddp"]["world_size"] == 2 and result["imagenet"]["largest_batch"] == 2
@@ -94,8 +104,13 @@ def test_device_check_dry_mode_runs_every_part(tmp_path):
 def test_a_part_out_of_time_keeps_the_others():
     sys.path.insert(0, str(ROOT / "bench"))
     import device_check
-    results = {"parts": {"input": device_check.run_part("input", True, 0.001),
-                         "environment": device_check.run_part("environment", True, 60)}}
+
+    results = {
+        "parts": {
+            "input": device_check.run_part("input", True, 0.001),
+            "environment": device_check.run_part("environment", True, 60),
+        }
+    }
     assert results["parts"]["input"]["status"] == "timeout" and results["parts"]["environment"]["status"] == "ok"
     assert any(line.startswith("input        timeout") for line in device_check.summary(results))
 
@@ -105,8 +120,13 @@ def test_a_part_out_of_time_keeps_the_rows_it_finished(monkeypatch):
     import device_check
 
     def timed_out(cmd, **kwargs):
-        raise subprocess.TimeoutExpired(cmd, 1.0, output=b'{"rows": [{"batch": 32}]}\n{"rows": [{"batch": 32}, '
-                                        b'{"batch": 64}]}\n', stderr=b"still measuring batch 128")
+        raise subprocess.TimeoutExpired(
+            cmd,
+            1.0,
+            output=b'{"rows": [{"batch": 32}]}\n{"rows": [{"batch": 32}, {"batch": 64}]}\n',
+            stderr=b"still measuring batch 128",
+        )
+
     monkeypatch.setattr(device_check.subprocess, "run", timed_out)
     r = device_check.run_part("imagenet", False, 1.0)
     assert r["status"] == "timeout" and r["result"]["rows"] == [{"batch": 32}, {"batch": 64}]

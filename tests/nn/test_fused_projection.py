@@ -1,7 +1,9 @@
 """The fused ``Pc(Std(.))`` against the unfused modules and finite differences."""
+
 import pytest
 import torch
 
+import pcn.nn.fused_layout as fused_layout
 import pcn.nn.fused_projection as sp
 from pcn.nn.features import SplitFeatures
 from pcn.nn.fused_projection import standardized_projection
@@ -12,7 +14,7 @@ from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 @pytest.fixture(params=["folded", "per_sample"])
 def layout(request, monkeypatch):
     """Run a test with the batch folded into the columns (small maps) and with per-sample products."""
-    monkeypatch.setattr(sp, "FOLD_BELOW_PIXELS", 10**9 if request.param == "folded" else 0)
+    monkeypatch.setattr(fused_layout, "FOLD_BELOW_PIXELS", 10**9 if request.param == "folded" else 0)
     return request.param
 
 
@@ -22,8 +24,13 @@ def make_parts(dtype=torch.float32, seed=0):
 
     def t(c, shift):
         return (torch.randn(3, c, 4, 5, generator=g).to(dtype) * (1 + shift) + shift).requires_grad_()
-    return [SplitFeatures(re=t(2, 0.5), im=t(2, -1.0)), SplitFeatures(re=t(3, 0.0), im=t(3, 2.0)),
-            SplitFeatures(real=t(2, 3.0)), SplitFeatures(real=t(1, 0.2))]
+
+    return [
+        SplitFeatures(re=t(2, 0.5), im=t(2, -1.0)),
+        SplitFeatures(re=t(3, 0.0), im=t(3, 2.0)),
+        SplitFeatures(real=t(2, 3.0)),
+        SplitFeatures(real=t(1, 0.2)),
+    ]
 
 
 def modules(dtype=torch.float32):
@@ -42,7 +49,7 @@ def test_equals_unfused_modules(training, layout):
     parts = make_parts()
     std_a, proj_a = modules()
     std_b, proj_b = modules()
-    if not training:                       # give the running statistics non-trivial values first
+    if not training:  # give the running statistics non-trivial values first
         with torch.no_grad():
             std_a(SplitFeatures.cat(make_parts(seed=5)))
             std_b.load_state_dict(std_a.state_dict())
@@ -70,14 +77,16 @@ def test_gradient_matches_finite_differences(training, layout):
 
     def f(weight, *tensors):
         it = iter(tensors)
-        rebuilt = [SplitFeatures(re=next(it), im=next(it)) if p.re is not None else SplitFeatures(real=next(it))
-                   for p in parts]
-        with torch.no_grad():                        # keep the running statistics fixed across probes
+        rebuilt = [
+            SplitFeatures(re=next(it), im=next(it)) if p.re is not None else SplitFeatures(real=next(it)) for p in parts
+        ]
+        with torch.no_grad():  # keep the running statistics fixed across probes
             saved = {k: v.clone() for k, v in std.named_buffers()}
         out = standardized_projection(rebuilt, std, _WeightView(proj, weight))
         for k, v in saved.items():
             getattr(std, k).copy_(v)
         return out.re, out.im
+
     weight = proj.weight.detach().clone().requires_grad_()
     assert torch.autograd.gradcheck(f, (weight, *inputs))
 
@@ -106,14 +115,19 @@ def test_batch_moments_equal_two_pass_statistics():
     assert torch.allclose(var.float(), expected_var, rtol=1e-5)
 
 
+def fused_and_plain(arch: str, nonlinearity: str):
+    """A small network with the fused Pc(Std) and its twin with the readable modules, from seed 0."""
+    torch.manual_seed(0)
+    kw = dict(in_channels=1, image_size=16, num_classes=3, widths=(6, 8), n_angles=4, factorize_from=1)
+    cfg = dict(kw, arch=arch, nonlinearity=nonlinearity)
+    fused = PhaseCollapseNet(PhaseCollapseConfig(**cfg, fused_projection=True))
+    return fused, PhaseCollapseNet(PhaseCollapseConfig(**cfg, fused_projection=False))
+
+
 @pytest.mark.parametrize("arch", ["lscat", "lscat_skip"])
 @pytest.mark.parametrize("nonlinearity", ["mod", "cst"])
 def test_network_same_with_and_without_fusion(arch, nonlinearity, layout):
-    torch.manual_seed(0)
-    kw = dict(in_channels=1, image_size=16, num_classes=3, widths=(6, 8), n_angles=4, arch=arch,
-              nonlinearity=nonlinearity, factorize_from=1)
-    fused = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=True))
-    plain = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=False))
+    fused, plain = fused_and_plain(arch, nonlinearity)
     plain.load_state_dict(fused.state_dict())
     x, y = torch.randn(5, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1])
     losses = []
@@ -147,8 +161,7 @@ def test_bf16_autocast_keeps_the_fused_path_as_accurate_as_the_plain_modules(tra
                 std(SplitFeatures.cat(make_parts(dtype, seed=5)))
             std.eval()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name != "float64"):
-            out = (standardized_projection(parts, std, proj) if name == "fused"
-                   else proj(std(SplitFeatures.cat(parts))))
+            out = standardized_projection(parts, std, proj) if name == "fused" else proj(std(SplitFeatures.cat(parts)))
         g = torch.Generator().manual_seed(3)
         cotangent = [torch.randn(out.re.shape, generator=g).to(out.re.dtype) for _ in range(2)]
         grads = torch.autograd.grad((out.re, out.im), [proj.weight, *leaves(parts)], cotangent)
@@ -156,11 +169,11 @@ def test_bf16_autocast_keeps_the_fused_path_as_accurate_as_the_plain_modules(tra
         if name != "float64":
             assert out.re.dtype == torch.float32 and all(gr.dtype == torch.float32 for gr in grads)
         if name == "fused":
-            assert all(torch.isfinite(b).all() for b in std.buffers())            # float32 statistics
+            assert all(torch.isfinite(b).all() for b in std.buffers())  # float32 statistics
     for i, (e, p, f) in enumerate(zip(results["float64"], results["plain"], results["fused"])):
         plain, fused = _relative(p, e), _relative(f, e)
         assert fused < 2e-2 and fused < 2 * plain + 2e-3, (i, fused, plain)
-        assert fused > 1e-5                                    # the products did run in bf16
+        assert fused > 1e-5  # the products did run in bf16
 
 
 def test_bf16_autocast_saves_bf16_activations(layout):
@@ -175,11 +188,7 @@ def test_bf16_autocast_saves_bf16_activations(layout):
 
 
 def test_network_under_autocast_takes_the_fused_path_and_matches_the_plain_modules(monkeypatch):
-    torch.manual_seed(0)
-    kw = dict(in_channels=1, image_size=16, num_classes=3, widths=(6, 8), n_angles=4, arch="lscat_skip",
-              nonlinearity="mod", factorize_from=1)
-    fused = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=True))
-    plain = PhaseCollapseNet(PhaseCollapseConfig(**kw, fused_projection=False))
+    fused, plain = fused_and_plain("lscat_skip", "mod")
     plain.load_state_dict(fused.state_dict())
     calls = []
     apply = sp._StandardizedProjectionFunction.apply
@@ -190,6 +199,6 @@ def test_network_under_autocast_takes_the_fused_path_and_matches_the_plain_modul
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = torch.nn.functional.cross_entropy(net(x).float(), y)
         grads.append(torch.autograd.grad(loss, list(net.parameters())))
-    assert calls == [torch.bfloat16, torch.bfloat16]                      # both blocks, in bf16
+    assert calls == [torch.bfloat16, torch.bfloat16]  # both blocks, in bf16
     for (name, _), g, h in zip(fused.named_parameters(), *grads):
         assert _relative(g, h) < 3e-2, name

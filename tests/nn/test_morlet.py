@@ -1,4 +1,5 @@
 """Filter-bank properties and agreement with kymatio's Morlet/Gabor filters."""
+
 import math
 
 import numpy as np
@@ -19,12 +20,15 @@ from pcn.nn.morlet import (
 kymatio_bank = pytest.importorskip("kymatio.scattering2d.filter_bank")
 
 
-@pytest.mark.parametrize("M,N,sigma,theta,xi,slant", [
-    (36, 36, 0.8, math.pi / 4, 3 * math.pi / 4, 1.0),
-    (20, 20, 0.8 * math.sqrt(1.5), -math.pi / 2, math.pi / math.sqrt(2), 1.0),
-    (60, 44, 0.8, 3 * math.pi / 8, 3 * math.pi / 4, 0.5),
-    (12, 12, 0.98, 0.1, 2.2, 0.447),
-])
+@pytest.mark.parametrize(
+    "M,N,sigma,theta,xi,slant",
+    [
+        (36, 36, 0.8, math.pi / 4, 3 * math.pi / 4, 1.0),
+        (20, 20, 0.8 * math.sqrt(1.5), -math.pi / 2, math.pi / math.sqrt(2), 1.0),
+        (60, 44, 0.8, 3 * math.pi / 8, 3 * math.pi / 4, 0.5),
+        (12, 12, 0.98, 0.1, 2.2, 0.447),
+    ],
+)
 def test_agrees_with_kymatio(M, N, sigma, theta, xi, slant):
     ours = morlet_2d(M, N, sigma, theta, xi, slant).astype(np.complex64)
     theirs = kymatio_bank.morlet_2d(M, N, sigma, theta, xi, slant).astype(np.complex64)
@@ -55,17 +59,17 @@ def test_block_schedule():
     assert not block_filter_spec("half", 4).subsample
     # two half-octave low-passes make the standard one: variances add
     half, standard = block_filter_spec("half", 4), block_filter_spec("standard", 4)
-    assert math.isclose(2 * half.sigma_low ** 2, standard.sigma_low ** 2)
+    assert math.isclose(2 * half.sigma_low**2, standard.sigma_low**2)
 
 
 @pytest.mark.parametrize("kind,L", [("standard", 4), ("half", 4), ("half_sub", 4), ("standard", 8), ("half_sub", 8)])
 def test_fourier_properties(kind, L):
     M = 36
     spec = block_filter_spec(kind, L)
-    bank = fourier_filters(M, M, spec, L)          # (L+1, M, M)
+    bank = fourier_filters(M, M, spec, L)  # (L+1, M, M)
     phi, psi = bank[0], bank[1:]
-    assert abs(phi[0, 0] - 1) < 0.01               # low-pass has unit DC gain
-    assert np.abs(psi[:, 0, 0]).max() < 1e-12      # band-pass filters have zero mean
+    assert abs(phi[0, 0] - 1) < 0.01  # low-pass has unit DC gain
+    assert np.abs(psi[:, 0, 0]).max() < 1e-12  # band-pass filters have zero mean
     freqs = 2 * math.pi * np.fft.fftfreq(M)
     for theta, filt in zip(angles(L), psi):
         # the peak lies near xi (cos theta, sin theta), up to the sign of the half-plane
@@ -79,24 +83,24 @@ def test_fourier_properties(kind, L):
     # The half_sub bank (xi = pi/sqrt(2)) leaves a gap near the highest frequencies that the
     # preceding half block covers, hence its lower bound.
     conj = psi[:, (-np.arange(M)) % M][:, :, (-np.arange(M)) % M]
-    lp = (psi ** 2).sum(0) + (conj ** 2).sum(0) + phi ** 2
+    lp = (psi**2).sum(0) + (conj**2).sum(0) + phi**2
     assert lp.min() > (0.05 if kind == "half_sub" else 0.2) and lp.max() < 1.7
 
 
 def test_spatial_kernels_reproduce_the_filters():
     bank = fourier_filters(20, 20, block_filter_spec("half", 4), 4)
-    spatial = np.fft.ifft2(bank)                                        # h(v) at index v mod 20
+    spatial = np.fft.ifft2(bank)  # h(v) at index v mod 20
     full, a0, b0 = spatial_kernels(bank, 0.0)
     assert full.shape[1:] == (20, 20) and a0 == 10
     assert np.allclose(full[:, a0, b0], spatial[:, 0, 0])
     tolerance = 1e-7
     truncated, a1, b1 = spatial_kernels(bank, tolerance)
     ka, kb = truncated.shape[1:]
-    assert ka < 20 and kb < 20                                          # something was dropped
+    assert ka < 20 and kb < 20  # something was dropped
     kept = np.zeros((20, 20), bool)
     kept[np.ix_((np.arange(ka) - a1) % 20, (np.arange(kb) - b1) % 20)] = True
     rows, cols = (np.arange(ka) - a1) % 20, (np.arange(kb) - b1) % 20
-    assert np.array_equal(truncated, spatial[:, rows][:, :, cols])      # kept values are exact
+    assert np.array_equal(truncated, spatial[:, rows][:, :, cols])  # kept values are exact
     dropped = np.abs(spatial[:, ~kept])
-    assert dropped.max() <= tolerance * np.abs(spatial).max()           # dropped values are below the tolerance
-    assert dropped.max() > 0                                            # (and they were not all zero)
+    assert dropped.max() <= tolerance * np.abs(spatial).max()  # dropped values are below the tolerance
+    assert dropped.max() > 0  # (and they were not all zero)

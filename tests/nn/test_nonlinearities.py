@@ -1,5 +1,6 @@
 """Every non-linearity's values against its formula (paper-spec.md, section 3), computed independently in NumPy
 complex arithmetic, with per-channel parameters that differ from their initial values."""
+
 import numpy as np
 import pytest
 import torch
@@ -47,8 +48,9 @@ def test_complex_channels_follow_the_formula(kind):
     z, lam, g, b = data()
     rho = with_parameters(PointwiseNonlinearity(kind, C, 0), lam, g, b)
     with torch.no_grad():
-        out = rho(SplitFeatures(re=torch.tensor(z.real, dtype=torch.float32),
-                                im=torch.tensor(z.imag, dtype=torch.float32)))
+        out = rho(
+            SplitFeatures(re=torch.tensor(z.real, dtype=torch.float32), im=torch.tensor(z.imag, dtype=torch.float32))
+        )
     expected = FORMULAS[kind](z, *(p.reshape(1, C, 1, 1) for p in (lam, g, b)))
     got = out.real.numpy() if kind == "mod" else out.re.numpy() + 1j * out.im.numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
@@ -75,8 +77,8 @@ def test_parameters_are_per_channel_and_start_at_the_reference_values():
 RESNET_FORMULAS = {
     "relu": lambda x, t: np.maximum(x, 0),
     "abs": lambda x, t: np.abs(x),
-    "thresh": lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0),      # real soft-thresholding
-    "absdead": lambda x, t: np.maximum(np.abs(x) - t, 0),                   # absolute value with a dead zone
+    "thresh": lambda x, t: np.sign(x) * np.maximum(np.abs(x) - t, 0),  # real soft-thresholding
+    "absdead": lambda x, t: np.maximum(np.abs(x) - t, 0),  # absolute value with a dead zone
     "identity": lambda x, t: x,
     "tanh": lambda x, t: np.tanh(x),
     "powfixed": lambda x, t: x / (1 + np.abs(x)),
@@ -90,7 +92,7 @@ def test_resnet_nonlinearities_follow_their_formula(kind):
     t = rng.uniform(0.1, 1.5, C)
     nl = NonLinearity(kind, C, True, 1.0)
     if kind in ("thresh", "absdead"):
-        with torch.no_grad():                                              # b = softplus(beta)
+        with torch.no_grad():  # b = softplus(beta)
             nl.beta.copy_(torch.tensor(np.log(np.expm1(t)), dtype=torch.float32))
     out = nl(torch.tensor(x, dtype=torch.float32)).detach().numpy()
     np.testing.assert_allclose(out, RESNET_FORMULAS[kind](x, t.reshape(1, C, 1, 1)), rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
 """The phase-collapse network: parameter counts, shapes, phase invariance, reference equivalence, gradients."""
+
 import cmath
 
 import pytest
@@ -10,18 +11,37 @@ from pcn.nn.nonlinearities import PointwiseNonlinearity, modulus
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet, count_parameters
 from pcn.nn.reference import ReferenceFFTNet
 
-CIFAR = dict(in_channels=3, image_size=32, num_classes=10, widths=(64, 128, 256, 512, 512, 512, 512, 512),
-             n_angles=4, factorize_from=0)
-IMAGENET = dict(in_channels=3, image_size=224, num_classes=1000,
-                widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256), n_angles=8, factorize_from=1)
+CIFAR = dict(
+    in_channels=3,
+    image_size=32,
+    num_classes=10,
+    widths=(64, 128, 256, 512, 512, 512, 512, 512),
+    n_angles=4,
+    factorize_from=0,
+)
+IMAGENET = dict(
+    in_channels=3,
+    image_size=224,
+    num_classes=1000,
+    widths=(32, 64, 64, 128, 256, 512, 512, 512, 512, 512, 256),
+    n_angles=8,
+    factorize_from=1,
+)
 
 
-@pytest.mark.parametrize("preset,arch,nonlinearity,expected", [
-    (CIFAR, "lscat", "mod", 12_251_018), (CIFAR, "lscat_skip", "mod", 24_459_018),
-    (IMAGENET, "lscat", "mod", 29_052_584), (IMAGENET, "lscat_skip", "mod", 53_495_144),
-    (CIFAR, "lscat", "cst", 12_261_014), (CIFAR, "lscat_skip", "cst", 24_471_513),
-    (CIFAR, "lscat", "ms", 12_271_010), (CIFAR, "lscat_skip", "ms", 24_484_008),
-])
+@pytest.mark.parametrize(
+    "preset,arch,nonlinearity,expected",
+    [
+        (CIFAR, "lscat", "mod", 12_251_018),
+        (CIFAR, "lscat_skip", "mod", 24_459_018),
+        (IMAGENET, "lscat", "mod", 29_052_584),
+        (IMAGENET, "lscat_skip", "mod", 53_495_144),
+        (CIFAR, "lscat", "cst", 12_261_014),
+        (CIFAR, "lscat_skip", "cst", 24_471_513),
+        (CIFAR, "lscat", "ms", 12_271_010),
+        (CIFAR, "lscat_skip", "ms", 24_484_008),
+    ],
+)
 def test_parameter_counts_equal_reference(preset, arch, nonlinearity, expected):
     model = PhaseCollapseNet(PhaseCollapseConfig(**preset, arch=arch, nonlinearity=nonlinearity))
     assert count_parameters(model) == expected
@@ -29,8 +49,9 @@ def test_parameter_counts_equal_reference(preset, arch, nonlinearity, expected):
 
 def test_block_shapes_cifar():
     model = PhaseCollapseNet(PhaseCollapseConfig(**{**CIFAR, "widths": (4, 4, 8, 8, 8, 8, 8, 8)}))
-    assert model.state_dict().keys() == {k for k, _ in model.named_parameters()} | \
-        {k for k, _ in model.named_buffers() if "wavelet" not in k}      # filters are rebuilt, never saved
+    assert model.state_dict().keys() == {k for k, _ in model.named_parameters()} | {
+        k for k, _ in model.named_buffers() if "wavelet" not in k
+    }  # filters are rebuilt, never saved
     feats = model.forward_features(torch.randn(2, 3, 32, 32))
     assert [f.re.shape[-1] for f in feats] == [32, 16, 16, 8, 8, 4, 4, 2]
     assert all(f.real is None and f.re.shape[1] == w for f, w in zip(feats, model.cfg.widths))
@@ -61,13 +82,13 @@ def test_modulus_is_phase_invariant_and_others_equivariant():
     rim = re * rotation.imag + im * rotation.real
     mod = PointwiseNonlinearity("mod", 6, 0)
     assert torch.allclose(mod(SplitFeatures(re=re, im=im)).real, mod(SplitFeatures(re=rre, im=rim)).real, atol=1e-6)
-    assert not torch.allclose(mod(SplitFeatures(re=re, im=im)).real, re.abs(), atol=1e-3)   # not |Re z|
-    for kind in ("cst", "ms", "mc", "tanh"):      # phase preserving: rho(e^{ia} z) = e^{ia} rho(z)
+    assert not torch.allclose(mod(SplitFeatures(re=re, im=im)).real, re.abs(), atol=1e-3)  # not |Re z|
+    for kind in ("cst", "ms", "mc", "tanh"):  # phase preserving: rho(e^{ia} z) = e^{ia} rho(z)
         rho = PointwiseNonlinearity(kind, 6, 0)
         out, rot_out = rho(SplitFeatures(re=re, im=im)), rho(SplitFeatures(re=rre, im=rim))
         assert torch.allclose(rot_out.re, out.re * rotation.real - out.im * rotation.imag, atol=1e-5), kind
         assert torch.allclose(rot_out.im, out.re * rotation.imag + out.im * rotation.real, atol=1e-5), kind
-        assert not torch.allclose(rot_out.re, out.re, atol=1e-3)        # and not phase invariant
+        assert not torch.allclose(rot_out.re, out.re, atol=1e-3)  # and not phase invariant
 
 
 @pytest.mark.parametrize("kind", ["mod", "cst"])
@@ -77,18 +98,20 @@ def test_lscat_block_band_pass_path_is_invariant_to_the_input_phase_only_with_th
     (the filtering is complex-linear), the modulus removes the rotation, so the block's output is unchanged.
     With a phase-preserving rho (cst) the rotation goes through and the output changes."""
     torch.manual_seed(0)
-    model = PhaseCollapseNet(PhaseCollapseConfig(in_channels=1, image_size=16, widths=(4, 6), n_angles=4,
-                                                 nonlinearity=kind)).eval()
+    model = PhaseCollapseNet(
+        PhaseCollapseConfig(in_channels=1, image_size=16, widths=(4, 6), n_angles=4, nonlinearity=kind)
+    ).eval()
     block = model.blocks[1]
     with torch.no_grad():
-        block.proj.weight[..., :4] = 0      # drop the low-pass: the first 4 (complex) channels of Pc's input
+        block.proj.weight[..., :4] = 0  # drop the low-pass: the first 4 (complex) channels of Pc's input
         x = model.blocks[0](SplitFeatures(real=torch.randn(3, 1, 16, 16)))
         rotation = cmath.exp(1.3j)
-        rotated = SplitFeatures(re=x.re * rotation.real - x.im * rotation.imag,
-                                im=x.re * rotation.imag + x.im * rotation.real)
+        rotated = SplitFeatures(
+            re=x.re * rotation.real - x.im * rotation.imag, im=x.re * rotation.imag + x.im * rotation.real
+        )
         a, b = block(x), block(rotated)
-    assert block.proj.n_complex + block.proj.n_real == 4 + 16          # low-pass 4, band-pass 4 x L=4
-    assert a.re.abs().max() > 0.1                                     # the band-pass path carries the output
+    assert block.proj.n_complex + block.proj.n_real == 4 + 16  # low-pass 4, band-pass 4 x L=4
+    assert a.re.abs().max() > 0.1  # the band-pass path carries the output
     invariant = torch.allclose(a.re, b.re, atol=1e-5) and torch.allclose(a.im, b.im, atol=1e-5)
     assert invariant == (kind == "mod")
 
@@ -106,8 +129,9 @@ def test_stable_modulus_gradient_at_zero():
 @pytest.mark.parametrize("backend", ["spatial", "fft", "fft_smooth", "matrix"])
 def test_equals_reference_fft_formulation(arch, nonlinearity, backend):
     torch.manual_seed(0)
-    cfg = PhaseCollapseConfig(in_channels=3, image_size=16, widths=(8, 12, 12), arch=arch,
-                              nonlinearity=nonlinearity, filter_backend=backend)
+    cfg = PhaseCollapseConfig(
+        in_channels=3, image_size=16, widths=(8, 12, 12), arch=arch, nonlinearity=nonlinearity, filter_backend=backend
+    )
     model = PhaseCollapseNet(cfg).train()
     x = torch.randn(4, 3, 16, 16)
     ours, reference = model(x), ReferenceFFTNet(model)(x)
@@ -136,8 +160,9 @@ def test_projection_matches_complex_matmul():
 def test_standardization_and_normalization():
     torch.manual_seed(0)
     std = Standardization(2, 1)
-    x = SplitFeatures(re=3 + 2 * torch.randn(8, 2, 5, 5), im=-1 + torch.randn(8, 2, 5, 5),
-                      real=5 + 4 * torch.randn(8, 1, 5, 5))
+    x = SplitFeatures(
+        re=3 + 2 * torch.randn(8, 2, 5, 5), im=-1 + torch.randn(8, 2, 5, 5), real=5 + 4 * torch.randn(8, 1, 5, 5)
+    )
     y = std(x)
     z = torch.complex(y.re, y.im)
     assert torch.allclose(z.mean(dim=(0, 2, 3)).abs(), torch.zeros(2), atol=1e-5)
@@ -145,17 +170,18 @@ def test_standardization_and_normalization():
     assert torch.allclose(y.real.std(dim=(0, 2, 3), unbiased=False), torch.ones(1), atol=1e-3)
     assert std.running_mean_re.abs().sum() > 0 and len(list(std.parameters())) == 0
     n = normalize_pixels(y)
-    norms = (n.re ** 2 + n.im ** 2).sum(1) + (n.real ** 2).sum(1)
+    norms = (n.re**2 + n.im**2).sum(1) + (n.real**2).sum(1)
     assert torch.allclose(norms, torch.ones_like(norms), atol=1e-5)
 
 
 def test_gradcheck_float64_tiny_model():
     torch.manual_seed(0)
-    cfg = PhaseCollapseConfig(in_channels=1, image_size=8, num_classes=3, widths=(2, 3), n_angles=3,
-                              arch="lscat_skip", nonlinearity="cst")
+    cfg = PhaseCollapseConfig(
+        in_channels=1, image_size=8, num_classes=3, widths=(2, 3), n_angles=3, arch="lscat_skip", nonlinearity="cst"
+    )
     model = PhaseCollapseNet(cfg).double().train()
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()          # fixed statistics: gradcheck perturbs one input at a time
+            m.eval()  # fixed statistics: gradcheck perturbs one input at a time
     x = torch.randn(3, 1, 8, 8, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda inp: model(inp), (x,), eps=1e-6, atol=1e-5, fast_mode=True)

@@ -1,4 +1,5 @@
 """Wavelet filtering: geometry, the two backends, and an independent NumPy computation."""
+
 import numpy as np
 import pytest
 import torch
@@ -22,14 +23,16 @@ def numpy_reference(x: np.ndarray, size: int, kind: str, L: int) -> np.ndarray:
     before, after = (mp - size) // 2, (mp - size + 1) // 2
     padded = np.pad(x, ((0, 0), (before, after), (before, after)), mode="reflect")
     bank = fourier_filters(mp, mp, spec, L)
-    y = np.fft.ifft2(np.fft.fft2(padded)[:, None] * bank[None])      # (C, L+1, mp, mp)
+    y = np.fft.ifft2(np.fft.fft2(padded)[:, None] * bank[None])  # (C, L+1, mp, mp)
     if spec.subsample:
         return y[..., ::2, ::2][..., 1:-1, 1:-1]
     return y[..., 2:-2, 2:-2]
 
 
-@pytest.mark.parametrize("size,kind,L", [(16, "half", 4), (16, "half_sub", 4), (12, "standard", 8),
-                                         (7, "half", 8), (7, "half_sub", 4), (8, "half_sub", 8)])
+@pytest.mark.parametrize(
+    "size,kind,L",
+    [(16, "half", 4), (16, "half_sub", 4), (12, "standard", 8), (7, "half", 8), (7, "half_sub", 4), (8, "half_sub", 8)],
+)
 @pytest.mark.parametrize("backend", ["spatial", "fft", "fft_smooth", "matrix"])
 def test_matches_independent_numpy(size, kind, L, backend):
     torch.manual_seed(0)
@@ -38,7 +41,7 @@ def test_matches_independent_numpy(size, kind, L, backend):
     low, band = filt(SplitFeatures(re=re, im=im))
     z = (re + 1j * im).numpy().astype(np.complex128)
     for b in range(3):
-        ref = numpy_reference(z[b], size, kind, L)                      # (C, L+1, H, W)
+        ref = numpy_reference(z[b], size, kind, L)  # (C, L+1, H, W)
         got_low = (low.re[b] + 1j * low.im[b]).numpy()
         got_band = (band.re[b] + 1j * band.im[b]).numpy().reshape(2, L, *got_low.shape[-2:])
         scale = np.abs(ref).max()
@@ -101,11 +104,14 @@ def test_rejects_wrong_input():
         make_filter(16, backend="wavelets")
 
 
-@pytest.mark.parametrize("preset,size,expected", [
-    ("params.yaml", 28, ["fft", "fft", "fft", "matrix"]),
-    ("presets/cifar10.yaml", 32, ["fft"] * 4 + ["matrix"] * 4),
-    ("presets/imagenet.yaml", 224, ["fft_smooth"] * 2 + ["fft"] * 7 + ["matrix"] * 2),
-])
+@pytest.mark.parametrize(
+    "preset,size,expected",
+    [
+        ("params.yaml", 28, ["fft", "fft", "fft", "matrix"]),
+        ("presets/cifar10.yaml", 32, ["fft"] * 4 + ["matrix"] * 4),
+        ("presets/imagenet.yaml", 224, ["fft_smooth"] * 2 + ["fft"] * 7 + ["matrix"] * 2),
+    ],
+)
 def test_auto_backend_of_every_shipped_block(preset, size, expected):
     """The ``auto`` rule (pcn.nn.backends.choose_backend) on every block of the shipped presets."""
     from pcn.nn.phase_collapse import PhaseCollapseNet
@@ -114,12 +120,12 @@ def test_auto_backend_of_every_shipped_block(preset, size, expected):
 
     from conftest import ROOT, read_yaml
     from preset import overlay
+
     base = read_yaml(ROOT / "params.yaml")
     params = parse_params(base if preset == "params.yaml" else overlay(base, read_yaml(ROOT / preset)))
     assert params.network.filter_backend == "auto"
-    cfg = phase_collapse_config(params.network, params.filters, params.models["modulus"],
-                                InputSpec(1, size, 10))
-    cfg.widths = (2,) * len(cfg.widths)                       # the choice depends on sizes and filters only
+    cfg = phase_collapse_config(params.network, params.filters, params.models["modulus"], InputSpec(1, size, 10))
+    cfg.widths = (2,) * len(cfg.widths)  # the choice depends on sizes and filters only
     assert [b.wavelet.backend_name for b in PhaseCollapseNet(cfg).blocks] == expected
 
 
@@ -128,6 +134,10 @@ def test_backends_build_only_their_own_buffers():
     for backend in ("fft", "fft_smooth", "spatial", "matrix"):
         filt = make_filter(8, "half_sub", 4, backend=backend)
         names[backend] = sorted(name for name, _ in filt.backend.named_buffers())
-        assert filt.state_dict() == {}                          # derived from the configuration: never saved
-    assert names == {"fft": ["spectra"], "fft_smooth": ["spectra"], "spatial": ["weight"],
-                     "matrix": ["operator_im", "operator_re"]}
+        assert filt.state_dict() == {}  # derived from the configuration: never saved
+    assert names == {
+        "fft": ["spectra"],
+        "fft_smooth": ["spectra"],
+        "spatial": ["weight"],
+        "matrix": ["operator_im", "operator_re"],
+    }

@@ -1,4 +1,5 @@
 """MLflow store checks: fail fast, absolute URIs, concurrent writers on one sqlite store."""
+
 import multiprocessing as mp
 import socket
 import time
@@ -35,13 +36,14 @@ def test_rejects_relative_and_file_stores(tmp_path):
 def _writer(uri: str, root: str, index: int, queue) -> None:
     try:
         import mlflow
+
         experiment_id = ensure_experiment(uri, "concurrent", root)
         mlflow.set_tracking_uri(uri)
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"writer{index}"):
             for step in range(5):
                 mlflow.log_metric("value", index * 10 + step, step=step)
         queue.put(("ok", index))
-    except Exception as exc:   # reported to the parent
+    except Exception as exc:  # reported to the parent
         queue.put(("error", repr(exc)))
 
 
@@ -58,6 +60,7 @@ def test_concurrent_writers_share_one_new_sqlite_store(tmp_path):
     results = [queue.get(timeout=5) for _ in procs]
     assert all(status == "ok" for status, _ in results), results
     from mlflow.tracking import MlflowClient
+
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("concurrent")
     runs = client.search_runs([experiment.experiment_id])
@@ -72,6 +75,7 @@ def test_flatten():
 def test_store_files_are_checked_and_named(tmp_path):
     import os
     import sqlite3
+
     text = tmp_path / "notes.db"
     text.write_text("not a database")
     with pytest.raises(TrackingError, match=f"{text} is not an SQLite database"):
@@ -83,7 +87,7 @@ def test_store_files_are_checked_and_named(tmp_path):
         check_tracking_uri(f"sqlite:///{other}")
     ours = tmp_path / "mlflow.db"
     ensure_experiment(f"sqlite:///{ours}", "e", tmp_path / "art")
-    check_tracking_uri(f"sqlite:///{ours}")                         # an MLflow store passes
+    check_tracking_uri(f"sqlite:///{ours}")  # an MLflow store passes
     os.chmod(ours, 0o444)
     try:
         with pytest.raises(TrackingError, match=f"{ours} is read-only"):
@@ -94,6 +98,7 @@ def test_store_files_are_checked_and_named(tmp_path):
 
 def _runs(tmp_path):
     from mlflow.tracking import MlflowClient
+
     uri = default_tracking_uri(tmp_path)
     experiment = ensure_experiment(uri, "e", tmp_path / "art")
     return MlflowClient(uri), experiment
@@ -102,11 +107,12 @@ def _runs(tmp_path):
 @pytest.mark.parametrize("raised,status", [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")])
 def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
     from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
+
     client, experiment = _runs(tmp_path)
     parent = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
     try:
         with StageRun(client, experiment, "train@m-0", {"seed": "0"}, tmp_path / "j.jsonl", parent) as run:
-            assert client.get_run(run.run_id).info.status == "RUNNING"      # opened before the work
+            assert client.get_run(run.run_id).info.status == "RUNNING"  # opened before the work
             run.log_metrics({"loss": 1.0}, step=1)
             if raised:
                 raise raised("boom")
@@ -116,7 +122,7 @@ def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
     assert client.get_run(parent).info.status == status
     assert client.get_run(run.run_id).data.tags["mlflow.parentRunId"] == parent
     again = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
-    assert again == parent and client.get_run(parent).info.status == "RUNNING"   # the same execution's parent
+    assert again == parent and client.get_run(parent).info.status == "RUNNING"  # the same execution's parent
 
 
 def test_tracking_failures_are_journaled_and_replayed(tmp_path):
@@ -124,6 +130,7 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
     import time as _time
 
     from pcn.pipeline.tracking import StageRun, replay
+
     client, experiment = _runs(tmp_path)
     journal = tmp_path / "pending.jsonl"
     with StageRun(client, experiment, "train@m-0", {}, journal) as run:
@@ -131,6 +138,7 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
 
         def dead(*args, **kwargs):
             raise ConnectionError("server gone")
+
         client.log_batch = dead
         start = _time.perf_counter()
         for epoch in range(1, 4):
@@ -138,8 +146,8 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
         assert _time.perf_counter() - start < 2 and run.pending == 3
         client.log_batch = real
     history = client.get_metric_history(run.run_id, "test_acc")
-    assert history == [] and journal.is_file()                          # offline: nothing reached the store
+    assert history == [] and journal.is_file()  # offline: nothing reached the store
     report = replay(journal, client, (tmp_path,), experiment)
-    assert (report.sent, report.kept, report.quarantined) == (4, 0, [])   # the 3 epochs and the run's status
+    assert (report.sent, report.kept, report.quarantined) == (4, 0, [])  # the 3 epochs and the run's status
     assert [m.step for m in client.get_metric_history(run.run_id, "test_acc")] == [1, 2, 3]
     assert client.get_run(run.run_id).info.status == "FINISHED" and not journal.exists()

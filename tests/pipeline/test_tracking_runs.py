@@ -1,5 +1,6 @@
 """MLflow from the stages: logged and registered models that load back, system metrics, datasets, and a
 tracking server that dies mid-run."""
+
 import os
 import signal
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from project import dvc, env, make_project, mlflow_runs, read_json
+from project import dvc, env, make_project, mlflow_runs, read_json, start_train_stage
 
 pytestmark = pytest.mark.slow
 
@@ -22,20 +23,24 @@ def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_pa
 
     from pcn.pipeline.build import InputSpec, build_model
     from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
+
     params = tiny_params(default_params, variants=("modulus",), seeds=(0, 1))
     params["runtime"].update(log_models=True, system_metrics=True)
     repo = make_project(tmp_path / "repo", params)
     dvc("repro", cwd=repo)
     runs, all_runs, client = mlflow_runs(repo)
     versions = client.search_model_versions("name='pcn-modulus'")
-    assert sorted(int(v.version) for v in versions) == [1, 2]                 # a new version per run
+    assert sorted(int(v.version) for v in versions) == [1, 2]  # a new version per run
     train = [r for r in all_runs if r.info.run_name.startswith("train@modulus-0 ")][0]
     version = [v for v in versions if v.run_id == train.info.run_id][0]
     saved = torch.load(repo / "models/modulus-0/model.pt", weights_only=True)
     card = read_json(repo / "data/prepared/card.json")
-    model = build_model(NetworkConfig(**saved["network"]), FiltersConfig(**saved["filters"]),
-                        VariantConfig(**saved["variant"]), InputSpec(card["channels"], card["image_size"],
-                                                                     card["num_classes"]))
+    model = build_model(
+        NetworkConfig(**saved["network"]),
+        FiltersConfig(**saved["filters"]),
+        VariantConfig(**saved["variant"]),
+        InputSpec(card["channels"], card["image_size"], card["num_classes"]),
+    )
     model.load_state_dict(saved["state_dict"])
     model.eval()
     images = torch.randn(5, card["channels"], card["image_size"], card["image_size"])
@@ -47,15 +52,17 @@ def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_pa
     assert torch.allclose(torch_model(images), expected, atol=1e-5)
     predicted = mlflow.pyfunc.load_model(uri).predict(images.numpy())
     assert np.allclose(np.asarray(predicted), expected.numpy(), atol=1e-5)
-    assert any(k.startswith("system/cpu_utilization") for k in train.data.metrics)   # system metrics
+    assert any(k.startswith("system/cpu_utilization") for k in train.data.metrics)  # system metrics
     (dataset,) = train.inputs.dataset_inputs
     assert dataset.dataset.digest == card["digest"][:36] and dataset.dataset.name == "synthetic"
     assert train.data.metrics["test_error"] == pytest.approx(
-        read_json(repo / "results/train/modulus-0/metrics.json")["final_test_error"])
+        read_json(repo / "results/train/modulus-0/metrics.json")["final_test_error"]
+    )
 
 
 def free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -63,10 +70,28 @@ def free_port() -> int:
 
 def start_server(store, port):
     e = env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{store}",
-                             "--default-artifact-root", str(store.parent / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"], env=e, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{store}",
+            "--default-artifact-root",
+            str(store.parent / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=e,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 90
     while time.time() < deadline:
         try:
@@ -87,29 +112,47 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     store.parent.mkdir()
     server = start_server(store, port)
     e = env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", PCN_PRELOAD="0", DVC_ROOT=str(repo))
-    proc = subprocess.Popen([sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"], cwd=repo,
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_train_stage(
+        repo,
+        e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     ckpt = repo / "checkpoints/modulus-0/last.pt"
     deadline = time.time() + 300
     while time.time() < deadline and not ckpt.exists():
         time.sleep(0.1)
-    os.killpg(server.pid, signal.SIGKILL)                                 # the server dies after epoch 1
+    os.killpg(server.pid, signal.SIGKILL)  # the server dies after epoch 1
     killed_at = time.time()
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
-    assert time.time() - killed_at < 120                                  # brief retries, no 9-minute hang
+    assert time.time() - killed_at < 120  # brief retries, no 9-minute hang
     history = (repo / "results/train/modulus-0/history.csv").read_text().splitlines()
-    assert len(history) == 1 + 4                                          # no epoch lost
+    assert len(history) == 1 + 4  # no epoch lost
     journal = repo / "checkpoints/mlflow_pending/train@modulus-0.jsonl"
     assert journal.is_file() and "resync" in err and str(journal) in err
-    server = start_server(store, port)                                    # back: the journal is replayed
+    server = start_server(store, port)  # back: the journal is replayed
     try:
-        replay = subprocess.run([sys.executable, "-m", "pcn.pipeline.tracking", "resync", "--uri",
-                                 f"http://127.0.0.1:{port}", str(journal)],
-                                cwd=repo, env=e,
-                                capture_output=True, text=True, timeout=120)
+        replay = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pcn.pipeline.tracking",
+                "resync",
+                "--uri",
+                f"http://127.0.0.1:{port}",
+                str(journal),
+            ],
+            cwd=repo,
+            env=e,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert replay.returncode == 0, replay.stderr
         from mlflow.tracking import MlflowClient
+
         client = MlflowClient(f"http://127.0.0.1:{port}")
         run = client.search_runs([client.get_experiment_by_name("phase-collapse").experiment_id])[0]
         assert [m.step for m in client.get_metric_history(run.info.run_id, "test_acc")] == [1, 2, 3, 4]

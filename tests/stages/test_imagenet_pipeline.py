@@ -1,16 +1,16 @@
 """ImageNet read in place: the folder's listing reruns fetch, bad images are named, and resume is exact with
 loader workers (on a tiny ImageFolder tree of real JPEG files)."""
+
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from conftest import tiny_params
-from project import commit, dvc, env, make_project, ran, stage, write_jpeg, write_params
+from project import commit, dvc, env, make_project, ran, stage, start_train_stage, write_jpeg, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +44,14 @@ def test_listing_reruns_fetch_and_bad_images_are_named(tmp_path, default_params)
     commit(repo, "results")
     again = dvc("repro", cwd=repo).stdout
     assert ran(again) == ["scan@imagenet"] and "Stage 'fetch' didn't change" in again
-    write_jpeg(images / "train" / "cat" / "new.jpg")                       # an image added: fetch reruns
+    write_jpeg(images / "train" / "cat" / "new.jpg")  # an image added: fetch reruns
     assert {"scan@imagenet", "fetch", "train@modulus-0"} <= set(ran(dvc("repro", cwd=repo).stdout))
     bad = images / "train" / "dog" / "broken.jpg"
     write_jpeg(bad, size=(300, 300))
-    bad.write_bytes(bad.read_bytes()[:500])                                 # truncated
-    failed = dvc("repro", cwd=repo, check=False)                            # named where it is decoded
+    bad.write_bytes(bad.read_bytes()[:500])  # truncated
+    failed = dvc("repro", cwd=repo, check=False)  # named where it is decoded
     assert failed.returncode != 0 and f"cannot decode image {bad}" in failed.stdout + failed.stderr
-    params["data"]["imagenet"]["verify"] = True                             # named at fetch when verifying
+    params["data"]["imagenet"]["verify"] = True  # named at fetch when verifying
     write_params(repo, params)
     failed = dvc("repro", cwd=repo, check=False)
     assert failed.returncode != 0 and "1 of 10 images cannot be decoded" in failed.stdout + failed.stderr
@@ -71,12 +71,17 @@ def test_resume_with_loader_workers_is_exact(tmp_path, default_params):
         dvc("repro", "fetch", cwd=repo)
         stage("train", repo, "--variant", "modulus", "--seed", "0")
         runs[name] = history(repo)
-    assert runs["reference"] == runs["no_workers"]                          # workers do not change the draws
+    assert runs["reference"] == runs["no_workers"]  # workers do not change the draws
     repo = make_project(tmp_path / "killed", imagenet_params(default_params, images, epochs=3, workers=2))
     dvc("repro", "fetch", cwd=repo)
     e = env(PCN_PRELOAD="0", DVC_ROOT=str(repo))
-    proc = subprocess.Popen([sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"], cwd=repo,
-                            env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = start_train_stage(
+        repo,
+        e,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     ckpt = repo / "checkpoints/modulus-0/last.pt"
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None:

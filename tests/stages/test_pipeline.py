@@ -3,6 +3,7 @@
 What reruns when (seeds, one variant's params, display settings, another data set's settings),
 what `dvc exp show` and `dvc plots show` give, and that bad params cost no result.
 """
+
 import re
 
 import pytest
@@ -21,27 +22,32 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     params = tiny_params(default_params, seeds=(0, 1))
     repo = make_project(tmp_path / "repo", params)
     first = ran(dvc("repro", cwd=repo).stdout)
-    assert set(first) == {"validate", "fetch", "draw_filters", "report"} | stages_of("modulus-0", "modulus-1",
-                                                                              "soft_threshold-0", "soft_threshold-1")
+    assert set(first) == {"validate", "fetch", "draw_filters", "report"} | stages_of(
+        "modulus-0", "modulus-1", "soft_threshold-0", "soft_threshold-1"
+    )
     table = (repo / "results/report/table.md").read_text()
     assert re.search(r"\| modulus \| lscat \| mod \| [\d,]+ \| 1 \| 2 \| [\d.]+ ± [\d.]+ \|", table), table
     assert "soft_threshold minus modulus:" in table and "Student t over 2 paired seeds" in table
     report = read_json(repo / "results/report/table.json")
     assert report["comparisons"][0]["seeds"] == [0, 1] and report["comparisons"][0]["interval"]["low"] is not None
     summary = read_json(repo / "results/report/summary.json")
-    assert {k: set(v) for k, v in summary.items()} == {"test_error_pct": {"modulus", "soft_threshold"},
-                                                       "val_error_pct": {"modulus", "soft_threshold"}}
-    assert ran(dvc("repro", cwd=repo).stdout) == []                      # a second repro does nothing
+    assert {k: set(v) for k, v in summary.items()} == {
+        "test_error_pct": {"modulus", "soft_threshold"},
+        "val_error_pct": {"modulus", "soft_threshold"},
+    }
+    assert ran(dvc("repro", cwd=repo).stdout) == []  # a second repro does nothing
 
-    params["seeds"] = [0, 1, 2]                                            # a seed added: only that seed trains
-    write_params(repo, params)
-    assert set(ran(dvc("repro", cwd=repo).stdout)) == {"validate", "report"} | stages_of("modulus-2",
-                                                                                          "soft_threshold-2")
-    params["models"]["soft_threshold"]["threshold_init"] = 0.2           # one variant's params: its seeds only
+    params["seeds"] = [0, 1, 2]  # a seed added: only that seed trains
     write_params(repo, params)
     assert set(ran(dvc("repro", cwd=repo).stdout)) == {"validate", "report"} | stages_of(
-        "soft_threshold-0", "soft_threshold-1", "soft_threshold-2")
-    params["runtime"]["progress"] = True                                   # display, another data set's root
+        "modulus-2", "soft_threshold-2"
+    )
+    params["models"]["soft_threshold"]["threshold_init"] = 0.2  # one variant's params: its seeds only
+    write_params(repo, params)
+    assert set(ran(dvc("repro", cwd=repo).stdout)) == {"validate", "report"} | stages_of(
+        "soft_threshold-0", "soft_threshold-1", "soft_threshold-2"
+    )
+    params["runtime"]["progress"] = True  # display, another data set's root
     params["data"]["cifar10"]["root"] = "/somewhere/else"
     write_params(repo, params)
     assert ran(dvc("repro", cwd=repo).stdout) == ["validate"]
@@ -50,7 +56,7 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     train = [r for r in all_runs if r.info.run_name.startswith("train@modulus-1 ")][0]
     assert train.data.params["seed"] == "1" and train.data.tags["seed"] == "1"
     assert train.data.tags["dvc.variant"] == "modulus" and len(train.data.tags["git.commit"]) == 40
-    parents = [r for r in all_runs if r.data.tags.get("pcn.kind") == "pipeline"]   # the repros that ran stages
+    parents = [r for r in all_runs if r.data.tags.get("pcn.kind") == "pipeline"]  # the repros that ran stages
     assert len(parents) == 3 and len({p.info.run_name for p in parents}) == 3
     assert all(p.info.status == "FINISHED" for p in parents)
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId")]
@@ -67,7 +73,7 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     dvc("repro", cwd=repo)
     commit(repo, "results")
     header = dvc("exp", "show", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
-    metrics = header[header.index("Created") + 1:header.index("seeds")]
+    metrics = header[header.index("Created") + 1 : header.index("seeds")]
     metrics = [m for m in metrics if m not in ("rev", "typ", "parent", "State", "Executor")]
     assert metrics == [f"{kind}_error_pct.{name}" for kind in ("test", "val") for name in ("modulus", "soft_threshold")]
     dvc("exp", "run", "-S", "train.lr=0.02", "-n", "lr002", cwd=repo)
@@ -79,7 +85,7 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     dvc("plots", "show", cwd=repo)
     index = (repo / "dvc_plots" / "index.html").read_text()
     assert index.count("<img") >= 6 and "mechanism.png" in index and "test_accuracy.png" in index
-    assert not re.search(r"<script[^>]+src=[\"']https?://", index)        # renders offline
+    assert not re.search(r"<script[^>]+src=[\"']https?://", index)  # renders offline
 
 
 def test_invalid_params_never_cost_a_result(tmp_path, default_params):
@@ -93,14 +99,14 @@ def test_invalid_params_never_cost_a_result(tmp_path, default_params):
     failed = dvc("repro", cwd=repo, check=False)
     assert failed.returncode != 0 and "train.lr: expected a finite number, got 'abc'" in failed.stderr + failed.stdout
     assert ran(failed.stdout) == ["validate"]
-    assert result_files(repo) == before                                  # every previous result intact
+    assert result_files(repo) == before  # every previous result intact
     write_params(repo, params)
     commit(repo, "restore")
     exp = dvc("exp", "run", "-S", "train.lr=abc", cwd=repo, check=False)
     assert exp.returncode != 0 and "train.lr" in exp.stderr + exp.stdout
     assert result_files(repo) == before
     write_params(repo, params)
-    assert set(ran(dvc("repro", cwd=repo).stdout)) <= {"validate"}       # nothing was lost: nothing reruns
+    assert set(ran(dvc("repro", cwd=repo).stdout)) <= {"validate"}  # nothing was lost: nothing reruns
 
 
 def test_unsafe_names_reach_no_shell(tmp_path, default_params):
@@ -127,8 +133,8 @@ def test_a_name_reaches_no_shell_even_when_validate_is_skipped(tmp_path, default
     write_params(repo, params)
     result = dvc("repro", "--downstream", "--glob", "train@*", cwd=repo, check=False)
     assert "validate" not in ran(result.stdout)
-    assert f"Running stage 'train@{name}-0':\n> python stages/train.py\n" in result.stdout     # it ran, nameless
-    assert result.returncode != 0 and "invalid parameters" in result.stdout + result.stderr   # every stage checks
+    assert f"Running stage 'train@{name}-0':\n> python stages/train.py\n" in result.stdout  # it ran, nameless
+    assert result.returncode != 0 and "invalid parameters" in result.stdout + result.stderr  # every stage checks
     assert not (repo / "PWNED").exists() and not list(tmp_path.rglob("PWNED"))
 
 
@@ -149,6 +155,7 @@ def test_queued_experiment_logs_to_the_origin_store(tmp_path, default_params):
     """`dvc exp run --queue` runs in .dvc/tmp/exps/<copy>: outputs stay there, MLflow runs land in
     the origin repository's database (an in-copy relative store would be deleted with the copy)."""
     import time
+
     repo = make_project(tmp_path / "repo", tiny_params(default_params, variants=("modulus",)))
     dvc("exp", "run", "--queue", "-S", "train.lr=0.02", "-n", "lr002", cwd=repo)
     dvc("queue", "start", "-j", "1", cwd=repo)
@@ -160,7 +167,7 @@ def test_queued_experiment_logs_to_the_origin_store(tmp_path, default_params):
         if "Running" not in status and "Queued" not in status:
             break
     assert "Success" in status, status + dvc("queue", "logs", "lr002", cwd=repo, check=False).stdout
-    assert not (repo / "data" / "prepared").exists()                   # outputs stayed in the copy
+    assert not (repo / "data" / "prepared").exists()  # outputs stayed in the copy
     _, runs, _ = mlflow_runs(repo)
     train = [r for r in runs if r.info.run_name.startswith("train@modulus-0 ")]
     assert len(train) == 1 and train[0].data.tags["dvc.exp_name"] == "lr002"
@@ -172,6 +179,7 @@ def test_queued_experiment_logs_to_the_origin_store(tmp_path, default_params):
 
 def test_ddp_two_gloo_processes_equal_single_process(tmp_path, default_params):
     import torch
+
     params = tiny_params(default_params, variants=("modulus_skip",), epochs=2)
     single = make_project(tmp_path / "single", params)
     dvc("repro", "fetch", cwd=single)
@@ -193,7 +201,7 @@ def test_ddp_two_gloo_processes_equal_single_process(tmp_path, default_params):
     hb = [line.split(",")[:5] for line in (ddp / history).read_text().splitlines()]
     assert [r[:2] for r in ha] == [r[:2] for r in hb]
     for ra, rb in zip(ha[1:], hb[1:]):
-        assert float(ra[2]) == pytest.approx(float(rb[2]), rel=1e-3)        # train loss per epoch
+        assert float(ra[2]) == pytest.approx(float(rb[2]), rel=1e-3)  # train loss per epoch
 
 
 def test_train_stage_with_bf16_autocast_and_compile_on_cpu(tmp_path, default_params):

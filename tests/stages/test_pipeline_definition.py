@@ -1,6 +1,7 @@
 """dvc.yaml against the code: each stage depends on the parts of the code it imports (packages as folders),
 commands hold no names, every stage waits for the params check, and settings that change no result are tracked
 by no stage."""
+
 import re
 import sys
 
@@ -28,26 +29,43 @@ def test_code_dependencies_are_what_the_stage_imports(name):
     declared = {dep for dep in d["deps"] if dep.startswith(("pcn", "stages/"))}
     assert declared == set(code_dependencies(script)), (
         f"{name}: missing {sorted(set(code_dependencies(script)) - declared)}, "
-        f"extra {sorted(declared - set(code_dependencies(script)))}")
+        f"extra {sorted(declared - set(code_dependencies(script)))}"
+    )
 
 
 def test_the_import_closure_follows_imports():
     files = source_files("stages/report.py")
-    assert {"stages/report.py", "stages/common.py", "pcn/analysis/report.py", "pcn/analysis/statistics.py",
-            "pcn/schema.py", "pcn/__init__.py", "pcn/analysis/__init__.py"} <= set(files)
-    assert "pcn/data/batches.py" not in files                          # imported by train/evaluate only
+    assert {
+        "stages/report.py",
+        "stages/common.py",
+        "pcn/analysis/report.py",
+        "pcn/analysis/statistics.py",
+        "pcn/schema.py",
+        "pcn/__init__.py",
+        "pcn/analysis/__init__.py",
+    } <= set(files)
+    assert "pcn/data/batches.py" not in files  # imported by train/evaluate only
     assert "pcn/analysis/report.py" not in source_files("stages/train.py")
 
 
 def test_stages_depend_on_packages_not_on_the_whole_library():
     """What each stage does not use is not its dependency: a change there reruns nothing of it."""
-    assert set(definition("validate")["deps"]) == {"stages/validate.py", "stages/common.py", "pcn/__init__.py",
-                                                   "pcn/files.py", "pcn/schema.py", "pcn/typed_params.py"}
+    assert set(definition("validate")["deps"]) == {
+        "stages/validate.py",
+        "stages/common.py",
+        "pcn/__init__.py",
+        "pcn/files.py",
+        "pcn/schema.py",
+        "pcn/typed_params.py",
+    }
     fetch = set(definition("fetch")["deps"])
     assert "pcn/data" in fetch and not fetch & {"pcn/nn", "pcn/train", "pcn/analysis", "pcn/pipeline"}
     assert "pcn/train" not in definition("report")["deps"]
-    assert not [d for d in (dep for stage in STAGES for dep in definition(stage)["deps"])
-                if d.startswith("pcn/") and d.count("/") > 1], "a file inside a pcn package listed alone"
+    assert not [
+        d
+        for d in (dep for stage in STAGES for dep in definition(stage)["deps"])
+        if d.startswith("pcn/") and d.count("/") > 1
+    ], "a file inside a pcn package listed alone"
 
 
 def test_process_helpers_are_no_dependency():
@@ -73,6 +91,7 @@ def test_tracked_params_exist_and_exclude_runtime_settings(default_params):
         for part in key.split("."):
             node = node[part]
         return node
+
     tracked = set()
     for name in STAGES:
         for entry in definition(name).get("params", []):
@@ -81,9 +100,12 @@ def test_tracked_params_exist_and_exclude_runtime_settings(default_params):
     expanded = set()
     for key in tracked:
         for variant in default_params["variants"]:
-            expanded.add(key.replace("${item.variant}", variant).replace("${data.name}", default_params["data"]["name"])
-                         .replace("${item}", "imagenet"))
+            expanded.add(
+                key.replace("${item.variant}", variant)
+                .replace("${data.name}", default_params["data"]["name"])
+                .replace("${item}", "imagenet")
+            )
     for key in expanded:
-        lookup(key)                                                      # raises KeyError if DVC would miss it
+        lookup(key)  # raises KeyError if DVC would miss it
     assert not any(k.startswith(("runtime", "tracking")) for k in expanded)
     assert "train" in expanded and "data.augment" in expanded and "evaluate" in expanded

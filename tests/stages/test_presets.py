@@ -1,5 +1,6 @@
 """Presets hold only what differs from params.yaml; stages/preset.py turns them into DVC's own --set-param
 overrides, which give exactly params.yaml with the preset merged in, and every preset validates."""
+
 import sys
 
 import pytest
@@ -17,9 +18,10 @@ PRESETS = sorted((ROOT / "presets").glob("*.yaml"))
 def test_overlay_merges_mappings_and_replaces_the_rest():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 2}
     assert overlay(base, {"a": {"y": [3]}, "c": 4}) == {"a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
-    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}                   # not modified
-    assert unknown_keys({"train": {"lr": 1}, "models": {}}, {"train": {"lrr": 2}, "models": {"m": {"lr": 1}}}) == \
-        ["train.lrr"]
+    assert base == {"a": {"x": 1, "y": [1, 2]}, "b": 2}  # not modified
+    assert unknown_keys({"train": {"lr": 1}, "models": {}}, {"train": {"lrr": 2}, "models": {"m": {"lr": 1}}}) == [
+        "train.lrr"
+    ]
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.name)
@@ -28,10 +30,11 @@ def test_presets_differ_from_params_and_validate(path, default_params):
     merged = overlay(default_params, preset)
     parse_params(merged, path.name)
 
-    def same(a, b, key=""):                                               # a preset repeats no default
+    def same(a, b, key=""):  # a preset repeats no default
         if isinstance(a, dict) and isinstance(b, dict):
             return [k for name in a if name in b for k in same(a[name], b[name], f"{key}{name}.")]
         return [key] if a == b else []
+
     assert not same(preset, default_params), f"{path.name} repeats params.yaml"
     assert len(path.read_text().splitlines()) < 40
 
@@ -40,6 +43,7 @@ def test_presets_differ_from_params_and_validate(path, default_params):
 def test_dvc_applies_the_overrides_as_the_overlay(path, default_params, tmp_path):
     """The overrides through DVC's own function for `dvc exp run --set-param` give the overlay."""
     from dvc.utils.hydra import apply_overrides
+
     target = tmp_path / "params.yaml"
     target.write_text((ROOT / "params.yaml").read_text())
     cmd = command(path, ROOT / "params.yaml", ["--queue"])

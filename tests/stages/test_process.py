@@ -1,5 +1,6 @@
 """Stage processes (stages/process.py): the OpenMP waiting policy reaches the stages before torch loads, and a
 user's own wins."""
+
 import os
 import subprocess
 import sys
@@ -33,10 +34,12 @@ def test_stage_environment_fills_only_what_is_unset():
 
 def test_importing_the_stage_helpers_changes_nothing_in_the_process():
     """Only prepare_stage, called explicitly, touches the environment and sys.path."""
-    probe = ("import os, sys; sys.path.insert(0, 'stages'); env = dict(os.environ); path = list(sys.path); "
-             "import common, tracked, run_inputs, process; "
-             "assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items()); "
-             "assert sys.path == path; print('ok')")
+    probe = (
+        "import os, sys; sys.path.insert(0, 'stages'); env = dict(os.environ); path = list(sys.path); "
+        "import common, tracked, run_inputs, process; "
+        "assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items()); "
+        "assert sys.path == path; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
 
@@ -44,8 +47,9 @@ def test_importing_the_stage_helpers_changes_nothing_in_the_process():
 def policy_seen_by_torch(**extra) -> str:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     env.update(PCN_PRELOAD="0", **extra)
-    return subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_stage_processes_get_the_policy_before_torch_is_imported():

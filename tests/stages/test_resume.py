@@ -1,16 +1,16 @@
 """Resume and provenance: exact resume after a kill, the resume key, finished runs kept, untrusted files refused."""
+
 import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
 
 from conftest import tiny_params
-from project import dvc, env, make_project, mlflow_runs, read_json, stage, write_params
+from project import dvc, env, make_project, mlflow_runs, read_json, stage, start_train_stage, write_params
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +28,14 @@ def project(tmp_path, default_params, name="repo", epochs=4, **kw):
 def start_training(repo, **environ):
     e = env(**environ)
     e["DVC_ROOT"] = str(repo)
-    return subprocess.Popen([sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"], cwd=repo,
-                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return start_train_stage(
+        repo,
+        e,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for_epoch(repo, epoch: int, proc, timeout=300):
@@ -89,7 +95,7 @@ def test_resume_after_kill_is_exact_and_code_changes_restart(tmp_path, default_p
 def test_a_finished_run_is_never_trained_again(tmp_path, default_params):
     """Outputs lost after the last epoch (a failed plot here) are rewritten from the checkpoint, untrained."""
     repo, _ = project(tmp_path, default_params, epochs=2, n_train=128)
-    (repo / "results/train/modulus-0/curves.png").mkdir(parents=True)      # the plot cannot be written
+    (repo / "results/train/modulus-0/curves.png").mkdir(parents=True)  # the plot cannot be written
     failed = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert failed.returncode != 0 and "epoch 2/2" in failed.stdout
     assert torch.load(repo / "checkpoints/modulus-0/last.pt", weights_only=True)["state"]["epoch"] == 2
@@ -98,7 +104,7 @@ def test_a_finished_run_is_never_trained_again(tmp_path, default_params):
     assert "training complete: writing the outputs" in again.stdout and " epoch 1/2" not in again.stdout
     assert read_json(repo / "results/train/modulus-0/metrics.json")["epochs"] == 2
     kept = torch.load(repo / "checkpoints/modulus-0/last.pt", weights_only=True)
-    assert kept["state"]["epoch"] == 2 and kept["optimizer"] == {}      # kept small, without optimizer state
+    assert kept["state"]["epoch"] == 2 and kept["optimizer"] == {}  # kept small, without optimizer state
 
 
 def test_params_edited_while_training_are_not_credited(tmp_path, default_params):
@@ -110,19 +116,19 @@ def test_params_edited_while_training_are_not_credited(tmp_path, default_params)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "changed while training ran: params: train.lr" in err
     assert not (repo / "results/train/modulus-0/metrics.json").exists()
-    write_params(repo, params)                                            # reverted: the finished run is used
+    write_params(repo, params)  # reverted: the finished run is used
     done = stage("train", repo, "--variant", "modulus", "--seed", "0")
     assert "training complete" in done.stdout
-    write_params(repo, edited)                                            # a model of other params is refused
+    write_params(repo, edited)  # a model of other params is refused
     refused = stage("evaluate", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert refused.returncode != 0 and "models/modulus-0/model.pt was trained with other params" in refused.stderr
     assert "(train.lr)" in refused.stderr
 
 
-@pytest.mark.parametrize("planted", ["checkpoints/modulus-0/last.pt",
-                                     "models/modulus-0/model.pt"])
+@pytest.mark.parametrize("planted", ["checkpoints/modulus-0/last.pt", "models/modulus-0/model.pt"])
 def test_planted_pickles_run_nothing(tmp_path, default_params, planted):
     from project import RunsCode
+
     repo, _ = project(tmp_path, default_params, epochs=1, n_train=64)
     marker = tmp_path / "PWNED"
     target = repo / planted
@@ -138,8 +144,11 @@ def test_non_finite_loss_is_reported_one_based(tmp_path, default_params):
     repo, _ = project(tmp_path, default_params, epochs=3, n_train=64, lr=1e30, momentum=0.0)
     result = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert result.returncode != 0
-    assert re.search(r"non-finite (loss|gradient) at epoch 1, step [1-4] of 4: training stopped before saving "
-                     r"epoch 1; no checkpoint was written", result.stderr), result.stderr[-600:]
+    assert re.search(
+        r"non-finite (loss|gradient) at epoch 1, step [1-4] of 4: training stopped before saving "
+        r"epoch 1; no checkpoint was written",
+        result.stderr,
+    ), result.stderr[-600:]
     assert not (repo / "checkpoints/modulus-0/last.pt").exists()
 
 
@@ -149,20 +158,23 @@ def test_non_finite_loss_after_good_epochs_keeps_their_checkpoint(tmp_path, defa
     repo, _ = project(tmp_path, default_params, epochs=6, n_train=64, lr=10.0)
     result = stage("train", repo, "--variant", "modulus", "--seed", "0", check=False)
     assert result.returncode != 0
-    found = re.search(r"non-finite (?:loss|gradient) at epoch (\d+), step [1-4] of 4: training stopped before "
-                      r"saving epoch \1; the checkpoint of epoch (\d+) is kept in (\S+last\.pt)", result.stderr)
+    found = re.search(
+        r"non-finite (?:loss|gradient) at epoch (\d+), step [1-4] of 4: training stopped before "
+        r"saving epoch \1; the checkpoint of epoch (\d+) is kept in (\S+last\.pt)",
+        result.stderr,
+    )
     assert found, result.stderr[-600:]
     bad, kept = int(found.group(1)), int(found.group(2))
     assert bad >= 2 and kept == bad - 1 and found.group(3) == str(repo / "checkpoints/modulus-0/last.pt")
     saved = torch.load(repo / "checkpoints/modulus-0/last.pt", weights_only=True)
     assert saved["state"]["epoch"] == kept
-    assert all(torch.isfinite(t).all() for t in saved["model"].values())    # no non-finite weights saved
+    assert all(torch.isfinite(t).all() for t in saved["model"].values())  # no non-finite weights saved
     assert not (repo / "models/modulus-0/model.pt").exists()
 
 
 def test_ctrl_c_marks_the_run_killed(tmp_path, default_params):
     repo, _ = project(tmp_path, default_params, epochs=6)
-    proc = start_training(repo)                                           # through the warm interpreter
+    proc = start_training(repo)  # through the warm interpreter
     wait_for_epoch(repo, 1, proc)
     os.killpg(proc.pid, signal.SIGINT)
     proc.communicate(timeout=120)

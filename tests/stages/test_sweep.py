@@ -25,37 +25,53 @@ def test_every_point_of_the_committed_sweeps_is_valid_and_differs_only_by_the_va
     for value, point in zip(sweep["values"], points):
         params = parse_params(point, path.name)
         assert params.variants == sweep["set"]["variants"]
-        assert {v: getattr(params.models[v], sweep["parameter"]) for v in params.variants} == \
-            {v: value for v in params.variants}
+        assert {v: getattr(params.models[v], sweep["parameter"]) for v in params.variants} == {
+            v: value for v in params.variants
+        }
     first = {k: v for k, v in points[0].items() if k != "models"}
-    assert all({k: v for k, v in p.items() if k != "models"} == first for p in points)   # only the value differs
+    assert all({k: v for k, v in p.items() if k != "models"} == first for p in points)  # only the value differs
 
 
 def exp_show(points: dict[str, tuple[float, dict]]) -> list:
     """A `dvc exp show --json` answer in DVC 3's nesting: experiments under their baseline commit."""
-    revs = [{"rev": f"{i:040x}", "name": name, "error": None,
-             "data": {"params": {"params.yaml": {"data": {"models": {"modulus": {"lr": lr},
-                                                                      "resnet_relu": {"lr": lr}}}}},
-                      "metrics": {sweep_module.SUMMARY: {"data": {"test_error_pct": {"modulus": 0.0},
-                                                                  "val_error_pct": val}}}}}
-            for i, (name, (lr, val)) in enumerate(points.items())]
-    return [{"rev": "workspace", "name": None, "data": {}},
-            {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [{"revs": [r]} for r in revs]}]
+    revs = [
+        {
+            "rev": f"{i:040x}",
+            "name": name,
+            "error": None,
+            "data": {
+                "params": {"params.yaml": {"data": {"models": {"modulus": {"lr": lr}, "resnet_relu": {"lr": lr}}}}},
+                "metrics": {sweep_module.SUMMARY: {"data": {"test_error_pct": {"modulus": 0.0}, "val_error_pct": val}}},
+            },
+        }
+        for i, (name, (lr, val)) in enumerate(points.items())
+    ]
+    return [
+        {"rev": "workspace", "name": None, "data": {}},
+        {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [{"revs": [r]} for r in revs]},
+    ]
 
 
 def toy_sweep(tmp_path):
     path = tmp_path / "lr.yaml"
-    path.write_text("preset: presets/translated.yaml\nset:\n  seeds: [0]\n  variants: [modulus, resnet_relu]\n"
-                    "parameter: lr\nvalues: [0.01, 0.1, 0.03]\n")
+    path.write_text(
+        "preset: presets/translated.yaml\nset:\n  seeds: [0]\n  variants: [modulus, resnet_relu]\n"
+        "parameter: lr\nvalues: [0.01, 0.1, 0.03]\n"
+    )
     return path, sweep_module.load_sweep(path)
 
 
 def test_the_table_chooses_the_lowest_validation_error_and_never_the_test_error(tmp_path):
     path, sweep = toy_sweep(tmp_path)
-    found = sweep_module.experiments(exp_show({
-        "lr-0": (0.01, {"modulus": 5.0, "resnet_relu": 9.0}),
-        "lr-1": (0.1, {"modulus": 6.0, "resnet_relu": 4.0}),
-        "lr-2": (0.03, {"modulus": 5.5, "resnet_relu": 4.0})}))       # a tie: the first value listed
+    found = sweep_module.experiments(
+        exp_show(
+            {
+                "lr-0": (0.01, {"modulus": 5.0, "resnet_relu": 9.0}),
+                "lr-1": (0.1, {"modulus": 6.0, "resnet_relu": 4.0}),
+                "lr-2": (0.03, {"modulus": 5.5, "resnet_relu": 4.0}),
+            }
+        )
+    )  # a tie: the first value listed
     table = sweep_module.sweep_table(path, sweep, found)
     assert table["chosen"] == {"modulus": 0.01, "resnet_relu": 0.1}
     assert [p["val_error_pct"]["modulus"] for p in table["points"]] == [5.0, 6.0, 5.5]
@@ -66,8 +82,9 @@ def test_the_table_chooses_the_lowest_validation_error_and_never_the_test_error(
 
 def test_unfinished_or_mismatched_experiments(tmp_path):
     path, sweep = toy_sweep(tmp_path)
-    table = sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show({
-        "lr-0": (0.01, {"modulus": 5.0, "resnet_relu": 9.0})})))
+    table = sweep_module.sweep_table(
+        path, sweep, sweep_module.experiments(exp_show({"lr-0": (0.01, {"modulus": 5.0, "resnet_relu": 9.0})}))
+    )
     assert table["chosen"] == {"modulus": None, "resnet_relu": None}
     assert "| resnet_relu | 9.00 | pending | pending | pending |" in sweep_module.markdown(table)
     with pytest.raises(SystemExit, match="ran modulus with lr=0.3, not 0.1"):
@@ -82,7 +99,7 @@ def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
     assert [c[-3:] for c in calls] == [["--queue", "-n", f"lr-{i}"] for i in range(3)]
     assert "+models.modulus.lr=0.1" in calls[1] and "models.resnet_relu.lr=0.1" in calls[1]
     calls.clear()
-    bad = dict(sweep, values=[0.01, -1.0])                           # the second point does not validate
+    bad = dict(sweep, values=[0.01, -1.0])  # the second point does not validate
     with pytest.raises(SystemExit, match=r"value -1\.0.*lr"):
         sweep_module.queue(path, bad, ROOT / "params.yaml")
     assert calls == []
@@ -90,13 +107,15 @@ def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
 
 def test_bad_sweep_files_are_refused_naming_the_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
-    for text, message in [("preset: presets/translated.yaml\n", "expected exactly the keys"),
-                          ("preset: ../params.yaml\nset: {variants: [modulus]}\nparameter: lr\nvalues: [1, 2]\n",
-                           "not a file of this repository"),
-                          ("preset: presets/translated.yaml\nset: {variants: [modulus]}\nparameter: lr\nvalues: [1]\n",
-                           "at least two"),
-                          ("preset: presets/translated.yaml\nset: {seeds: [0]}\nparameter: lr\nvalues: [1, 2]\n",
-                           "set.variants")]:
+    for text, message in [
+        ("preset: presets/translated.yaml\n", "expected exactly the keys"),
+        (
+            "preset: ../params.yaml\nset: {variants: [modulus]}\nparameter: lr\nvalues: [1, 2]\n",
+            "not a file of this repository",
+        ),
+        ("preset: presets/translated.yaml\nset: {variants: [modulus]}\nparameter: lr\nvalues: [1]\n", "at least two"),
+        ("preset: presets/translated.yaml\nset: {seeds: [0]}\nparameter: lr\nvalues: [1, 2]\n", "set.variants"),
+    ]:
         bad.write_text(text)
         with pytest.raises(SystemExit, match=message):
             sweep_module.load_sweep(bad)

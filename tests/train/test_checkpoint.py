@@ -1,4 +1,5 @@
 """Checkpoint files: atomic writes, plain data only (a planted pickle never runs), resume keys."""
+
 import os
 import pickle
 
@@ -20,7 +21,7 @@ def test_planted_pickle_is_refused_and_runs_nothing(tmp_path):
     with pytest.raises(CheckpointError, match=f"{path} was refused: it is not a plain weights file"):
         checkpoint.load(path)
     assert not marker.exists()
-    raw = tmp_path / "raw.pt"                                             # a bare pickle, not a torch zip
+    raw = tmp_path / "raw.pt"  # a bare pickle, not a torch zip
     raw.write_bytes(pickle.dumps(RunsCode(marker)))
     with pytest.raises(CheckpointError, match="raw.pt"):
         checkpoint.load(raw)
@@ -32,12 +33,22 @@ def test_plain_training_checkpoint_roundtrip(tmp_path):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, fused=True)
     model(torch.randn(4, 3)).sum().backward()
     opt.step()
-    state = TrainingState(2, [{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.6}],
-                          {"acc": 0.6, "top5": 1.0, "epoch": 2}, {k: v.clone() for k, v in model.state_dict().items()})
-    obj = {"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state.as_dict(),
-           "rng": [checkpoint.rng_state()], "resume_key": "abc", "resume_parts": {"code": {"a.py": "1"}}}
+    state = TrainingState(
+        2,
+        [{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.6}],
+        {"acc": 0.6, "top5": 1.0, "epoch": 2},
+        {k: v.clone() for k, v in model.state_dict().items()},
+    )
+    obj = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "state": state.as_dict(),
+        "rng": [checkpoint.rng_state()],
+        "resume_key": "abc",
+        "resume_parts": {"code": {"a.py": "1"}},
+    }
     checkpoint.save(tmp_path / "c.pt", obj)
-    back = checkpoint.load(tmp_path / "c.pt")                             # weights_only=True accepts all of it
+    back = checkpoint.load(tmp_path / "c.pt")  # weights_only=True accepts all of it
     assert TrainingState.from_dict(back["state"]).history == state.history
     opt.load_state_dict(back["optimizer"])
     assert torch.equal(back["model"]["weight"], model.weight)
@@ -60,17 +71,22 @@ def test_atomic_write_keeps_previous_file_on_failure(tmp_path):
     def boom(f):
         f.write(b"half")
         raise RuntimeError("boom")
+
     with pytest.raises(RuntimeError, match="boom"):
         atomic_write(path, boom)
     assert path.read_text().strip().startswith("{") and '"epoch": 1' in path.read_text()
-    assert os.listdir(tmp_path) == ["metrics.json"]                     # no temporary file left behind
+    assert os.listdir(tmp_path) == ["metrics.json"]  # no temporary file left behind
 
 
 def test_resume_key_and_differences():
-    parts = {"params": {"lr": 0.01, "epochs": 3}, "code": {"pcn/nn/phase_collapse.py": "aa", "pcn/nn/layers.py": "bb"},
-             "data": "d1", "filters": "f1"}
+    parts = {
+        "params": {"lr": 0.01, "epochs": 3},
+        "code": {"pcn/nn/phase_collapse.py": "aa", "pcn/nn/layers.py": "bb"},
+        "data": "d1",
+        "filters": "f1",
+    }
     changed = {**parts, "params": {"lr": 0.02, "epochs": 3}, "code": {**parts["code"], "pcn/nn/layers.py": "cc"}}
-    assert resume_key(parts) == resume_key(dict(reversed(list(parts.items()))))   # order-independent
+    assert resume_key(parts) == resume_key(dict(reversed(list(parts.items()))))  # order-independent
     assert resume_key(parts) != resume_key(changed)
     assert key_differences(parts, changed) == ["code: pcn/nn/layers.py", "params: lr"]
     assert key_differences(parts, {**parts, "data": "d2"}) == ["data"]
@@ -87,7 +103,10 @@ def test_rng_state_roundtrip():
 def test_outputs_get_the_users_umask(tmp_path, umask):
     import subprocess
     import sys
-    code = (f"import os; os.umask({umask}); from pcn.files import write_json; "
-            f"write_json(__import__('pathlib').Path({str(tmp_path / 'm.json')!r}), {{'a': 1}})")
+
+    code = (
+        f"import os; os.umask({umask}); from pcn.files import write_json; "
+        f"write_json(__import__('pathlib').Path({str(tmp_path / 'm.json')!r}), {{'a': 1}})"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,4 +1,5 @@
 """The training loop: learning, non-finite detection without per-step syncs, resumable fits, AMP and compile."""
+
 import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -30,7 +31,7 @@ def toy_batches(n=32, size=16, seed=0, channels=1, batch=8):
     x = torch.randn(n, channels, size, size, generator=g)
     y = torch.arange(n) % 4
     x += y.view(-1, 1, 1, 1).float()
-    return [(x[i:i + batch], y[i:i + batch]) for i in range(0, n, batch)]
+    return [(x[i : i + batch], y[i : i + batch]) for i in range(0, n, batch)]
 
 
 def tiny_model(**kw):
@@ -70,8 +71,17 @@ def test_fit_saves_every_epoch_before_a_fault_and_none_after():
     saved = []
     state = TrainingState()
     with pytest.raises(NonFiniteError, match="epoch 3, step 2"):
-        fit(model, model, opt, ListBatches(toy_batches(), faults={(2, 1)}), ListBatches(toy_batches()),
-            Schedule(0.01, 5, 10, 0.1), state, CPU, on_epoch_end=lambda s, row: saved.append(row["epoch"]))
+        fit(
+            model,
+            model,
+            opt,
+            ListBatches(toy_batches(), faults={(2, 1)}),
+            ListBatches(toy_batches()),
+            Schedule(0.01, 5, 10, 0.1),
+            state,
+            CPU,
+            on_epoch_end=lambda s, row: saved.append(row["epoch"]),
+        )
     assert saved == [1, 2] and state.epoch == 2 and len(state.history) == 2
 
 
@@ -88,13 +98,26 @@ def test_resumed_fit_equals_uninterrupted_fit():
         snapshots = {}
 
         def on_end(s, row):
-            snapshots[s.epoch] = {"model": {k: v.clone() for k, v in model.state_dict().items()},
-                                  "optimizer": __import__("copy").deepcopy(opt.state_dict()),
-                                  "state": __import__("copy").deepcopy(s.as_dict())}
+            snapshots[s.epoch] = {
+                "model": {k: v.clone() for k, v in model.state_dict().items()},
+                "optimizer": __import__("copy").deepcopy(opt.state_dict()),
+                "state": __import__("copy").deepcopy(s.as_dict()),
+            }
+
         epochs = stop_after or 4
-        fit(model, model, opt, ListBatches(toy_batches()), ListBatches(toy_batches(seed=1)),
-            Schedule(0.02, epochs, 2, 0.1), state, CPU, on_epoch_end=on_end)
+        fit(
+            model,
+            model,
+            opt,
+            ListBatches(toy_batches()),
+            ListBatches(toy_batches(seed=1)),
+            Schedule(0.02, epochs, 2, 0.1),
+            state,
+            CPU,
+            on_epoch_end=on_end,
+        )
         return model, state, snapshots
+
     full_model, full_state, _ = run()
     _, _, snaps = run(stop_after=2)
     resumed_model, resumed_state, _ = run(resume_from=snaps[2])
@@ -141,10 +164,11 @@ def test_cpu_bf16_autocast_matches_float32_losses():
         model = tiny_model(arch="lscat_skip")
         opt = build_optimizer(model, 0.02, 0.9, 1e-4)
         batches = ListBatches(toy_batches())
-        losses[amp] = [train_one_epoch(model, batches.epoch(e), opt, CPU, e, len(batches), amp=amp).loss
-                       for e in range(3)]
+        losses[amp] = [
+            train_one_epoch(model, batches.epoch(e), opt, CPU, e, len(batches), amp=amp).loss for e in range(3)
+        ]
     assert losses[True] == pytest.approx(losses[False], rel=0.02)
-    assert losses[True] != losses[False]                                # bf16 really ran
+    assert losses[True] != losses[False]  # bf16 really ran
 
 
 @pytest.mark.slow
@@ -174,20 +198,21 @@ def test_bias_free_resnet18_learns_with_every_nonlinearity(kind):
     losses = [train_one_epoch(model, batches.epoch(e), opt, CPU, e, len(batches)).loss for e in range(4)]
     assert losses[-1] < losses[0], losses
     assert len(model.layer_features(torch.randn(2, 1, 8, 8))) == 5
-    if kind == "thresh":                                                  # the learned threshold moved
+    if kind == "thresh":  # the learned threshold moved
         assert not torch.allclose(model.stem[2].threshold, torch.full((64,), 0.5))
 
 
 def test_resnet18_parameter_count_and_threshold():
     model = BiasFreeResNet18(3, 1000, "relu")
     from pcn.nn.phase_collapse import count_parameters
-    assert count_parameters(model) == 11_679_912                     # the reference's trainable count
+
+    assert count_parameters(model) == 11_679_912  # the reference's trainable count
     learned = BiasFreeResNet18(3, 1000, "thresh", learned=True)
     frozen = BiasFreeResNet18(3, 1000, "thresh", learned=False)
     assert count_parameters(learned) > count_parameters(frozen) == 11_679_912
     nl = NonLinearity("thresh", 2, True, 1.0)
-    x = torch.tensor([[-3.0, -0.5], [0.5, 2.0]]).view(1, 2, 1, 2)      # (B, C, H, W)
-    assert nl(x).flatten().tolist() == [-2.0, 0.0, 0.0, 1.0]           # soft thresholding at 1
+    x = torch.tensor([[-3.0, -0.5], [0.5, 2.0]]).view(1, 2, 1, 2)  # (B, C, H, W)
+    assert nl(x).flatten().tolist() == [-2.0, 0.0, 0.0, 1.0]  # soft thresholding at 1
     with pytest.raises(ValueError, match="valid: relu, abs, thresh, absdead, tanh, powfixed, identity"):
         NonLinearity("gelu", 2, True, 1.0)
 
@@ -201,6 +226,6 @@ def test_every_table2_nonlinearity_learns(kind, arch):
     batches = ListBatches(toy_batches())
     losses = [train_one_epoch(model, batches.epoch(e), opt, CPU, e, len(batches)).loss for e in range(4)]
     assert losses[-1] < losses[0], (kind, arch, losses)
-    for name, p in model.named_parameters():                           # learned non-linearity parameters train
+    for name, p in model.named_parameters():  # learned non-linearity parameters train
         if name.endswith(("threshold", "gain", "bias")) and "classifier" not in name:
             assert p.grad is not None and p.grad.abs().sum() > 0, name
