@@ -224,7 +224,7 @@ def source_files(script: str | Path) -> list[str]:
 
 #: Stage helpers that change how a stage process runs, not what it computes (like params.yaml's
 #: ``runtime:`` section): imported by every stage, a dependency of none.
-PROCESS_ONLY = {"stages/process.py", "stages/warm.py"}
+PROCESS_ONLY = {"stages/process.py", "stages/warm.py", "stages/warm_server.py"}
 
 
 def code_dependencies(script: str | Path) -> list[str]:

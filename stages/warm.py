@@ -5,15 +5,21 @@ several seconds per stage importing the same libraries. The first stage script o
 pipeline starts a small server in the background, which imports them and waits on a Unix
 socket; each later stage script (the "client") asks it to fork, and the forked child runs
 the stage exactly as ``python stages/<stage>.py ...`` would, with the client's arguments,
-working directory, environment and standard streams (passed as file descriptors). The
-client forwards Ctrl-C / SIGTERM to the child and exits with the child's status; if the
-client dies, the child is terminated (SIGTERM, which the stages record as KILLED).
+working directory, environment and standard streams (passed as file descriptors), and the
+client's process settings: umask, nice level, resource limits, CPU affinity and ignored
+signals (a setting the child cannot take, such as a nice level below the server's, makes the
+client run the stage itself). The client forwards Ctrl-C, SIGTERM and SIGHUP to the child
+(a signal the client ignores, as under ``nohup``, the child ignores too), stops and continues
+it with the client (Ctrl-Z, SIGSTOP, SIGCONT), and exits with the child's status; if the client
+dies, the child is terminated (SIGTERM, which the stages record as KILLED). Sockets of servers
+that died without removing them are removed by the next client that starts a server.
 
 What makes this safe: the server never imports pcn or any repository code (the child
 imports them fresh, so code edits are always seen); it forks only while it has a single
 thread and has not used OpenMP or CUDA; its identity includes the Python executable, the
-installed torch and MLflow, and the environment variables that these read at import
-(threading, CUDA, allocator), so a different setting gets a different server; the socket
+installed torch and MLflow, the environment variables that these read at import
+(threading, CUDA, allocator) and the CPU affinity (OpenMP sizes its thread pool from it when
+torch loads), so a different setting gets a different server; the socket
 lives in a directory only the user can enter, and the server checks the peer's user id.
 ``PCN_PRELOAD=0`` turns it off. The server exits after :data:`IDLE_SECONDS` without requests
 (``PCN_PRELOAD_IDLE_SECONDS`` changes that).
@@ -27,32 +33,15 @@ import hashlib
 import importlib.util
 import json
 import os
+import resource
 import signal
 import socket
 import struct
 import sys
-import threading
 from pathlib import Path
 
-PRELOAD_MODULES = (
-    "numpy",
-    "torch",
-    "torch.nn.functional",
-    "torch._dynamo",
-    "torch.export",
-    "mlflow",
-    "mlflow.pytorch",
-    "mlflow.models",
-    "mlflow.tracking",
-    "mlflow.system_metrics.system_metrics_monitor",
-    "matplotlib",
-    "matplotlib.pyplot",
-    "ruamel.yaml",
-    "tqdm",
-    "psutil",
-    "PIL.Image",
-)
-#: Environment variables read when those modules are imported: part of the server's identity.
+from warm_server import CHILD_FLAG, FORWARDED, IDLE_SECONDS, RLIMITS, _recv
+
 ENV_PREFIXES = (
     "OMP_",
     "MKL_",
@@ -69,8 +58,6 @@ ENV_PREFIXES = (
     "MLFLOW_",
     "MPLBACKEND",
 )
-IDLE_SECONDS = 60.0
-CHILD_FLAG = "PCN_PRELOAD_CHILD"
 
 
 def _runtime_dir() -> Path | None:
@@ -102,33 +89,10 @@ def server_key() -> str:
         "prefix": sys.prefix,
         "libraries": libraries,
         "env": env,
-        "server": hashlib.sha256(Path(__file__).read_bytes()).hexdigest(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "server": hashlib.sha256(Path(__file__).with_name("warm_server.py").read_bytes()).hexdigest(),
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def _send(conn: socket.socket, obj: dict) -> None:
-    data = json.dumps(obj).encode()
-    conn.sendall(struct.pack("!I", len(data)) + data)
-
-
-def _recv(conn: socket.socket) -> dict | None:
-    header = _recv_exactly(conn, 4)
-    if header is None:
-        return None
-    data = _recv_exactly(conn, struct.unpack("!I", header)[0])
-    return None if data is None else json.loads(data)
-
-
-def _recv_exactly(conn: socket.socket, n: int) -> bytes | None:
-    chunks, got = [], 0
-    while got < n:
-        chunk = conn.recv(n - got)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return b"".join(chunks)
 
 
 # ----------------------------------------------------------------------------- client
@@ -164,6 +128,7 @@ def _start_server(path: Path) -> None:
     import subprocess
     import time
 
+    remove_stale(path.parent)
     marker = path.with_suffix(".starting")
     try:
         if time.time() - marker.stat().st_mtime < IDLE_SECONDS:
@@ -180,7 +145,7 @@ def _start_server(path: Path) -> None:
     os.close(fd)
     try:
         subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "serve", str(path)],
+            [sys.executable, str(Path(__file__).with_name("warm_server.py").resolve()), "serve", str(path)],
             start_new_session=True,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -192,18 +157,69 @@ def _start_server(path: Path) -> None:
         marker.unlink(missing_ok=True)  # no server: every stage imports for itself
 
 
+def remove_stale(directory: Path) -> list[str]:
+    """Remove the sockets of servers that are gone (connecting is refused) and the half-bound sockets of
+    servers that died while starting; returns the names removed."""
+    removed = []
+    for path in directory.iterdir():
+        name = path.name
+        if name.endswith(".sock"):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(str(path))
+                continue  # a live server
+            except ConnectionRefusedError:
+                pass
+            except OSError:
+                continue
+            finally:
+                probe.close()
+        elif name.startswith(".") and ".sock." in name and name.rsplit(".", 1)[1].isdigit():
+            if _alive(int(name.rsplit(".", 1)[1])):
+                continue
+        else:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_state() -> dict:
+    """This process's settings that a plain stage process would have and the forked child must take."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return {
+        "umask": mask,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "rlimits": {str(r): list(resource.getrlimit(r)) for r in RLIMITS},
+        "ignored": [int(s) for s in FORWARDED if signal.getsignal(s) == signal.SIG_IGN],
+    }
+
+
 def _run_remote(conn: socket.socket, script: str) -> int | None:
     """The stage's exit status, or None if the server did not start it (the caller then runs it itself)."""
     env = dict(os.environ, PCN_CLIENT_PID=str(os.getpid()))
-    request = {"script": os.path.abspath(script), "argv": sys.argv, "cwd": os.getcwd(), "env": env}
+    state = process_state()
+    request = {"script": os.path.abspath(script), "argv": sys.argv, "cwd": os.getcwd(), "env": env, "state": state}
     data = json.dumps(request).encode()
     try:
         socket.send_fds(conn, [struct.pack("!I", len(data)) + data], [0, 1, 2])
         started = _recv(conn)
     except OSError:
         started = None
-    if not started:
-        return None
+    if not started or "pid" not in started:
+        return None  # the server could not start it, or the child could not take this process's settings
     child = started["pid"]
 
     def forward(signum, frame):
@@ -212,8 +228,17 @@ def _run_remote(conn: socket.socket, script: str) -> int | None:
         except ProcessLookupError:
             pass
 
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, forward)
+    def stop(signum, frame):  # Ctrl-Z: stop the child, then this process as the default action would
+        forward(signal.SIGSTOP, frame)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued
+        signal.signal(signal.SIGTSTP, stop)
+
+    for signum in FORWARDED:
+        if signum not in state["ignored"]:
+            signal.signal(signum, forward)
+    signal.signal(signal.SIGTSTP, stop)
+    signal.signal(signal.SIGCONT, forward)  # continued (after Ctrl-Z or SIGSTOP): so is the child
     while True:
         try:
             reply = _recv(conn)
@@ -224,150 +249,3 @@ def _run_remote(conn: socket.socket, script: str) -> int | None:
         print("error: the stage's process ended without an exit status", file=sys.stderr)
         return 1
     return int(reply["exit"])
-
-
-# ----------------------------------------------------------------------------- server
-
-
-def _single_threaded() -> bool:
-    try:
-        return threading.active_count() == 1 and len(os.listdir("/proc/self/task")) == 1
-    except OSError:
-        return threading.active_count() == 1
-
-
-def serve(path: Path) -> None:
-    """Import :data:`PRELOAD_MODULES`, then fork a child per request until idle for :data:`IDLE_SECONDS`."""
-    import importlib
-    import select
-
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    # Libraries that would otherwise start threads at import: NumPy's OpenBLAS (pcn does no BLAS work
-    # in NumPy) and pyarrow's jemalloc (imported by MLflow). With them, the server stays single-threaded.
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["JE_ARROW_MALLOC_CONF"] = "background_thread:false"
-    for name in PRELOAD_MODULES:
-        try:
-            importlib.import_module(name)
-        except Exception:  # optional: the child imports what it needs
-            pass
-    if not _single_threaded():
-        path.with_suffix(".starting").unlink(missing_ok=True)
-        return  # forking a multi-threaded process is unsafe: serve nothing
-    base_path = list(sys.path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(tmp))
-    os.chmod(tmp, 0o600)
-    listener.listen(16)
-    os.replace(tmp, path)
-    path.with_suffix(".starting").unlink(missing_ok=True)
-    idle = float(os.environ.get("PCN_PRELOAD_IDLE_SECONDS", IDLE_SECONDS))
-    children: set[int] = set()
-    try:
-        while True:
-            ready, _, _ = select.select([listener], [], [], idle)
-            _reap(children)
-            if not ready:
-                if children:  # a stage still runs: idle time counts from its end
-                    continue
-                break
-            conn, _ = listener.accept()
-            uid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
-            pid = os.fork() if uid == os.getuid() else -1
-            if pid:
-                conn.close()
-                if pid > 0:
-                    children.add(pid)
-                continue
-            listener.close()
-            _run_child(conn, base_path)  # never returns
-    finally:
-        try:
-            if path.exists() and os.stat(path).st_ino == os.fstat(listener.fileno()).st_ino:
-                path.unlink()
-        except OSError:
-            pass
-
-
-def _reap(children: set[int]) -> None:
-    """Collect the stages that have ended (removing them from ``children``)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            children.clear()
-            return
-        if pid == 0:
-            return
-        children.discard(pid)
-
-
-def _run_child(conn: socket.socket, base_path: list[str]) -> None:
-    """In the forked child: become the client's stage process, run the script, report the status."""
-    import runpy
-    import traceback
-
-    os.setsid()
-    header, fds, _, _ = socket.recv_fds(conn, 4, 3)
-    request = json.loads(_recv_exactly(conn, struct.unpack("!I", header)[0]))
-    for target, fd in enumerate(fds):
-        os.dup2(fd, target)
-        os.close(fd)
-    sys.stdin = open(0, closefd=False)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)
-    sys.stderr = open(2, "w", buffering=1, closefd=False)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"], **{CHILD_FLAG: "1"})
-    sys.argv = request["argv"]
-    sys.path[:] = [os.path.dirname(request["script"])] + base_path
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _send(conn, {"pid": os.getpid()})
-    threading.Thread(target=_watch_client, args=(conn,), daemon=True).start()
-    code = 1
-    try:
-        runpy.run_path(request["script"], run_name="__main__")
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None:
-            code = 0
-        elif isinstance(exc.code, int):
-            code = exc.code
-        else:
-            print(exc.code, file=sys.stderr)
-            code = 1
-    except BaseException:  # what an uncaught exception would print
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-    try:
-        _send(conn, {"exit": code})
-    except OSError:
-        pass
-    os._exit(code)
-
-
-def _watch_client(conn: socket.socket) -> None:
-    """End the stage (as SIGTERM does) if the client disappears."""
-    try:
-        while conn.recv(1):
-            pass
-    except OSError:
-        pass
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-if __name__ == "__main__":
-    # run as a script, this file's folder (stages/) leads sys.path: drop it, so that no stage helper can
-    # shadow a module of the standard library or of the libraries the server imports
-    _here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
-    if len(sys.argv) == 3 and sys.argv[1] == "serve":
-        serve(Path(sys.argv[2]))
