@@ -22,7 +22,7 @@ logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its star
 
 
 def tracking_uri(params) -> str:
-    from pcn.pipeline.tracking import default_tracking_uri
+    from pcn.pipeline.store import default_tracking_uri
 
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
 
@@ -32,7 +32,7 @@ def open_tracking(params):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from pcn.pipeline.tracking import TrackingError, check_tracking_uri, ensure_experiment
+    from pcn.pipeline.store import TrackingError, check_tracking_uri, ensure_experiment
 
     uri = tracking_uri(params)
     try:
@@ -72,6 +72,22 @@ def pipeline_identity() -> tuple[str, str] | None:
             label = f"exp {exp}" if exp else f"repro {started:%Y-%m-%d %H:%M:%S}"
             return ident, label
     return None
+
+
+def pipeline_alive(ident: str) -> bool:
+    """Whether the DVC process of pipeline id ``ident`` (``<exp>:<pid>:<start time>``, :func:`pipeline_identity`)
+    still runs: the same pid with the same start time. Ids of another form (``PCN_PIPELINE_ID``) count as alive."""
+    import psutil
+
+    try:
+        _, pid, started = ident.rsplit(":", 2)
+        pid, started = int(pid), float(started)
+    except ValueError:
+        return True
+    try:
+        return abs(psutil.Process(pid).create_time() - started) < 0.01
+    except psutil.Error:
+        return False
 
 
 def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
@@ -119,7 +135,8 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
         return
     import hashlib as _hashlib
 
-    from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
+    from pcn.pipeline.store import store_lock
+    from pcn.pipeline.tracking import StageRun, pipeline_parent
 
     client, experiment_id = open_tracking(params)
     identity = pipeline_identity()
@@ -137,6 +154,7 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
                 f"{label}{suffix}",
                 {k: v for k, v in common_tags.items() if k != "dvc.stage"},
                 store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"),
+                alive=pipeline_alive,
             )
         except Exception as exc:  # the stage's own run still opens (or fails) below
             print(f"warning: no parent run ({exc})", file=sys.stderr)

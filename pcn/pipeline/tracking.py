@@ -2,11 +2,7 @@
 
 * The default store is an **absolute** ``sqlite:///<repo>/mlflow.db``: relative paths
   break in ``dvc exp run --queue`` temporary copies.
-* :func:`check_tracking_uri` fails fast (seconds), naming the file or server, on an
-  unreachable server, a database that is not SQLite or not MLflow's, or one that cannot be
-  written.
-* :func:`ensure_experiment` creates the database and experiment once, under an exclusive
-  file lock, so concurrent stages never race on the sqlite schema creation.
+* The store is checked and its experiment created by :mod:`pcn.pipeline.store`.
 * :class:`StageRun` is one stage's run: opened before the work, nested under the pipeline
   execution's parent run (:func:`pipeline_parent`), closed FINISHED, FAILED or KILLED.
   Logging during the work goes through :meth:`StageRun.log_metrics`, which never waits long
@@ -17,149 +13,23 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import hashlib
 import json
-import sqlite3
-import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+from typing import Callable
 
 from pcn.pipeline.journal import append, apply_entry, replay
+from pcn.pipeline.store import TrackingError, check_tracking_uri, default_tracking_uri, exclusive_lock
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 #: How long logging stays offline (entries journaled without trying) after a failed call.
 RETRY_AFTER_SECONDS = 30.0
 
 
-class TrackingError(RuntimeError):
-    """The MLflow tracking store cannot be used."""
-
-
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (treated like Ctrl-C: runs are marked KILLED)."""
-
-
-def default_tracking_uri(repo_root: Path) -> str:
-    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
-
-
-def sqlite_path(uri: str) -> Path | None:
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def _check_server(uri: str, timeout: float) -> None:
-    url = uri.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            if response.status != 200:
-                raise TrackingError(f"MLflow server {uri} answered {response.status} on /health")
-    except (urllib.error.URLError, OSError) as exc:
-        raise TrackingError(
-            f"MLflow tracking server {uri} is unreachable ({exc}); start it or unset MLFLOW_TRACKING_URI / tracking.uri"
-        ) from exc
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """An existing store must be a writable SQLite database that is empty or MLflow's."""
-    if path.is_dir():
-        raise TrackingError(f"tracking database {path} is a directory, not an SQLite file")
-    with open(path, "rb") as f:
-        header = f.read(len(SQLITE_HEADER))
-    if header and header != SQLITE_HEADER:
-        raise TrackingError(
-            f"tracking database {path} is not an SQLite database (it starts with {header[:8]!r}); "
-            "move it away or point tracking.uri elsewhere"
-        )
-    mode = path.stat().st_mode
-    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or not path.parent.exists():
-        raise TrackingError(
-            f"tracking database {path} is read-only (mode {stat.filemode(mode)}); make it writable "
-            "or point tracking.uri elsewhere"
-        )
-    if not header:
-        return  # empty file: MLflow creates the schema
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    except sqlite3.DatabaseError as exc:
-        raise TrackingError(f"tracking database {path} cannot be read as SQLite ({exc})") from exc
-    if tables and not {"experiments", "runs"} <= tables:
-        raise TrackingError(
-            f"tracking database {path} is an SQLite database of another application (tables: "
-            f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
-            "tracking.uri elsewhere"
-        )
-
-
-def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
-    """Raise :class:`TrackingError`, naming the file or server, unless ``uri`` is a usable MLflow store."""
-    if uri.startswith(("http://", "https://")):
-        _check_server(uri, timeout)
-        return
-    path = sqlite_path(uri)
-    if path is None:
-        raise TrackingError(
-            f"unsupported tracking URI {uri!r}: use sqlite:///<absolute path> or http(s)://host:port "
-            "(the MLflow file store is disabled in MLflow >= 3.13)"
-        )
-    if not path.is_absolute():
-        raise TrackingError(
-            f"tracking URI {uri!r} must use an absolute path (relative paths break under dvc exp run --queue)"
-        )
-    if not path.parent.is_dir():
-        raise TrackingError(f"tracking database folder {path.parent} does not exist")
-    if path.exists():
-        _check_sqlite_file(path)
-        return
-    probe = path.parent / f".{path.name}.write-test"
-    try:
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as exc:
-        raise TrackingError(f"tracking database folder {path.parent} is not writable ({exc})") from exc
-
-
-@contextlib.contextmanager
-def exclusive_lock(lock_path: Path):
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def store_lock(uri: str, artifact_root: Path) -> Path:
-    path = sqlite_path(uri)
-    return path.with_suffix(path.suffix + ".lock") if path else Path(artifact_root) / ".experiment.lock"
-
-
-def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
-    """Create (once, under a lock) and return the id of experiment ``name``.
-
-    Store errors (a locked, corrupted or read-only database) become :class:`TrackingError`
-    naming the store.
-    """
-    from mlflow.tracking import MlflowClient
-
-    try:
-        with exclusive_lock(store_lock(uri, artifact_root)):
-            client = MlflowClient(tracking_uri=uri)
-            experiment = client.get_experiment_by_name(name)
-            if experiment is not None:
-                return experiment.experiment_id
-            location = Path(artifact_root).resolve() / name
-            return client.create_experiment(name, artifact_location=location.as_uri())
-    except TrackingError:
-        raise
-    except Exception as exc:  # SQLAlchemy / MLflow errors, reduced to one line
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
-        raise TrackingError(f"MLflow store {uri} cannot be used: {first}") from exc
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, object]:
@@ -191,23 +61,56 @@ def git_commit(repo_root: Path) -> str:
 # ----------------------------------------------------------------------------- runs
 
 
-def pipeline_parent(client, experiment_id: str, pipeline_id: str, name: str, tags: dict[str, str], lock: Path) -> str:
+def pipeline_parent(
+    client,
+    experiment_id: str,
+    pipeline_id: str,
+    name: str,
+    tags: dict[str, str],
+    lock: Path,
+    alive: Callable[[str], bool] | None = None,
+) -> str:
     """The run id of the parent run of pipeline execution ``pipeline_id`` (created on first use).
 
     Every stage of one ``dvc repro`` / ``dvc exp run`` shares ``pipeline_id``; the parent is
     set RUNNING while a stage works and back to the stage's outcome when it ends, so its
-    duration spans the execution.
+    duration spans the execution. The run is found by a digest of the id (``pcn.pipeline_key``),
+    so that no character of an experiment's name reaches MLflow's filter syntax. Before a new
+    parent is created, parents left RUNNING by executions that ``alive`` says are gone (killed
+    without a chance to close their runs) are closed KILLED (:func:`close_abandoned_parents`).
     """
+    key = hashlib.sha256(pipeline_id.encode()).hexdigest()[:32]
     with exclusive_lock(lock):
-        found = client.search_runs([experiment_id], f"tags.`pcn.pipeline_id` = '{pipeline_id}'", max_results=1)
+        found = client.search_runs([experiment_id], f"tags.`pcn.pipeline_key` = '{key}'", max_results=1)
         if found:
             run_id = found[0].info.run_id
             client.update_run(run_id, status="RUNNING")
             return run_id
+        if alive is not None:
+            close_abandoned_parents(client, experiment_id, alive)
         run = client.create_run(
-            experiment_id, run_name=name, tags={**tags, "pcn.pipeline_id": pipeline_id, "pcn.kind": "pipeline"}
+            experiment_id,
+            run_name=name,
+            tags={**tags, "pcn.pipeline_id": pipeline_id, "pcn.pipeline_key": key, "pcn.kind": "pipeline"},
         )
         return run.info.run_id
+
+
+def close_abandoned_parents(client, experiment_id: str, alive: Callable[[str], bool]) -> list[str]:
+    """Close KILLED the RUNNING parent runs whose execution is gone (``alive(pipeline_id)`` false), and their
+    RUNNING stage runs; returns the parents closed."""
+    closed = []
+    running = "tags.`pcn.kind` = 'pipeline' and attributes.status = 'RUNNING'"
+    for parent in client.search_runs([experiment_id], running):
+        if alive(parent.data.tags.get("pcn.pipeline_id", "")):
+            continue
+        parent_id = parent.info.run_id  # hexadecimal: safe in a filter
+        children = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
+        for child in client.search_runs([experiment_id], children):
+            client.set_terminated(child.info.run_id, "KILLED")
+        client.set_terminated(parent_id, "KILLED")
+        closed.append(parent_id)
+    return closed
 
 
 class StageRun:

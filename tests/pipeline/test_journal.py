@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from pcn.pipeline.journal import append, quarantine_path, replay
-from pcn.pipeline.tracking import default_tracking_uri, ensure_experiment
+from pcn.pipeline.store import default_tracking_uri, ensure_experiment
 
 
 @pytest.fixture

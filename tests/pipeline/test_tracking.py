@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from pcn.pipeline.tracking import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment, flatten
+from pcn.pipeline.store import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment
+from pcn.pipeline.tracking import flatten
 
 
 def free_port() -> int:
@@ -90,10 +91,45 @@ def test_store_files_are_checked_and_named(tmp_path):
     check_tracking_uri(f"sqlite:///{ours}")  # an MLflow store passes
     os.chmod(ours, 0o444)
     try:
-        with pytest.raises(TrackingError, match=f"{ours} is read-only"):
+        if os.geteuid() == 0:  # root writes through the mode bits: the store is writable, so accepted
             check_tracking_uri(f"sqlite:///{ours}")
+        else:
+            with pytest.raises(TrackingError, match=f"{ours} is read-only"):
+                check_tracking_uri(f"sqlite:///{ours}")
     finally:
         os.chmod(ours, 0o644)
+
+
+def test_a_store_that_cannot_be_written_is_read_only_whatever_its_mode_bits(tmp_path, monkeypatch):
+    """As on a read-only mount (EROFS), where the mode bits still say writable."""
+    import builtins
+    import errno
+
+    ours = tmp_path / "mlflow.db"
+    ensure_experiment(f"sqlite:///{ours}", "e", tmp_path / "art")
+    real_open = builtins.open
+
+    def read_only_mount(file, mode="r", *args, **kwargs):
+        if str(file) == str(ours) and mode != "rb":
+            raise OSError(errno.EROFS, "Read-only file system", str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", read_only_mount)
+    with pytest.raises(TrackingError, match=f"{ours} is read-only \\(Read-only file system; mode -rw"):
+        check_tracking_uri(f"sqlite:///{ours}")
+
+
+def test_a_deleted_experiment_is_named_with_the_command_that_restores_it(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = default_tracking_uri(tmp_path)
+    experiment = ensure_experiment(uri, "phase-collapse", tmp_path / "art")
+    MlflowClient(uri).delete_experiment(experiment)
+    with pytest.raises(TrackingError) as info:
+        ensure_experiment(uri, "phase-collapse", tmp_path / "art")
+    message = str(info.value)
+    assert "'phase-collapse'" in message and "is deleted" in message and "\n" not in message
+    assert f"mlflow experiments restore --experiment-id {experiment}" in message
 
 
 def _runs(tmp_path):
@@ -106,7 +142,8 @@ def _runs(tmp_path):
 
 @pytest.mark.parametrize("raised,status", [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")])
 def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
-    from pcn.pipeline.tracking import StageRun, pipeline_parent, store_lock
+    from pcn.pipeline.store import store_lock
+    from pcn.pipeline.tracking import StageRun, pipeline_parent
 
     client, experiment = _runs(tmp_path)
     parent = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
@@ -123,6 +160,26 @@ def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
     assert client.get_run(run.run_id).data.tags["mlflow.parentRunId"] == parent
     again = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
     assert again == parent and client.get_run(parent).info.status == "RUNNING"  # the same execution's parent
+
+
+def test_parent_runs_are_found_whatever_the_name_and_abandoned_ones_are_closed(tmp_path):
+    from pcn.pipeline.store import store_lock
+    from pcn.pipeline.tracking import StageRun, pipeline_parent
+
+    client, experiment = _runs(tmp_path)
+    lock = store_lock(client.tracking_uri, tmp_path)
+    quoted = 'it\'s "mine" `x`:1:2.0'  # an experiment name DVC accepts, in the pipeline id
+    first = pipeline_parent(client, experiment, quoted, "exp it's", {}, lock)
+    assert pipeline_parent(client, experiment, quoted, "exp it's", {}, lock) == first
+    # a dvc process killed without warning (SIGKILL): its parent and its stage run stay RUNNING
+    dead = pipeline_parent(client, experiment, "exp:424242:1.0", "repro", {}, lock)
+    stage = StageRun(client, experiment, "train@m-0", {}, tmp_path / "j.jsonl", dead).__enter__()
+    live = pipeline_parent(client, experiment, "exp:1:1.0", "repro", {}, lock)
+    statuses = lambda: {r: client.get_run(r).info.status for r in (first, dead, stage.run_id, live)}  # noqa: E731
+    assert set(statuses().values()) == {"RUNNING"}
+    new = pipeline_parent(client, experiment, "exp:2:2.0", "repro", {}, lock, alive=lambda i: "424242" not in i)
+    assert statuses() == {first: "RUNNING", dead: "KILLED", stage.run_id: "KILLED", live: "RUNNING"}
+    assert client.get_run(new).info.status == "RUNNING"
 
 
 def test_tracking_failures_are_journaled_and_replayed(tmp_path):

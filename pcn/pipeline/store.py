@@ -1,0 +1,162 @@
+"""The MLflow store: where it is, whether it can be used, and the pipeline's experiment in it.
+
+* The default store is an **absolute** ``sqlite:///<repo>/mlflow.db``: relative paths
+  break in ``dvc exp run --queue`` temporary copies.
+* :func:`check_tracking_uri` fails fast (seconds), naming the file or server, on an
+  unreachable server, a database that is not SQLite or not MLflow's, or one that cannot be
+  written (tried, not read from mode bits).
+* :func:`ensure_experiment` creates the database and experiment once, under an exclusive
+  file lock, so concurrent stages never race on the sqlite schema creation; a deleted
+  experiment of that name is named, with the command that restores it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+import stat
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+class TrackingError(RuntimeError):
+    """The MLflow tracking store cannot be used."""
+
+
+def default_tracking_uri(repo_root: Path) -> str:
+    return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow server {uri} answered {response.status} on /health")
+    except (urllib.error.URLError, OSError) as exc:
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({exc}); start it or unset MLFLOW_TRACKING_URI / tracking.uri"
+        ) from exc
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """An existing store must be a writable SQLite database that is empty or MLflow's."""
+    if path.is_dir():
+        raise TrackingError(f"tracking database {path} is a directory, not an SQLite file")
+    with open(path, "rb") as f:
+        header = f.read(len(SQLITE_HEADER))
+    if header and header != SQLITE_HEADER:
+        raise TrackingError(
+            f"tracking database {path} is not an SQLite database (it starts with {header[:8]!r}); "
+            "move it away or point tracking.uri elsewhere"
+        )
+    try:  # tried, not read from the mode bits: root ignores them, a read-only mount does not
+        with open(path, "r+b"):
+            pass
+        _check_writable_folder(path.parent)
+    except OSError as exc:
+        raise TrackingError(
+            f"tracking database {path} is read-only ({exc.strerror or exc}; mode "
+            f"{stat.filemode(path.stat().st_mode)}); make it and its folder writable or point tracking.uri elsewhere"
+        ) from exc
+    if not header:
+        return  # empty file: MLflow creates the schema
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"tracking database {path} cannot be read as SQLite ({exc})") from exc
+    if tables and not {"experiments", "runs"} <= tables:
+        raise TrackingError(
+            f"tracking database {path} is an SQLite database of another application (tables: "
+            f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
+            "tracking.uri elsewhere"
+        )
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Raise :class:`TrackingError`, naming the file or server, unless ``uri`` is a usable MLflow store."""
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, timeout)
+        return
+    path = sqlite_path(uri)
+    if path is None:
+        raise TrackingError(
+            f"unsupported tracking URI {uri!r}: use sqlite:///<absolute path> or http(s)://host:port "
+            "(the MLflow file store is disabled in MLflow >= 3.13)"
+        )
+    if not path.is_absolute():
+        raise TrackingError(
+            f"tracking URI {uri!r} must use an absolute path (relative paths break under dvc exp run --queue)"
+        )
+    if not path.parent.is_dir():
+        raise TrackingError(f"tracking database folder {path.parent} does not exist")
+    if path.exists():
+        _check_sqlite_file(path)
+        return
+    try:
+        _check_writable_folder(path.parent)
+    except OSError as exc:
+        raise TrackingError(f"tracking database folder {path.parent} is not writable ({exc})") from exc
+
+
+def _check_writable_folder(folder: Path) -> None:
+    """Raise OSError unless a file can be created in ``folder`` (SQLite writes its journal beside the database)."""
+    fd, probe = tempfile.mkstemp(prefix=".mlflow-write-test-", dir=folder)
+    os.close(fd)
+    os.unlink(probe)
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def store_lock(uri: str, artifact_root: Path) -> Path:
+    path = sqlite_path(uri)
+    return path.with_suffix(path.suffix + ".lock") if path else Path(artifact_root) / ".experiment.lock"
+
+
+def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
+    """Create (once, under a lock) and return the id of experiment ``name``.
+
+    Store errors (a locked, corrupted or read-only database) become :class:`TrackingError`
+    naming the store.
+    """
+    from mlflow.tracking import MlflowClient
+
+    try:
+        with exclusive_lock(store_lock(uri, artifact_root)):
+            client = MlflowClient(tracking_uri=uri)
+            experiment = client.get_experiment_by_name(name)
+            if experiment is not None and experiment.lifecycle_stage == "deleted":
+                raise TrackingError(
+                    f"MLflow experiment {name!r} (id {experiment.experiment_id}) is deleted in {uri}: restore it "
+                    f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or set "
+                    "tracking.experiment to another name"
+                )
+            if experiment is not None:
+                return experiment.experiment_id
+            location = Path(artifact_root).resolve() / name
+            return client.create_experiment(name, artifact_location=location.as_uri())
+    except TrackingError:
+        raise
+    except Exception as exc:  # SQLAlchemy / MLflow errors, reduced to one line
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise TrackingError(f"MLflow store {uri} cannot be used: {first}") from exc
