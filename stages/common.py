@@ -211,20 +211,22 @@ def _local_imports(path: Path) -> set[Path]:
 
 
 def source_files(script: str | Path) -> list[str]:
-    """Repository-relative paths of ``script`` and every repository file it imports, transitively."""
+    """Repository-relative paths of ``script`` and every repository file it imports, transitively (not through
+    the helpers of :data:`PROCESS_ONLY`, whose imports are not the stage's)."""
     todo, seen = [ROOT / script if not Path(script).is_absolute() else Path(script)], set()
     while todo:
         path = todo.pop().resolve()
         if path in seen:
             continue
         seen.add(path)
-        todo.extend(_local_imports(path) - seen)
+        if path.relative_to(ROOT).as_posix() not in PROCESS_ONLY:
+            todo.extend(_local_imports(path) - seen)
     return sorted(p.relative_to(ROOT).as_posix() for p in seen)
 
 
-#: Stage helpers that change how a stage process runs, not what it computes (like params.yaml's
-#: ``runtime:`` section): imported by every stage, a dependency of none.
-PROCESS_ONLY = {"stages/process.py", "stages/warm.py", "stages/warm_server.py"}
+#: Stage helpers that change how a stage process runs or what it sends to MLflow, not what it writes (like
+#: params.yaml's ``runtime:`` section): a dependency of no stage, and neither are their imports.
+PROCESS_ONLY = {"stages/process.py", "stages/warm.py", "stages/warm_server.py", "stages/registry.py"}
 
 
 def code_dependencies(script: str | Path) -> list[str]:

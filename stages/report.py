@@ -15,7 +15,7 @@ from process import prepare_stage
 
 prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
-
+import sys
 from dataclasses import asdict
 
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
@@ -23,6 +23,7 @@ from pcn.analysis.report import LAYER_FIGURES, SUMMARY_KEYS, build_report, markd
 from pcn.files import write_json, write_text
 
 from common import EVAL_DIR, REPORT_DIR, TRAIN_DIR, Provenance, fail, load_params, read_csv, read_metrics, run_name
+from registry import move_aliases
 from tracked import stage_run
 
 FIGURES = ["test_error.png", "test_accuracy.png", *LAYER_FIGURES]
@@ -125,6 +126,11 @@ def main() -> None:
         log_report_metrics(run, report, summary)
         for name in ["table.md", "table.json", "summary.json", *FIGURES]:
             run.log_artifact(REPORT_DIR / name)
+        if params.runtime.log_models and run.run_id:  # the pipeline completes: its models get the aliases
+            try:
+                move_aliases(run.client, params.variants, params.seeds)
+            except Exception as exc:  # the report stands without them
+                print(f"warning: report: registry aliases not moved ({type(exc).__name__}: {exc})", file=sys.stderr)
     print(table)
 
 

@@ -16,7 +16,6 @@ from process import prepare_stage
 prepare_stage(__file__)  # before torch and pcn: stages/process.py
 
 import argparse
-import copy
 import os
 import subprocess
 import sys
@@ -26,7 +25,6 @@ import torch
 
 from pcn.data.errors import DataError
 from pcn.files import torch_save, write_csv, write_json
-from pcn.nn.phase_collapse import with_plain_projection
 from pcn.pipeline.tracking import flatten
 from pcn.train import checkpoint
 from pcn.train.checkpoint import CheckpointError, key_differences
@@ -40,13 +38,13 @@ from common import (
     DATA_DIR,
     FILTERS_DIR,
     MODELS_DIR,
-    ROOT,
     code_digest,
     fail,
     fail_on_data_error,
     load_params,
     stage_variant_and_seed,
 )
+from registry import log_and_register
 from run_inputs import dist_info
 from tracked import stage_run, tracking_uri
 from train_setup import Setup, setup
@@ -269,38 +267,17 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
     for name in ("metrics.json", "history.csv", "curves.png"):
         run.log_artifact(s.out_dir / name)
     if s.params.runtime.log_models:
-        log_model(s, weights, run)
-
-
-def log_model(s: Setup, weights: dict, run) -> None:
-    """The trained model as an MLflow model (torch.export ``pt2``, with the pcn code), registered as
-    ``pcn-<variant>``."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    model = with_plain_projection(copy.deepcopy(s.nets.model).cpu().eval())
-    model.load_state_dict(weights)
-    images, _ = next(iter(s.test_batches.epoch(0)))
-    example = images[:2].float().cpu()
-    with torch.no_grad():
-        logits = model(example)
-    try:
-        mlflow.pytorch.log_model(
-            model,
-            name="model",
-            run_id=run.run_id,
-            input_example=example.numpy(),
-            signature=infer_signature(example.numpy(), logits.numpy()),
-            serialization_format="pt2",
-            registered_model_name=f"pcn-{s.run.variant_name}",
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
-            code_paths=[str(ROOT / "pcn")],
-            validate_serving_input=False,
-        )
-    except Exception as exc:  # the stage's results stand without it
-        print(
-            f"warning: train@{s.run.name}: the MLflow model was not logged ({type(exc).__name__}: {exc})",
-            file=sys.stderr,
+        log_and_register(
+            run,
+            s.nets.model,
+            weights,
+            s.card,
+            s.test_batches,
+            s.run.variant_name,
+            s.run.variant,
+            s.run.seed,
+            metrics,
+            s.key.value,
         )
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 from pcn.nn.resnet import BiasFreeResNet18, StandardResNet18
@@ -85,3 +86,22 @@ def build_model(network: NetworkConfig, filters: FiltersConfig, variant: Variant
             **_unset_removed(threshold_init=variant.threshold_init),
         )
     return PhaseCollapseNet(phase_collapse_config(network, filters, variant, inputs))
+
+
+class PixelInput(nn.Module):
+    """A trained model that takes images as a user has them: uint8 pixels (N, C, H, W) in 0..255.
+
+    It applies its data set's normalization itself, ``x = (pixels / 255 - mean) / std`` per channel
+    (the data card's ``normalization``, as training did: :func:`pcn.data.augment.normalize`), then
+    the model: the logged and served form of a model.
+    """
+
+    def __init__(self, model: nn.Module, mean, std):
+        super().__init__()
+        self.model = model
+        channels = len(mean)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1))
+
+    def forward(self, pixels: Tensor) -> Tensor:  # (N, C, H, W) uint8 -> (N, classes) logits
+        return self.model((pixels.float() / 255 - self.mean) / self.std)

@@ -17,7 +17,7 @@ from project import dvc, env, make_project, mlflow_runs, read_json, start_train_
 pytestmark = pytest.mark.slow
 
 
-def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_params):
+def test_logged_models_are_in_the_experiment_registered_with_meaning_and_take_pixels(tmp_path, default_params):
     import mlflow
     import numpy as np
 
@@ -30,34 +30,51 @@ def test_logged_model_loads_back_with_the_checkpoint_logits(tmp_path, default_pa
     dvc("repro", cwd=repo)
     runs, all_runs, client = mlflow_runs(repo)
     versions = client.search_model_versions("name='pcn-modulus'")
-    assert sorted(int(v.version) for v in versions) == [1, 2]  # a new version per run
+    assert sorted(int(v.version) for v in versions) == [1, 2]  # one version per trained model
     train = [r for r in all_runs if r.info.run_name.startswith("train@modulus-0 ")][0]
     version = [v for v in versions if v.run_id == train.info.run_id][0]
-    saved = torch.load(repo / "models/modulus-0/model.pt", weights_only=True)
+    logged = client.get_logged_model(version.source.rsplit("/", 1)[-1])  # models:/<model id>
+    assert logged.experiment_id == train.info.experiment_id and logged.name == "modulus-0"  # not "Default"
+    assert not (repo / "mlruns").exists()  # no stray tree of the Default experiment
+    metrics = read_json(repo / "results/train/modulus-0/metrics.json")
     card = read_json(repo / "data/prepared/card.json")
+    assert {k: version.tags[k] for k in ("variant", "seed", "data.name", "epochs", "params_hash")} == {
+        "variant": "modulus",
+        "seed": "0",
+        "data.name": "synthetic",
+        "epochs": str(metrics["epochs"]),
+        "params_hash": metrics["params_hash"],
+    }
+    assert float(version.tags["test_error_pct"]) == pytest.approx(metrics["final_test_error"], abs=1e-4)
+    assert "uint8 images (N, 1, 16, 16)" in version.description and "logits" in version.description
+    assert client.get_model_version_by_alias("pcn-modulus", "current").version == version.version
+    assert client.get_model_version_by_alias("pcn-modulus", "seed-1").version != version.version
+    # the model takes pixels as a user has them and normalizes them itself
+    saved = torch.load(repo / "models/modulus-0/model.pt", weights_only=True)
     model = build_model(
         NetworkConfig(**saved["network"]),
         FiltersConfig(**saved["filters"]),
         VariantConfig(**saved["variant"]),
-        InputSpec(card["channels"], card["image_size"], card["num_classes"]),
+        InputSpec.from_card(card),
     )
     model.load_state_dict(saved["state_dict"])
     model.eval()
-    images = torch.randn(5, card["channels"], card["image_size"], card["image_size"])
+    pixels = torch.randint(0, 256, (5, card["channels"], card["image_size"], card["image_size"]), dtype=torch.uint8)
+    mean, std = (torch.tensor(card["normalization"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
     with torch.no_grad():
-        expected = model(images)
+        expected = model((pixels.float() / 255 - mean) / std)
     mlflow.set_tracking_uri(client.tracking_uri)
-    uri = f"models:/pcn-modulus/{version.version}"
-    torch_model = mlflow.pytorch.load_model(uri)
-    assert torch.allclose(torch_model(images), expected, atol=1e-5)
-    predicted = mlflow.pyfunc.load_model(uri).predict(images.numpy())
+    torch_model = mlflow.pytorch.load_model("models:/pcn-modulus@current")
+    assert torch.allclose(torch_model(pixels), expected, atol=1e-5)
+    predicted = mlflow.pyfunc.load_model(f"models:/pcn-modulus/{version.version}").predict(pixels.numpy())
     assert np.allclose(np.asarray(predicted), expected.numpy(), atol=1e-5)
+    # outputs rewritten from the finished checkpoint: the same model, registered once
+    dvc("repro", "-f", "-s", "train@modulus-0", cwd=repo)
+    assert len(client.search_model_versions("name='pcn-modulus'")) == 2
     assert any(k.startswith("system/cpu_utilization") for k in train.data.metrics)  # system metrics
     (dataset,) = train.inputs.dataset_inputs
     assert dataset.dataset.digest == card["digest"][:36] and dataset.dataset.name == "synthetic"
-    assert train.data.metrics["test_error"] == pytest.approx(
-        read_json(repo / "results/train/modulus-0/metrics.json")["final_test_error"]
-    )
+    assert train.data.metrics["test_error"] == pytest.approx(metrics["final_test_error"])
 
 
 def free_port() -> int:
