@@ -91,9 +91,26 @@ def pipeline_alive(ident: str) -> bool:
 
 
 def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
+    import getpass
+
     from pcn.pipeline.tracking import git_commit
 
-    tags = {"dvc.stage": stage, "git.commit": git_commit(ROOT), "data.name": params.data.name}
+    commit = git_commit(ROOT)
+    tags = {
+        "dvc.stage": stage,
+        "git.commit": commit,
+        "data.name": params.data.name,
+        # what the MLflow UI shows in its Source, User and Version columns
+        "mlflow.source.name": f"stages/{stage}.py",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.source.git.commit": commit,
+        "mlflow.user": getpass.getuser(),
+    }
+    what = f"{stage}@{run_name(variant, seed)}" if variant is not None else stage
+    tags["mlflow.note.content"] = (
+        f"DVC stage {what} on {params.data.name} (python stages/{stage}.py; "
+        f"params.yaml at commit {commit[:12] or 'unknown'} plus any uncommitted change)"
+    )
     if variant is not None:
         tags["dvc.variant"] = variant
     if seed is not None:
@@ -114,6 +131,33 @@ class NullRun:
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
+
+
+def describe_parent(client, parent_id: str, params, label: str) -> None:
+    """Once per execution: the parent run gets the params it ran with (flattened params.yaml) and a description
+    (the DVC command, the experiment's name and what it changed from its baseline, when DVC says so)."""
+    from dataclasses import asdict
+
+    from mlflow.entities import Param
+
+    from pcn.pipeline.tracking import flatten
+
+    if client.get_run(parent_id).data.params:
+        return
+    flat = {k: str(v)[:6000] for k, v in flatten(asdict(params)).items() if not k.startswith("runtime.")}
+    items = [Param(k, v) for k, v in sorted(flat.items())]
+    for start in range(0, len(items), 100):  # MLflow takes at most 100 params per call
+        client.log_batch(parent_id, params=items[start : start + 100])
+    exp = os.environ.get("DVC_EXP_NAME")
+    note = f"`dvc exp run` of experiment {exp}" if exp else "`dvc repro`"
+    if os.environ.get("DVC_EXP_BASELINE_REV"):
+        note += f" on baseline commit {os.environ['DVC_EXP_BASELINE_REV'][:12]}"
+    client.set_tag(
+        parent_id,
+        "mlflow.note.content",
+        f"{label}: {note}; variants {', '.join(params.variants)}, "
+        f"seeds {params.seeds}, data {params.data.name}. Its params are those of params.yaml then.",
+    )
 
 
 def _raise_terminated(signum, frame):
@@ -156,6 +200,7 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
                 store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"),
                 alive=pipeline_alive,
             )
+            describe_parent(client, parent_id, params, label)
         except Exception as exc:  # the stage's own run still opens (or fails) below
             print(f"warning: no parent run ({exc})", file=sys.stderr)
     name = stage if variant is None else f"{stage}@{run_name(variant, seed)}"

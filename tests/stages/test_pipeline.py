@@ -59,6 +59,12 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     parents = [r for r in all_runs if r.data.tags.get("pcn.kind") == "pipeline"]  # the repros that ran stages
     assert len(parents) == 3 and len({p.info.run_name for p in parents}) == 3
     assert all(p.info.status == "FINISHED" for p in parents)
+    assert all(p.data.params["seeds"] in ("[0, 1]", "[0, 1, 2]") for p in parents)  # the params it ran with
+    assert all(
+        p.data.params["train.lr"] == "0.01" and "`dvc repro`" in p.data.tags["mlflow.note.content"] for p in parents
+    )
+    assert train.data.tags["mlflow.user"] and train.data.tags["mlflow.source.name"] == "stages/train.py"
+    assert train.data.tags["mlflow.note.content"].startswith("DVC stage train@modulus-1 on synthetic")
     children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId")]
     assert {r.data.tags["mlflow.parentRunId"] for r in children} <= {p.info.run_id for p in parents}
     assert len({r.info.run_name for r in all_runs if r.info.run_name.startswith("report ")}) == 3  # told apart
@@ -173,7 +179,8 @@ def test_queued_experiment_logs_to_the_origin_store(tmp_path, default_params):
     assert len(train) == 1 and train[0].data.tags["dvc.exp_name"] == "lr002"
     assert train[0].data.params["train.lr"] == "0.02" and train[0].info.status == "FINISHED"
     parent = [r for r in runs if r.data.tags.get("pcn.kind") == "pipeline"][0]
-    assert parent.info.run_name.startswith("exp lr002 #")
+    assert parent.info.run_name.startswith("exp lr002 #") and parent.data.params["train.lr"] == "0.02"
+    assert "experiment lr002" in parent.data.tags["mlflow.note.content"]
     assert "lr002" in dvc("exp", "show", "--no-pager", "--csv", cwd=repo).stdout
 
 
