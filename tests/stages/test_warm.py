@@ -116,6 +116,24 @@ def probe(repo, environ, preexec=None, *args):
     return json.loads(out.stdout.splitlines()[0])
 
 
+def eventually(condition, timeout: float = 15.0) -> bool:
+    """Whether ``condition()`` becomes true within ``timeout`` seconds (a loaded machine schedules late)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return condition()
+
+
+def catches(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (SigCgt in /proc/<pid>/status)."""
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
 def state_of(pid: int) -> str:
     return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
 
@@ -160,22 +178,20 @@ def test_hangup_stop_and_continue_reach_the_delegated_stage(tmp_path, default_pa
     )
     child = json.loads(client.stdout.readline())
     assert child["child"] == "1"
+    pid = child["pid"]
     try:
+        assert eventually(lambda: catches(client.pid, signal.SIGTSTP))  # the client's handlers are in place
         client.send_signal(signal.SIGHUP)  # ignored by the caller (nohup): the stage goes on
         time.sleep(1)
-        assert client.poll() is None and state_of(child["pid"]) in "SR"
+        assert client.poll() is None and state_of(pid) in "SR"
         client.send_signal(signal.SIGTSTP)  # Ctrl-Z
-        time.sleep(1)
-        assert state_of(client.pid) == "T" and state_of(child["pid"]) == "T"
+        assert eventually(lambda: state_of(client.pid) == "T" and state_of(pid) == "T")
         client.send_signal(signal.SIGCONT)
-        time.sleep(1)
-        assert state_of(client.pid) in "SR" and state_of(child["pid"]) in "SR"
+        assert eventually(lambda: state_of(client.pid) in "SR" and state_of(pid) in "SR")
         client.send_signal(signal.SIGSTOP)  # cannot be caught: the stage sees the caller stopped
-        time.sleep(1.5)
-        assert state_of(child["pid"]) == "T"
+        assert eventually(lambda: state_of(pid) == "T")
         client.send_signal(signal.SIGCONT)
-        time.sleep(1)
-        assert state_of(child["pid"]) in "SR"
+        assert eventually(lambda: state_of(pid) in "SR")
     finally:
         client.send_signal(signal.SIGINT)
         client.communicate(timeout=30)
