@@ -230,9 +230,8 @@ def _run_remote(conn: socket.socket, script: str) -> int | None:
 
     def stop(signum, frame):  # Ctrl-Z: stop the child, then this process as the default action would
         forward(signal.SIGSTOP, frame)
-        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)  # returns once continued
-        signal.signal(signal.SIGTSTP, stop)
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns once continued (SIGTSTP's default action would be
+        # discarded in an orphaned process group, leaving the stage stopped and its caller running)
 
     for signum in FORWARDED:
         if signum not in state["ignored"]:
