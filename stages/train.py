@@ -122,6 +122,11 @@ def save_checkpoint(
     )
 
 
+def epoch_errors(row: dict) -> dict[str, float]:
+    """The headline metric of an epoch in the report's unit: ``test_error`` and ``val_error`` in percent."""
+    return {f"{split}_error": 100 * (1 - row[f"{split}_acc"]) for split in ("test", "val") if f"{split}_acc" in row}
+
+
 def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
     """The remaining epochs; after each one the checkpoint is written, then the epoch is logged."""
     epochs = s.run.recipe["epochs"]
@@ -130,7 +135,7 @@ def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
         rngs = all_gather_objects(checkpoint.rng_state())  # collective: every rank takes part
         if s.info.is_main:
             save_checkpoint(s, state, run.run_id, rngs)  # first the checkpoint, then the tracking
-            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            run.log_metrics({k: v for k, v in row.items() if k != "epoch"} | epoch_errors(row), step=row["epoch"])
             print(
                 f"train@{s.run.name} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.4f} train acc "
                 f"{row['train_acc']:.4f} test acc {row['test_acc']:.4f} ({row['images_per_second']:.0f} img/s)",
@@ -257,9 +262,8 @@ def write_outputs(s: Setup, state: TrainingState, run) -> None:
     )
     # kept without the optimizer state: a finished run is never trained again
     save_checkpoint(s, state, run.run_id, [checkpoint.rng_state()], with_optimizer=False)
-    run.log_metrics(
+    run.log_metrics(  # test_error: per epoch, above; its last step is the final model's
         {
-            "test_error": metrics["final_test_error"],
             "best_test_error": metrics["best_test_error"],
             **({"images_per_second": facts["images_per_second"]} if facts["images_per_second"] else {}),
         }

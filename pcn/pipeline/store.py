@@ -8,6 +8,9 @@
 * :func:`ensure_experiment` creates the database and experiment once, under an exclusive
   file lock, so concurrent stages never race on the sqlite schema creation; a deleted
   experiment of that name is named, with the command that restores it.
+* A repository copied with its store (``cp -r``, an archive) keeps artifacts in itself:
+  :func:`ensure_experiment` moves the experiment's artifact location from the original's
+  ``mlartifacts/<experiment>`` to the copy's, and says so (runs logged before the copy keep theirs).
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import fcntl
 import os
 import sqlite3
 import stat
+import sys
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -133,6 +138,29 @@ def store_lock(uri: str, artifact_root: Path) -> Path:
     return path.with_suffix(path.suffix + ".lock") if path else Path(artifact_root) / ".experiment.lock"
 
 
+def _keep_artifacts_here(uri: str, experiment, location: Path) -> None:
+    """Point ``experiment``'s artifacts at ``location`` if the store is this repository's own ``mlflow.db`` and the
+    experiment's artifacts are in another folder's ``mlartifacts/<experiment>`` (the store was copied from there).
+    A store outside the repository, or an artifact location the user chose, is left as it is."""
+    store = sqlite_path(uri)
+    current = urllib.parse.urlparse(experiment.artifact_location or "")
+    if store is None or store.resolve() != location.parent.parent / "mlflow.db" or current.scheme != "file":
+        return
+    old = Path(urllib.parse.unquote(current.path))
+    if old == location or (old.name, old.parent.name) != (location.name, location.parent.name):
+        return
+    with contextlib.closing(sqlite3.connect(store, timeout=30)) as db, db:
+        db.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE experiment_id = ?",
+            (location.as_uri(), int(experiment.experiment_id)),
+        )
+    print(
+        f"note: MLflow experiment {experiment.name!r} kept its artifacts in {old} (this repository's store was "
+        f"copied from there); new runs keep them in {location}",
+        file=sys.stderr,
+    )
+
+
 def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
     """Create (once, under a lock) and return the id of experiment ``name``.
 
@@ -151,9 +179,10 @@ def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
                     f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) or set "
                     "tracking.experiment to another name"
                 )
-            if experiment is not None:
-                return experiment.experiment_id
             location = Path(artifact_root).resolve() / name
+            if experiment is not None:
+                _keep_artifacts_here(uri, experiment, location)
+                return experiment.experiment_id
             return client.create_experiment(name, artifact_location=location.as_uri())
     except TrackingError:
         raise

@@ -125,7 +125,10 @@ class StageRun:
     ``log_metrics``, ``log_params``, ``set_tags`` and ``log_artifact`` never raise on a tracking
     failure: the entry is appended to ``journal`` (JSON lines) and tracking stays offline for
     :data:`RETRY_AFTER_SECONDS`; the next successful call first replays the journal (so does
-    the next run that opens with the same journal).
+    the next run that opens with the same journal). A store not heard from for
+    :data:`RETRY_AFTER_SECONDS` is probed first (:meth:`reachable`, a 3 s health check), so that a
+    frozen server (connections accepted, never answered) costs what a dead one does: seconds per
+    window, not MLflow's request timeout on every call.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class StageRun:
         self.status: str | None = None
         self._monitor = None
         self._offline_until = 0.0
+        self._last_contact = float("-inf")  # monotonic time of the last call the store answered
 
     # -- lifecycle
     def __enter__(self) -> "StageRun":
@@ -155,6 +159,7 @@ class StageRun:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)
         self.run_id = run.info.run_id
+        self._last_contact = time.monotonic()
         if self.journal.is_file():  # left by an earlier run while the store was down
             self._replay_journal()
         if self.system_metrics_interval > 0:
@@ -221,14 +226,26 @@ class StageRun:
         """The run's data set as an MLflow dataset input (name, digest, source, split sizes)."""
         self._call("dataset", name, digest, source, context, profile)
 
+    def reachable(self) -> bool:
+        """Whether to send to the store now: not within an offline window, and, if the store has not answered for
+        :data:`RETRY_AFTER_SECONDS`, it answers a health check within 3 s (else a new offline window starts)."""
+        now = time.monotonic()
+        if now < self._offline_until:
+            return False
+        if now - self._last_contact > RETRY_AFTER_SECONDS and not _answers(self.client):
+            self._offline_until = time.monotonic() + RETRY_AFTER_SECONDS
+            return False
+        return True
+
     def _call(self, kind: str, *args, run_id: str | None = None) -> None:
         entry = {"kind": kind, "run_id": run_id or self.run_id, "args": list(args)}
-        if time.monotonic() < self._offline_until:
+        if not self.reachable():
             self._journal(entry)
             return
         try:
             self._replay_journal()
             apply_entry(self.client, entry)
+            self._last_contact = time.monotonic()
         except Exception as exc:  # dead server, locked database, ...: keep the entry
             self._offline_until = time.monotonic() + RETRY_AFTER_SECONDS
             self._journal(entry)

@@ -1,4 +1,4 @@
-"""MLflow store checks: fail fast, absolute URIs, concurrent writers on one sqlite store."""
+"""MLflow store checks: fail fast, absolute URIs, concurrent writers, copied stores, frozen servers."""
 
 import multiprocessing as mp
 import socket
@@ -132,6 +132,40 @@ def test_a_deleted_experiment_is_named_with_the_command_that_restores_it(tmp_pat
     assert f"mlflow experiments restore --experiment-id {experiment}" in message
 
 
+def test_a_copied_repository_keeps_its_new_artifacts_in_itself(tmp_path, capsys):
+    """``cp -r`` of a repository copies its store, whose experiment names the original's artifact folder:
+    the copy's runs must not write into the original. A shared store outside the repositories is left alone."""
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    ensure_experiment(default_tracking_uri(original), "phase-collapse", original / "mlartifacts")
+    shutil.copytree(original, copy)
+    uri = default_tracking_uri(copy)
+    experiment = ensure_experiment(uri, "phase-collapse", copy / "mlartifacts")
+    assert "kept its artifacts in" in capsys.readouterr().err
+    client = MlflowClient(uri)
+    assert client.get_experiment(experiment).artifact_location == (copy / "mlartifacts/phase-collapse").as_uri()
+    run = client.create_run(experiment)
+    (tmp_path / "table.md").write_text("| a |")
+    client.log_artifact(run.info.run_id, str(tmp_path / "table.md"))
+    assert list(copy.glob("mlartifacts/phase-collapse/*/artifacts/table.md"))
+    assert not (original / "mlartifacts").exists()
+    ensure_experiment(uri, "phase-collapse", copy / "mlartifacts")
+    assert "kept its artifacts" not in capsys.readouterr().err  # said once
+    original_uri = default_tracking_uri(original)
+    assert (
+        MlflowClient(original_uri).get_experiment_by_name("phase-collapse").artifact_location
+        == (original / "mlartifacts/phase-collapse").as_uri()
+    )
+    shared = f"sqlite:///{tmp_path / 'shared.db'}"  # one store for two checkouts: the first one's location stays
+    ensure_experiment(shared, "e", original / "mlartifacts")
+    kept = ensure_experiment(shared, "e", copy / "mlartifacts")
+    assert MlflowClient(shared).get_experiment(kept).artifact_location == (original / "mlartifacts/e").as_uri()
+
+
 def _runs(tmp_path):
     from mlflow.tracking import MlflowClient
 
@@ -208,3 +242,34 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
     assert (report.sent, report.kept, report.quarantined) == (4, 0, [])  # the 3 epochs and the run's status
     assert [m.step for m in client.get_metric_history(run.run_id, "test_acc")] == [1, 2, 3]
     assert client.get_run(run.run_id).info.status == "FINISHED" and not journal.exists()
+
+
+@pytest.mark.parametrize("server", ["frozen", "dead"])
+def test_a_frozen_server_costs_what_a_dead_one_does(tmp_path, monkeypatch, server):
+    """A frozen server (connections accepted, never answered) against a dead one (connections refused), with
+    the stages' MLflow settings: every entry is journaled; the store is probed once (a 3 s health check), then
+    left alone for the offline window. Without the probe, one call to a frozen server waits MLflow's request
+    timeout three times (33 s measured), and again each window."""
+    from mlflow.tracking import MlflowClient
+
+    from pcn.pipeline.tracking import StageRun
+
+    from process import STAGE_ENVIRONMENT
+
+    for key, value in STAGE_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # the kernel accepts connections for it; nothing ever reads or answers them
+        port = listener.getsockname()[1]
+        if server == "dead":
+            listener.close()
+        run = StageRun(MlflowClient(f"http://127.0.0.1:{port}"), "1", "train@m-0", {}, tmp_path / "j.jsonl")
+        run.run_id = "0" * 32  # opened before the server froze or died
+        start = time.perf_counter()
+        for epoch in range(1, 4):
+            run.log_metrics({"test_error": 1.0 / epoch}, step=epoch)
+        assert not run.reachable()  # within the offline window: no probe
+        elapsed = time.perf_counter() - start
+    assert run.pending == 3
+    assert elapsed < 6, f"{server} server: {elapsed:.1f} s for three epochs' metrics"

@@ -75,6 +75,11 @@ def test_logged_models_are_in_the_experiment_registered_with_meaning_and_take_pi
     (dataset,) = train.inputs.dataset_inputs
     assert dataset.dataset.digest == card["digest"][:36] and dataset.dataset.name == "synthetic"
     assert train.data.metrics["test_error"] == pytest.approx(metrics["final_test_error"])
+    history = client.get_metric_history(train.info.run_id, "test_error")  # the headline, per epoch, in percent
+    assert [m.step for m in history] == list(range(1, metrics["epochs"] + 1))
+    assert history[-1].value == pytest.approx(metrics["final_test_error"])
+    val = client.get_metric_history(train.info.run_id, "val_error")
+    assert val[-1].value == pytest.approx(metrics["final_val_error"])
 
 
 def free_port() -> int:
@@ -176,3 +181,66 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
         assert client.get_run(run.info.run_id).info.status == "FINISHED"
     finally:
         os.killpg(server.pid, signal.SIGKILL)
+
+
+def test_the_served_registered_model_classifies_raw_test_images_over_rest(tmp_path, default_params):
+    """`mlflow models serve` of the ``current`` alias on loopback, sent the prepared test images as uint8 pixels
+    (as a client has them): its answers give the test accuracy the training stage measured."""
+    import json
+
+    import numpy as np
+
+    from pcn.data.datasets import load_split, read_card
+    from pcn.data.splits import seed_splits
+
+    params = tiny_params(default_params, variants=("modulus",), seeds=(0,), epochs=2)
+    params["runtime"]["log_models"] = True
+    repo = make_project(tmp_path / "repo", params)
+    dvc("repro", cwd=repo)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/pcn-modulus@current"]
+        + ["--env-manager", "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=repo,
+        env=env(MLFLOW_TRACKING_URI=f"sqlite:///{repo / 'mlflow.db'}"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None, "mlflow models serve exited"
+                time.sleep(0.5)
+        prepared = repo / "data/prepared"
+        card = read_card(prepared)
+        d = params["data"]
+        test = seed_splits(
+            load_split(prepared, card, "train"),
+            load_split(prepared, card, "test"),
+            card["name"],
+            d["split_seed"],
+            0,
+            d["resplit"],
+            d["validation_fraction"],
+        )["test"]  # the test images of seed 0's run, as the training stage drew them
+        images, labels = test.images, test.labels  # (N, C, H, W) uint8, (N,)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": images.tolist()}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            logits = np.asarray(json.loads(response.read())["predictions"])
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    assert logits.shape == (len(labels), 4)
+    metrics = read_json(repo / "results/train/modulus-0/metrics.json")
+    accuracy = float((logits.argmax(1) == labels).mean())
+    assert accuracy == pytest.approx(1 - metrics["final_test_error"] / 100, abs=0.5 / len(labels))
+    assert accuracy > 0.25  # 4 classes: better than chance, so the comparison says something

@@ -82,7 +82,17 @@ def test_commands_hold_no_name(name):
 @pytest.mark.parametrize("name", [n for n in STAGES if n != "validate"])
 def test_every_stage_waits_for_the_params_check(name):
     assert "results/params.ok" in definition(name)["deps"]
-    assert {"results/params.ok": {"cache": False}} in STAGES["validate"]["outs"]
+    assert "results/params.ok" in STAGES["validate"]["outs"]
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_every_output_git_keeps_is_a_metric_or_a_plot(name):
+    """DVC keeps no run cache for a stage with another git-kept output (dvc/stage/__init__.py, ``no_cache_outs``):
+    such a stage would run again for an experiment already run."""
+    if definition(name).get("always_changed"):
+        return  # never restored anyway (scan looks at the data folder each time)
+    for out in definition(name).get("outs", []):
+        assert isinstance(out, str) or next(iter(out.values())).get("cache", True), out
 
 
 def test_tracked_params_exist_and_exclude_runtime_settings(default_params):

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import tiny_params
-from project import GIT, commit, dvc, make_project, read_json
+from project import GIT, commit, dvc, make_project, mlflow_runs, ran, read_json, result_files
 
 pytestmark = pytest.mark.slow
 
@@ -30,3 +30,50 @@ def test_two_executions_write_the_same_bytes_and_leave_git_clean(tmp_path, defau
     dvc("repro", "-f", cwd=a)  # every stage runs again
     status = subprocess.run(GIT + ["status", "--porcelain"], cwd=a, capture_output=True, text=True, check=True)
     assert status.stdout == "", status.stdout  # nothing tracked changed
+
+
+def registry_versions(repo) -> int:
+    from mlflow.tracking import MlflowClient
+
+    return len(MlflowClient(f"sqlite:///{repo / 'mlflow.db'}").search_model_versions())
+
+
+def test_an_experiment_round_trip_restores_outputs_without_running_a_stage(tmp_path, default_params):
+    """After `dvc exp run -S`, going back to the committed params restores every output from the cache (git:
+    the small results; DVC's cache: models and data) with no stage run, no MLflow run and no model version;
+    running the same experiment again restores it from DVC's run cache."""
+    params = tiny_params(default_params, variants=("modulus",), seeds=(0,))
+    params["runtime"]["log_models"] = True
+    repo = make_project(tmp_path / "repo", params)
+    dvc("repro", cwd=repo)
+    commit(repo, "baseline results")
+    baseline, baseline_runs = result_files(repo), len(mlflow_runs(repo)[1])
+    dvc("exp", "run", "-n", "lr", "-S", "train.lr=0.02", cwd=repo)
+    experiment, experiment_runs, versions = result_files(repo), len(mlflow_runs(repo)[1]), registry_versions(repo)
+    assert experiment != baseline and experiment_runs > baseline_runs and versions == 2
+    subprocess.run(GIT + ["checkout", "."], cwd=repo, check=True)
+    dvc("checkout", cwd=repo)
+    assert result_files(repo) == baseline
+    again = dvc("repro", cwd=repo)
+    assert ran(again.stdout) == [] and "Data and pipelines are up to date" in again.stdout
+    dvc("exp", "run", "-n", "lr-again", "-S", "train.lr=0.02", cwd=repo)
+    assert result_files(repo) == experiment  # restored from the run cache ...
+    assert len(mlflow_runs(repo)[1]) == experiment_runs and registry_versions(repo) == versions  # ... not run
+
+
+def test_a_second_clone_pulls_models_and_data_from_the_default_remote_without_running(tmp_path, default_params):
+    """`dvc push` in one clone and `dvc pull` in another, through the default remote of .dvc/config (a folder next
+    to the repository): the second clone has every output, byte for byte, and `dvc repro` runs nothing."""
+    params = tiny_params(default_params, variants=("modulus",), seeds=(0,))
+    first = make_project(tmp_path / "first", params)
+    dvc("repro", cwd=first)
+    commit(first, "results")
+    pushed = dvc("push", cwd=first)
+    assert (tmp_path / "pcn-dvc-storage").is_dir(), pushed.stdout  # ../../pcn-dvc-storage from .dvc/config
+    second = tmp_path / "second"
+    subprocess.run(GIT + ["clone", "-q", str(first), str(second)], check=True)
+    assert not (second / "models/modulus-0").exists() and not (second / "results/train/modulus-0").exists()
+    dvc("pull", cwd=second)
+    assert result_files(second) == result_files(first)
+    again = dvc("repro", cwd=second)
+    assert ran(again.stdout) == [] and not (second / "mlflow.db").exists()  # no stage ran, nothing tracked
