@@ -1,5 +1,6 @@
 import copy
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -8,6 +9,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "stages"))  # the stage helpers (common, preset, ...) for the tests
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and so
+# would every stage it starts: the Ctrl-C tests need the default disposition, whatever launched pytest.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def read_yaml(path: Path):
