@@ -78,19 +78,29 @@ def queue(path: Path, sweep: dict, params_path: Path) -> int:
     return 0
 
 
+#: Queue states of an experiment whose results are final (no executor entry: run outside the queue).
+FINISHED = (None, "success")
+
+
 def experiments(show: list) -> dict[str, dict]:
-    """``{experiment name: its data}`` from ``dvc exp show --json`` (experiments nest under their baseline)."""
+    """``{experiment name: its data}`` from ``dvc exp show --json`` (experiments nest under their baseline).
+
+    An experiment that is queued, running or failed maps to ``{}`` (pending): DVC shows a running one with the
+    metrics of its workspace, which are the baseline's until its ``report`` stage writes its own.
+    """
     found = {}
 
-    def walk(node):
+    def walk(node, state=None):
         if isinstance(node, dict):
+            if isinstance(node.get("executor"), dict):
+                state = node["executor"].get("state")
             if isinstance(node.get("name"), str) and isinstance(node.get("data"), dict):
-                found.setdefault(node["name"], node["data"])
+                found.setdefault(node["name"], node["data"] if state in FINISHED else {})
             for value in node.values():
-                walk(value)
+                walk(value, state)
         elif isinstance(node, list):
             for value in node:
-                walk(value)
+                walk(value, state)
 
     walk(show)
     return found

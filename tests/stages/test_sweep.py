@@ -32,8 +32,10 @@ def test_every_point_of_the_committed_sweeps_is_valid_and_differs_only_by_the_va
     assert all({k: v for k, v in p.items() if k != "models"} == first for p in points)  # only the value differs
 
 
-def exp_show(points: dict[str, tuple[float, dict]]) -> list:
-    """A `dvc exp show --json` answer in DVC 3's nesting: experiments under their baseline commit."""
+def exp_show(points: dict[str, tuple[float, dict]], states: dict[str, str] | None = None) -> list:
+    """A `dvc exp show --json` answer in DVC 3's nesting: experiments under their baseline commit, each with
+    its queue state (``states``; none: run outside the queue)."""
+    states = states or {}
     revs = [
         {
             "rev": f"{i:040x}",
@@ -48,7 +50,16 @@ def exp_show(points: dict[str, tuple[float, dict]]) -> list:
     ]
     return [
         {"rev": "workspace", "name": None, "data": {}},
-        {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [{"revs": [r]} for r in revs]},
+        {
+            "rev": "a" * 40,
+            "name": "main",
+            "data": {},
+            "experiments": [
+                {"revs": [r], "name": r["name"]}
+                | ({"executor": {"state": states[r["name"]]}} if r["name"] in states else {})
+                for r in revs
+            ],
+        },
     ]
 
 
@@ -87,6 +98,11 @@ def test_unfinished_or_mismatched_experiments(tmp_path):
     )
     assert table["chosen"] == {"modulus": None, "resnet_relu": None}
     assert "| resnet_relu | 9.00 | pending | pending | pending |" in sweep_module.markdown(table)
+    # queued, running or failed: pending, whatever metrics DVC shows (a running experiment shows the baseline's)
+    states = {"lr-0": "success", "lr-1": "running", "lr-2": "failed"}
+    points = {"lr-0": (0.01, {"modulus": 5.0}), "lr-1": (0.1, {"modulus": 7.4}), "lr-2": (0.03, {"modulus": 1.0})}
+    table = sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show(points, states)))
+    assert [p["val_error_pct"]["modulus"] for p in table["points"]] == [5.0, None, None]
     with pytest.raises(SystemExit, match="ran modulus with lr=0.3, not 0.1"):
         sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show({"lr-1": (0.3, {})})))
 
