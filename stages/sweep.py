@@ -8,6 +8,9 @@ setting (``parameter``: ``models.<variant>.<parameter>`` of every variant in ``s
 ``table`` reads the finished experiments (``dvc exp show --json``) and writes ``sweeps/<name>.md`` and
 ``.json``: per variant, the validation error (``results/report/summary.json``: ``val_error_pct``, mean
 over the sweep's seeds) at every value, and the value with the lowest one. The test split is never read.
+``table`` never replaces a finished value of the committed table with ``pending`` (the experiments live in
+one checkout's DVC store; a fresh clone does not have them): it prints the new table, names the lost points
+and writes nothing, unless ``--overwrite``.
 
 Choosing, per variant v: ``argmin_value val_error(v, value)`` (ties: the first value listed).
 """
@@ -132,6 +135,16 @@ def sweep_table(path: Path, sweep: dict, found: dict[str, dict]) -> dict:
     return {"sweep": str(path), "parameter": parameter, "set": sweep["set"], "points": points, "chosen": chosen}
 
 
+def lost_points(old: dict, new: dict) -> list[str]:
+    """The ``experiment/variant`` points with a value in the ``old`` table that the ``new`` one has as pending."""
+    lost = []
+    for before, after in zip(old.get("points") or [], new["points"]):
+        for v, error in (before.get("val_error_pct") or {}).items():
+            if error is not None and after["val_error_pct"].get(v) is None:
+                lost.append(f"{before.get('experiment')}/{v}")
+    return lost
+
+
 def markdown(table: dict) -> str:
     values = [p["value"] for p in table["points"]]
     lines = [
@@ -160,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("queue", "table"))
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
+    parser.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
     args = parser.parse_args(argv)
     sweep = load_sweep(args.sweep)
     if args.action == "queue":
@@ -175,9 +189,19 @@ def main(argv: list[str] | None = None) -> int:
         show = json.loads(out.stdout)
     table = sweep_table(args.sweep, sweep, experiments(show))
     stem = args.sweep.with_suffix("")
-    write_json(Path(f"{stem}.json"), table)
-    write_text(Path(f"{stem}.md"), markdown(table))
     print(markdown(table))
+    committed = Path(f"{stem}.json")
+    try:
+        lost = lost_points(json.loads(committed.read_text()), table) if committed.is_file() else []
+    except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+        fail(f"{committed}: not a sweep table ({exc}); move it away or pass --overwrite")
+    if lost and not args.overwrite:
+        fail(
+            f"{committed}: not written: this checkout's DVC does not have the finished experiments of "
+            f"{', '.join(lost)} (pending above); run `table` where they ran, or pass --overwrite"
+        )
+    write_json(committed, table)
+    write_text(Path(f"{stem}.md"), markdown(table))
     return 0
 
 

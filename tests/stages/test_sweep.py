@@ -107,6 +107,26 @@ def test_unfinished_or_mismatched_experiments(tmp_path):
         sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show({"lr-1": (0.3, {})})))
 
 
+def test_table_never_replaces_finished_values_by_pending(tmp_path, capsys):
+    path, _ = toy_sweep(tmp_path)
+    show = tmp_path / "show.json"
+    finished = {"lr-0": (0.01, {"modulus": 5.0}), "lr-1": (0.1, {"modulus": 6.0}), "lr-2": (0.03, {"modulus": 5.5})}
+    show.write_text(json.dumps(exp_show(finished)))
+    assert sweep_module.main([str(path), "table", "--show-json", str(show)]) == 0
+    written = {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")}
+    assert "| modulus | **5.00** | 6.00 | 5.50 |" in written[".md"]
+    show.write_text(json.dumps(exp_show({"lr-0": finished["lr-0"]})))  # a fresh clone: lr-1, lr-2 unknown
+    with pytest.raises(SystemExit, match=r"lr\.json: not written.*lr-1/modulus, lr-2/modulus"):
+        sweep_module.main([str(path), "table", "--show-json", str(show)])
+    assert {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")} == written
+    assert sweep_module.main([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
+    assert "| modulus | 5.00 | pending | pending | pending |" in path.with_suffix(".md").read_text()
+    path.with_suffix(".json").write_text("[1, 2")  # not a table: named, not overwritten
+    with pytest.raises(SystemExit, match=r"lr\.json: not a sweep table"):
+        sweep_module.main([str(path), "table", "--show-json", str(show)])
+    assert path.with_suffix(".json").read_text() == "[1, 2"
+
+
 def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
     path, sweep = toy_sweep(tmp_path)
     calls = []
