@@ -85,8 +85,7 @@ def log_and_register(
 
     name = registered_name(variant)
     try:
-        if not run.reachable():  # a frozen server would cost a request timeout per call of log_model
-            raise ConnectionError("the MLflow store does not answer")
+        run.require_store()  # a frozen server would cost a request timeout per call of log_model
         if find_version(run.client, variant, resume_key) is not None:
             print(f"train@{run_name(variant, seed)}: this model is registered already ({name}); not again")
             return
