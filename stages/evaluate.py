@@ -34,7 +34,7 @@ from pcn.pipeline.tracking import flatten
 from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
 from pcn.train.checkpoint import changed_keys
 from pcn.train.device import retain_freed_memory, select_device
-from pcn.train.epoch import error_pct, run_test_pass
+from pcn.train.epoch import run_test_pass
 
 from common import (
     CHECKPOINTS_DIR,
@@ -162,7 +162,7 @@ def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> 
         "seed": args.seed,
         "params_hash": params_hash,
         "test_acc": acc.top1,
-        "test_error": error_pct(acc.top1),
+        "test_error": 100 * (1 - acc.top1),
         "test_top5": acc.top5,
         "test_loss": acc.loss,
         "n_layers": n_layers,

@@ -85,7 +85,8 @@ def log_and_register(
 
     name = registered_name(variant)
     try:
-        run.require_store()  # a frozen server would cost a request timeout per call of log_model
+        if not run.reachable():  # a frozen server would cost a request timeout per call of log_model
+            raise ConnectionError("the MLflow store does not answer")
         if find_version(run.client, variant, resume_key) is not None:
             print(f"train@{run_name(variant, seed)}: this model is registered already ({name}); not again")
             return

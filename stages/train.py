@@ -31,7 +31,7 @@ from pcn.train.checkpoint import CheckpointError, key_differences
 from pcn.train.curves import plot_history
 from pcn.train.device import retain_freed_memory, select_device
 from pcn.train.distributed import all_gather_objects, barrier, cleanup, init_distributed, torchrun_command
-from pcn.train.epoch import NonFiniteError, error_pct
+from pcn.train.epoch import NonFiniteError
 from pcn.train.loop import Schedule, TrainingState, final_state_dict, fit
 
 from common import (
@@ -124,7 +124,7 @@ def save_checkpoint(
 
 def epoch_errors(row: dict) -> dict[str, float]:
     """The headline metric of an epoch in the report's unit: ``test_error`` and ``val_error`` in percent."""
-    return {f"{split}_error": error_pct(row[f"{split}_acc"]) for split in ("test", "val") if f"{split}_acc" in row}
+    return {f"{split}_error": 100 * (1 - row[f"{split}_acc"]) for split in ("test", "val") if f"{split}_acc" in row}
 
 
 def train_epochs(s: Setup, state: TrainingState, run) -> TrainingState:
@@ -210,13 +210,13 @@ def training_metrics(s: Setup, state: TrainingState) -> dict:
         "seed": s.run.seed,
         "params_hash": s.params.training_hash(s.run.variant_name, s.run.seed),
         "final_test_acc": final["test_acc"],
-        "final_test_error": error_pct(final["test_acc"]),
+        "final_test_error": 100 * (1 - final["test_acc"]),
         "final_test_top5": final["test_top5"],
         "final_train_acc": final["train_acc"],
         "best_test_acc": best["acc"],
-        "best_test_error": error_pct(best["acc"]),
+        "best_test_error": 100 * (1 - best["acc"]),
         "best_epoch": best["epoch"],
-        "final_val_error": error_pct(final["val_acc"]) if "val_acc" in final else None,
+        "final_val_error": 100 * (1 - final["val_acc"]) if "val_acc" in final else None,
         "epochs": s.run.recipe["epochs"],
         "n_parameters": s.nets.n_parameters,
         "selected": s.params.train.select,

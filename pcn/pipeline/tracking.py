@@ -237,12 +237,6 @@ class StageRun:
             return False
         return True
 
-    def require_store(self) -> None:
-        """Raise :class:`ConnectionError` unless :meth:`reachable`: for calls that a journal cannot hold (the
-        model registry), which a frozen server would otherwise keep waiting a request timeout each."""
-        if not self.reachable():
-            raise ConnectionError("the MLflow store does not answer")
-
     def _call(self, kind: str, *args, run_id: str | None = None) -> None:
         entry = {"kind": kind, "run_id": run_id or self.run_id, "args": list(args)}
         if not self.reachable():

@@ -31,11 +31,6 @@ class NonFiniteError(FloatingPointError):
         self.what, self.epoch, self.step = what, epoch, step
 
 
-def error_pct(accuracy: float) -> float:
-    """The error in percent, the report's unit: ``100 (1 - accuracy)`` for an accuracy in [0, 1]."""
-    return 100 * (1 - accuracy)
-
-
 @dataclass
 class EpochStats:
     loss: float

@@ -270,8 +270,6 @@ def test_a_frozen_server_costs_what_a_dead_one_does(tmp_path, monkeypatch, serve
         for epoch in range(1, 4):
             run.log_metrics({"test_error": 1.0 / epoch}, step=epoch)
         assert not run.reachable()  # within the offline window: no probe
-        with pytest.raises(ConnectionError, match="does not answer"):
-            run.require_store()  # what the registry calls before log_model: refused at once
         elapsed = time.perf_counter() - start
     assert run.pending == 3
     assert elapsed < 6, f"{server} server: {elapsed:.1f} s for three epochs' metrics"
