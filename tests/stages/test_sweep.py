@@ -107,7 +107,7 @@ def test_unfinished_or_mismatched_experiments(tmp_path):
         sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show({"lr-1": (0.3, {})})))
 
 
-def test_table_never_replaces_finished_values_by_pending(tmp_path, capsys):
+def test_table_never_replaces_finished_values_by_pending(tmp_path):
     path, _ = toy_sweep(tmp_path)
     show = tmp_path / "show.json"
     finished = {"lr-0": (0.01, {"modulus": 5.0}), "lr-1": (0.1, {"modulus": 6.0}), "lr-2": (0.03, {"modulus": 5.5})}
