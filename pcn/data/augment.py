@@ -11,6 +11,7 @@ both give identical images for identical draws. The draws of an epoch come from
 :func:`epoch_draws`, a function of ``(seed, epoch)`` only, so a run resumed at any epoch, a
 run with another number of processes and a run on another device draw the same numbers.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,9 +34,9 @@ def stream_seed(*parts) -> int:
 class CropFlipDraws:
     """Per-image random draws of the CIFAR augmentation, each (N,)."""
 
-    flip: Tensor      # bool
-    top: Tensor       # int64 in [0, 2 * CROP_PADDING]
-    left: Tensor      # int64 in [0, 2 * CROP_PADDING]
+    flip: Tensor  # bool
+    top: Tensor  # int64 in [0, 2 * CROP_PADDING]
+    left: Tensor  # int64 in [0, 2 * CROP_PADDING]
 
     def take(self, index: Tensor) -> "CropFlipDraws":
         return CropFlipDraws(self.flip[index], self.top[index], self.left[index])
@@ -68,8 +69,8 @@ def crop_flip_image(image: Tensor, flip: bool, top: int, left: int) -> Tensor:
     C, H, W = image.shape
     p = CROP_PADDING
     padded = image.new_zeros(C, H + 2 * p, W + 2 * p)
-    padded[:, p:p + H, p:p + W] = image
-    return padded[:, top:top + H, left:left + W]
+    padded[:, p : p + H, p : p + W] = image
+    return padded[:, top : top + H, left : left + W]
 
 
 def padded_crop(images: Tensor, top: Tensor, left: Tensor, padding: int) -> Tensor:
@@ -82,10 +83,10 @@ def padded_crop(images: Tensor, top: Tensor, left: Tensor, padding: int) -> Tens
     B, C, H, W = images.shape
     p = padding
     padded = images.new_zeros(B, C, H + 2 * p, W + 2 * p)
-    padded[:, :, p:p + H, p:p + W] = images
+    padded[:, :, p : p + H, p : p + W] = images
     device = images.device
-    rows = top.view(B, 1, 1) + torch.arange(H, device=device).view(1, H, 1)     # (B, H, 1)
-    cols = left.view(B, 1, 1) + torch.arange(W, device=device).view(1, 1, W)    # (B, 1, W)
+    rows = top.view(B, 1, 1) + torch.arange(H, device=device).view(1, H, 1)  # (B, H, 1)
+    cols = left.view(B, 1, 1) + torch.arange(W, device=device).view(1, 1, W)  # (B, 1, W)
     index = (rows * (W + 2 * p) + cols).view(B, 1, H * W).expand(B, C, H * W)
     return torch.gather(padded.view(B, C, -1), 2, index).view(B, C, H, W)
 
@@ -110,5 +111,5 @@ def translate_batch(images: Tensor, positions: Tensor, new_positions: Tensor, li
     ``new - old`` with zero fill, i.e. :func:`padded_crop` with padding ``limit`` (the largest
     move, ``canvas - digit``) at ``limit - (new - old)``; the digit stays whole.
     """
-    offset = limit - (new_positions - positions)                                  # (B, 2) in [0, 2 limit]
+    offset = limit - (new_positions - positions)  # (B, 2) in [0, 2 limit]
     return padded_crop(images, offset[:, 0], offset[:, 1], limit)

@@ -11,6 +11,7 @@ Both shard an epoch over the processes of a DDP run exactly like
 the same two things: ``len()`` (batches per epoch) and ``epoch(e)`` (an iterator of
 ``(images, labels)`` on the device).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,11 +66,26 @@ class DeviceBatches:
         (:func:`pcn.data.augment.translate_batch`; ``data.augment: translate``).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, mean, std, batch_size: int, device: torch.device,
-                 *, shuffle: bool, augment: bool, seed: int, rank: int = 0, world: int = 1, pad: bool = True,
-                 positions: np.ndarray | None = None, translate_limit: int = 0):
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)       # (N, C, H, W) uint8
-        self.labels = torch.from_numpy(np.ascontiguousarray(labels)).to(device)       # (N,) int64
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mean,
+        std,
+        batch_size: int,
+        device: torch.device,
+        *,
+        shuffle: bool,
+        augment: bool,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        pad: bool = True,
+        positions: np.ndarray | None = None,
+        translate_limit: int = 0,
+    ):
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # (N, C, H, W) uint8
+        self.labels = torch.from_numpy(np.ascontiguousarray(labels)).to(device)  # (N,) int64
         channels = self.images.shape[1]
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(channels, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(channels, 1, 1)
@@ -83,7 +99,7 @@ class DeviceBatches:
     def num_samples(self) -> int:
         """Samples per epoch in this process's shard."""
         n = len(self.labels)
-        return (math.ceil(n / self.world) if self.pad else len(range(self.rank, n, self.world)))
+        return math.ceil(n / self.world) if self.pad else len(range(self.rank, n, self.world))
 
     def __len__(self) -> int:
         return math.ceil(self.num_samples / self.batch_size)
@@ -92,12 +108,15 @@ class DeviceBatches:
         n = len(self.labels)
         index = shard_indices(n, epoch, self.seed, self.rank, self.world, self.shuffle, self.pad).to(self.device)
         draws = epoch_draws(n, self.seed, epoch).to(self.device) if self.augment else None
-        moves = (None if self.positions is None else
-                 epoch_positions(n, self.seed, epoch, self.translate_limit).to(self.device))
+        moves = (
+            None
+            if self.positions is None
+            else epoch_positions(n, self.seed, epoch, self.translate_limit).to(self.device)
+        )
         for start in range(0, len(index), self.batch_size):
             with _one_thread_on_cpu(self.device):
-                batch = index[start:start + self.batch_size]
-                images = self.images[batch]                              # (B, C, H, W) uint8
+                batch = index[start : start + self.batch_size]
+                images = self.images[batch]  # (B, C, H, W) uint8
                 if draws is not None:
                     images = crop_flip_batch(images, draws.take(batch))
                 if moves is not None:

