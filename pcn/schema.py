@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import MISSING, asdict, dataclass, field
+from pathlib import Path
 
 from pcn.files import sha256_json
 from pcn.typed_params import auto_or_count, bounded, build, choice, listed
@@ -250,6 +251,32 @@ class Params:
     def training_hash(self, variant: str, seed: int) -> str:
         """SHA-256 of :meth:`training_params`."""
         return sha256_json(self.training_params(variant, seed))
+
+
+def read_params_file(path: Path):
+    """A YAML file as DVC reads params: YAML 1.2 (ruamel), so ``1e-3`` is a number and ``yes`` a string.
+
+    Raises
+    ------
+    ParamsError
+        Naming the file, when it is missing or not valid YAML.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(Path(path).read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_params_file(path: Path) -> Params:
+    """Read ``path`` (:func:`read_params_file`) and validate it (:func:`parse_params`)."""
+    return parse_params(read_params_file(path), str(path))
 
 
 def parse_params(data, source: str = "params.yaml") -> Params:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 log=results/translated-segments.log
 echo "start $(date -u +%FT%TZ) commit $(git rev-parse --short HEAD)" >> "$log"
 start=$(date +%s)
-nice -n "${PCN_NICE:-0}" .venv/bin/python stages/preset.py presets/translated.yaml -- -n translated
+nice -n "${PCN_NICE:-0}" .venv/bin/pcn preset presets/translated.yaml -- -n translated
 status=$?
 echo "end $(date -u +%FT%TZ) status $status seconds $(( $(date +%s) - start ))" >> "$log"
 exit $status

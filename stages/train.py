@@ -337,7 +337,7 @@ def main() -> None:
                 if run.pending:
                     print(
                         f"warning: {run.pending} MLflow entries could not be sent; replay them with "
-                        f"python -m pcn.pipeline.tracking resync --uri {tracking_uri(s.params)} {run.journal}",
+                        f"pcn resync --uri {tracking_uri(s.params)} {run.journal}",
                         file=sys.stderr,
                     )
             barrier()

@@ -7,7 +7,7 @@
   execution's parent run (:func:`pipeline_parent`), closed FINISHED, FAILED or KILLED.
   Logging during the work goes through :meth:`StageRun.log_metrics`, which never waits long
   for a dead server: after brief retries, entries go to a journal file that
-  ``python -m pcn.pipeline.tracking resync <journal>`` replays later.
+  ``pcn resync <journal>`` replays later.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from pcn.pipeline.journal import append, apply_entry, replay
-from pcn.pipeline.store import TrackingError, check_tracking_uri, default_tracking_uri, exclusive_lock
+from pcn.pipeline.store import TrackingError, check_tracking_uri, exclusive_lock
 
 #: How long logging stays offline (entries journaled without trying) after a failed call.
 RETRY_AFTER_SECONDS = 30.0
@@ -232,7 +232,7 @@ class StageRun:
         now = time.monotonic()
         if now < self._offline_until:
             return False
-        if now - self._last_contact > RETRY_AFTER_SECONDS and not _answers(self.client):
+        if now - self._last_contact > RETRY_AFTER_SECONDS and not answers(self.client):
             self._offline_until = time.monotonic() + RETRY_AFTER_SECONDS
             return False
         return True
@@ -261,7 +261,7 @@ class StageRun:
     def _replay_journal(self) -> None:
         """Send the journal's entries for this store and experiment; quarantine what may not be sent."""
         if self.journal.is_file():
-            replay(self.journal, self.client, self.roots, self.experiment_id, _answers)
+            replay(self.journal, self.client, self.roots, self.experiment_id, answers)
 
     @property
     def pending(self) -> int:
@@ -269,52 +269,10 @@ class StageRun:
         return sum(1 for _ in open(self.journal)) if self.journal.is_file() else 0
 
 
-def _answers(client) -> bool:
+def answers(client) -> bool:
     """Whether the store answers, within seconds (a dead server is not waited for)."""
     try:
         check_tracking_uri(client.tracking_uri, timeout=3.0)
     except TrackingError:
         return False
     return True
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m pcn.pipeline.tracking resync JOURNAL...``: send journals left by an unreachable store.
-
-    Only entries for the store given (``--uri``; default: the ``mlflow.db`` of the current folder; the
-    environment is not read) and artifacts inside the repository (``--root``, default: the current folder) are sent;
-    every other entry is moved to the quarantine file next to its journal (:mod:`pcn.pipeline.journal`).
-    Each journal is reported; the exit status is 1 if entries had to be kept because the store did not
-    answer.
-    """
-    import argparse
-
-    from mlflow.tracking import MlflowClient
-
-    parser = argparse.ArgumentParser(prog="python -m pcn.pipeline.tracking", description=main.__doc__)
-    parser.add_argument("command", choices=["resync"])
-    parser.add_argument("journals", nargs="+", type=Path)
-    parser.add_argument("--uri", default=None, help="the store to send to")
-    parser.add_argument("--root", type=Path, action="append", help="a folder artifacts may come from")
-    args = parser.parse_args(argv)
-    uri = args.uri or default_tracking_uri(Path.cwd())
-    roots = tuple(args.root or [Path.cwd()])
-    client, status = MlflowClient(uri), 0
-    for path in args.journals:
-        if not path.is_file():
-            print(f"{path}: no such journal", file=sys.stderr)
-            status = 1
-            continue
-        report = replay(path, client, roots, answers=_answers)
-        print(
-            f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined, {report.kept} kept "
-            "(store unreachable)"
-            if report.kept
-            else f"{path}: {report.sent} entries sent, {len(report.quarantined)} quarantined"
-        )
-        status = status or (1 if report.kept else 0)
-    return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

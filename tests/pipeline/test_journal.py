@@ -106,7 +106,7 @@ def test_resync_sends_what_it_may_and_reports_the_rest(tmp_path, store):
         [
             sys.executable,
             "-m",
-            "pcn.pipeline.tracking",
+            "pcn.cli.main",
             "resync",
             "--uri",
             client.tracking_uri,

@@ -160,7 +160,7 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
             [
                 sys.executable,
                 "-m",
-                "pcn.pipeline.tracking",
+                "pcn.cli.main",
                 "resync",
                 "--uri",
                 f"http://127.0.0.1:{port}",

@@ -1,16 +1,13 @@
-"""Presets hold only what differs from params.yaml; stages/preset.py turns them into DVC's own --set-param
+"""Presets hold only what differs from params.yaml; `pcn preset` turns them into DVC's own --set-param
 overrides, which give exactly params.yaml with the preset merged in, and every preset validates."""
-
-import sys
 
 import pytest
 
+from pcn.cli.preset import command, overlay, set_params, unknown_keys
+from pcn.cli.project import CommandError
+from pcn.schema import parse_params
+
 from conftest import ROOT, read_yaml
-
-sys.path.insert(0, str(ROOT / "stages"))
-from pcn.schema import parse_params  # noqa: E402
-
-from preset import command, overlay, set_params, unknown_keys  # noqa: E402
 
 PRESETS = sorted((ROOT / "presets").glob("*.yaml"))
 
@@ -57,11 +54,11 @@ def test_dvc_applies_the_overrides_as_the_overlay(path, default_params, tmp_path
 def test_a_bad_preset_is_refused_naming_the_key(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("train:\n  lrr: 0.1\n")
-    with pytest.raises(SystemExit, match="train.lrr"):
+    with pytest.raises(CommandError, match="train.lrr"):
         command(bad, ROOT / "params.yaml", [])
     bad.write_text("train:\n  lr: -1\n")
-    with pytest.raises(SystemExit, match="train.lr"):
+    with pytest.raises(CommandError, match="train.lr"):
         command(bad, ROOT / "params.yaml", [])
     bad.write_text("tracking:\n  uri: 'a b'\n")
-    with pytest.raises(SystemExit, match="cannot be passed"):
+    with pytest.raises(CommandError, match="cannot be passed"):
         command(bad, ROOT / "params.yaml", [])

@@ -1,4 +1,4 @@
-"""Apply a preset: ``python stages/preset.py presets/cifar10.yaml [-- DVC EXP RUN OPTIONS]``.
+"""``pcn preset``: apply a preset: ``pcn preset presets/cifar10.yaml [-- DVC EXP RUN OPTIONS]``.
 
 A preset (``presets/*.yaml``) holds only what differs from params.yaml, as a nested mapping
 (a mapping is merged key by key; a list or a scalar replaces the value). This command turns
@@ -22,12 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from pcn.cli.project import fail, find_root, read_yaml_file
 from pcn.schema import ParamsError, parse_params
 
-from common import ROOT, fail, read_params_file
+EXAMPLE = """examples:
+  pcn preset presets/translated.yaml                 # runs dvc exp run --set-param data.name=translated_mnist ...
+  pcn preset presets/cifar10.yaml -- --queue -n c10  # options after -- go to dvc exp run
+  pcn preset presets/cifar10.yaml --print            # show the command, run nothing"""
 
 
 def overlay(base, preset):
@@ -99,24 +102,20 @@ def exp_run_command(base: dict, preset, label: str, base_name: str, extra: list[
 
 def command(preset_path: Path, params_path: Path, extra: list[str]) -> list[str]:
     """The ``dvc exp run`` command that applies the preset file; fails (naming the key) on a bad preset."""
-    base, preset = read_params_file(params_path), read_params_file(preset_path)
+    base, preset = read_yaml_file(params_path), read_yaml_file(preset_path)
     return exp_run_command(base, preset, str(preset_path), params_path.name, extra)
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("preset", type=Path, help="a presets/*.yaml file")
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--print", action="store_true", help="print the dvc command instead of running it")
-    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    cmd = command(args.preset, args.params, extra)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    root = find_root()
+    cmd = command(args.preset, args.params or root / "params.yaml", extra)
     if args.print:
         print(" ".join(cmd))
         return 0
-    return subprocess.call(cmd)  # an argument list: no shell sees the values
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return subprocess.call(cmd, cwd=root)  # an argument list: no shell sees the values

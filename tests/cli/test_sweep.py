@@ -1,26 +1,32 @@
-"""stages/sweep.py: every point is the preset with the sweep's settings and one value, checked before anything is
+"""pcn sweep: every point is the preset with the sweep's settings and one value, checked before anything is
 queued; the table reads the validation error of each finished experiment and chooses the lowest."""
 
 import json
 import subprocess
-import sys
 
 import pytest
 
+from pcn.cli import sweep as sweep_module
+from pcn.cli.main import parser_for
+from pcn.cli.preset import overlay
+from pcn.cli.project import CommandError
+from pcn.schema import parse_params
+
 from conftest import ROOT, read_yaml
 
-sys.path.insert(0, str(ROOT / "stages"))
-from pcn.schema import parse_params  # noqa: E402
 
-import sweep as sweep_module  # noqa: E402
-from preset import overlay  # noqa: E402
+def sweep_command(argv: list[str]) -> int:
+    """``pcn sweep ARGV`` in this process (its errors raised, not printed)."""
+    parser, module = parser_for("sweep")
+    return module.run(parser.parse_args(argv), [])
+
 
 SWEEPS = sorted((ROOT / "sweeps").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", SWEEPS, ids=lambda p: p.name)
 def test_every_point_of_the_committed_sweeps_is_valid_and_differs_only_by_the_value(path, default_params):
-    sweep = sweep_module.load_sweep(path)
+    sweep = sweep_module.load_sweep(path, ROOT)
     points = [overlay(default_params, sweep_module.point_settings(sweep, v)) for v in sweep["values"]]
     for value, point in zip(sweep["values"], points):
         params = parse_params(point, path.name)
@@ -69,7 +75,7 @@ def toy_sweep(tmp_path):
         "preset: presets/translated.yaml\nset:\n  seeds: [0]\n  variants: [modulus, resnet_relu]\n"
         "parameter: lr\nvalues: [0.01, 0.1, 0.03]\n"
     )
-    return path, sweep_module.load_sweep(path)
+    return path, sweep_module.load_sweep(path, ROOT)
 
 
 def test_the_table_chooses_the_lowest_validation_error_and_never_the_test_error(tmp_path):
@@ -103,7 +109,7 @@ def test_unfinished_or_mismatched_experiments(tmp_path):
     points = {"lr-0": (0.01, {"modulus": 5.0}), "lr-1": (0.1, {"modulus": 7.4}), "lr-2": (0.03, {"modulus": 1.0})}
     table = sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show(points, states)))
     assert [p["val_error_pct"]["modulus"] for p in table["points"]] == [5.0, None, None]
-    with pytest.raises(SystemExit, match="ran modulus with lr=0.3, not 0.1"):
+    with pytest.raises(CommandError, match="ran modulus with lr=0.3, not 0.1"):
         sweep_module.sweep_table(path, sweep, sweep_module.experiments(exp_show({"lr-1": (0.3, {})})))
 
 
@@ -112,18 +118,18 @@ def test_table_never_replaces_finished_values_by_pending(tmp_path):
     show = tmp_path / "show.json"
     finished = {"lr-0": (0.01, {"modulus": 5.0}), "lr-1": (0.1, {"modulus": 6.0}), "lr-2": (0.03, {"modulus": 5.5})}
     show.write_text(json.dumps(exp_show(finished)))
-    assert sweep_module.main([str(path), "table", "--show-json", str(show)]) == 0
+    assert sweep_command([str(path), "table", "--show-json", str(show)]) == 0
     written = {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")}
     assert "| modulus | **5.00** | 6.00 | 5.50 |" in written[".md"]
     show.write_text(json.dumps(exp_show({"lr-0": finished["lr-0"]})))  # a fresh clone: lr-1, lr-2 unknown
-    with pytest.raises(SystemExit, match=r"lr\.json: not written.*lr-1/modulus, lr-2/modulus"):
-        sweep_module.main([str(path), "table", "--show-json", str(show)])
+    with pytest.raises(CommandError, match=r"lr\.json: not written.*lr-1/modulus, lr-2/modulus"):
+        sweep_command([str(path), "table", "--show-json", str(show)])
     assert {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")} == written
-    assert sweep_module.main([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
+    assert sweep_command([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
     assert "| modulus | 5.00 | pending | pending | pending |" in path.with_suffix(".md").read_text()
     path.with_suffix(".json").write_text("[1, 2")  # not a table: named, not overwritten
-    with pytest.raises(SystemExit, match=r"lr\.json: not a sweep table"):
-        sweep_module.main([str(path), "table", "--show-json", str(show)])
+    with pytest.raises(CommandError, match=r"lr\.json: not a sweep table"):
+        sweep_command([str(path), "table", "--show-json", str(show)])
     assert path.with_suffix(".json").read_text() == "[1, 2"
 
 
@@ -131,13 +137,13 @@ def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
     path, sweep = toy_sweep(tmp_path)
     calls = []
     monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
-    assert sweep_module.queue(path, sweep, ROOT / "params.yaml") == 0
+    assert sweep_module.queue(path, sweep, ROOT / "params.yaml", ROOT) == 0
     assert [c[-3:] for c in calls] == [["--queue", "-n", f"lr-{i}"] for i in range(3)]
     assert "+models.modulus.lr=0.1" in calls[1] and "models.resnet_relu.lr=0.1" in calls[1]
     calls.clear()
     bad = dict(sweep, values=[0.01, -1.0])  # the second point does not validate
-    with pytest.raises(SystemExit, match=r"value -1\.0.*lr"):
-        sweep_module.queue(path, bad, ROOT / "params.yaml")
+    with pytest.raises(CommandError, match=r"value -1\.0.*lr"):
+        sweep_module.queue(path, bad, ROOT / "params.yaml", ROOT)
     assert calls == []
 
 
@@ -153,6 +159,6 @@ def test_bad_sweep_files_are_refused_naming_the_problem(tmp_path):
         ("preset: presets/translated.yaml\nset: {seeds: [0]}\nparameter: lr\nvalues: [1, 2]\n", "set.variants"),
     ]:
         bad.write_text(text)
-        with pytest.raises(SystemExit, match=message):
-            sweep_module.load_sweep(bad)
+        with pytest.raises(CommandError, match=message):
+            sweep_module.load_sweep(bad, ROOT)
     assert read_yaml(SWEEPS[0])["parameter"]

@@ -1,10 +1,10 @@
-"""A hyperparameter sweep on the validation split: ``python stages/sweep.py sweeps/<name>.yaml queue|table``.
+"""``pcn sweep``: a hyperparameter sweep on the validation split: ``pcn sweep sweeps/<name>.yaml queue|table``.
 
 A sweep file (``sweeps/*.yaml``) names a preset (the settings under test), what the sweep changes on top of
 it for every point (``set``: usually one seed and the variants that represent each family), one per-variant
 setting (``parameter``: ``models.<variant>.<parameter>`` of every variant in ``set.variants``) and its
 ``values``. ``queue`` queues one DVC experiment per value (``dvc exp run --queue``, named
-``<sweep>-<i>``, through the same checks as ``stages/preset.py``); run them with ``dvc queue start -j 1``.
+``<sweep>-<i>``, through the same checks as ``pcn preset``); run them with ``dvc queue start -j 1``.
 ``table`` reads the finished experiments (``dvc exp show --json``) and writes ``sweeps/<name>.md`` and
 ``.json``: per variant, the validation error (``results/report/summary.json``: ``val_error_pct``, mean
 over the sweep's seeds) at every value, and the value with the lowest one. The test split is never read.
@@ -20,25 +20,27 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+from pcn.cli.preset import exp_run_command, overlay
+from pcn.cli.project import fail, find_root, read_yaml_file
 from pcn.files import write_json, write_text
 
-from common import ROOT, fail, read_params_file
-from preset import exp_run_command, overlay
+EXAMPLE = """examples:
+  pcn sweep sweeps/translated-lr.yaml queue && dvc queue start -j 1
+  pcn sweep sweeps/translated-lr.yaml table   # writes sweeps/translated-lr.md and .json"""
 
 KEYS = {"preset", "set", "parameter", "values"}
 SUMMARY = "results/report/summary.json"
 
 
-def load_sweep(path: Path) -> dict:
-    """The sweep file, checked: its keys, a preset inside the repository, a list of values, variants."""
-    sweep = read_params_file(path)
+def load_sweep(path: Path, root: Path) -> dict:
+    """The sweep file, checked: its keys, a preset inside the project ``root``, a list of values, variants."""
+    sweep = read_yaml_file(path)
     if not isinstance(sweep, dict) or set(sweep) != KEYS:
         fail(f"{path}: expected exactly the keys {', '.join(sorted(KEYS))}")
-    preset = (ROOT / str(sweep["preset"])).resolve()
-    if not preset.is_relative_to(ROOT) or not preset.is_file():
+    preset = (root / str(sweep["preset"])).resolve()
+    if not preset.is_relative_to(root) or not preset.is_file():
         fail(f"{path}: preset {sweep['preset']!r} is not a file of this repository")
     values = sweep["values"]
     if not isinstance(values, list) or len(values) < 2 or len(set(map(json.dumps, values))) != len(values):
@@ -47,7 +49,7 @@ def load_sweep(path: Path) -> dict:
         fail(f"{path}: set.variants must list the variants swept")
     if not isinstance(sweep["parameter"], str) or not sweep["parameter"].isidentifier():
         fail(f"{path}: parameter must be the name of a per-variant setting (e.g. lr)")
-    return {**sweep, "preset_settings": read_params_file(preset)}
+    return {**sweep, "preset_settings": read_yaml_file(preset)}
 
 
 def point_settings(sweep: dict, value) -> dict:
@@ -60,9 +62,9 @@ def experiment_name(path: Path, index: int) -> str:
     return f"{path.stem}-{index}"
 
 
-def queue(path: Path, sweep: dict, params_path: Path) -> int:
+def queue(path: Path, sweep: dict, params_path: Path, root: Path) -> int:
     """Queue one experiment per value (every command checked before the first is queued)."""
-    base = read_params_file(params_path)
+    base = read_yaml_file(params_path)
     commands = [
         exp_run_command(
             base,
@@ -74,7 +76,7 @@ def queue(path: Path, sweep: dict, params_path: Path) -> int:
         for i, value in enumerate(sweep["values"])
     ]
     for cmd in commands:
-        status = subprocess.call(cmd, cwd=ROOT)  # an argument list: no shell sees the values
+        status = subprocess.call(cmd, cwd=root)  # an argument list: no shell sees the values
         if status:
             return status
     print(f"queued {len(commands)} experiments; run them with: dvc queue start -j 1")
@@ -167,22 +169,24 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sweep", type=Path, help="a sweeps/*.yaml file")
     parser.add_argument("action", choices=("queue", "table"))
-    parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
-    args = parser.parse_args(argv)
-    sweep = load_sweep(args.sweep)
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    root = find_root()
+    sweep = load_sweep(args.sweep, root)
     if args.action == "queue":
-        return queue(args.sweep, sweep, args.params)
+        return queue(args.sweep, sweep, args.params or root / "params.yaml", root)
     if args.show_json:
         show = json.loads(args.show_json.read_text())
     else:
         out = subprocess.run(
-            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=ROOT, capture_output=True, text=True
+            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=root, capture_output=True, text=True
         )
         if out.returncode:
             fail(f"dvc exp show failed: {out.stderr.strip()}")
@@ -203,7 +207,3 @@ def main(argv: list[str] | None = None) -> int:
     write_json(committed, table)
     write_text(Path(f"{stem}.md"), markdown(table))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
