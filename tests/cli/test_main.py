@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT
 from pcn.cli.main import SUBCOMMANDS, main, parser_for
+
+from conftest import ROOT
 
 
 def pcn(*args, cwd=ROOT):
