@@ -247,7 +247,7 @@ def _stage_project(dry: bool, nproc: int) -> Path:
 
 def _run_stage_check(dry: bool, nproc: int) -> dict:
     project = _stage_project(dry, nproc)
-    env = {**os.environ, "PCN_TRACKING": "off", "PCN_PRELOAD": "0"}
+    env = {**os.environ, "PCN_TRACKING": "off"}
     steps = {}
     try:
         for script, args in (("validate", []), ("fetch", []), ("train", ["--variant", "check", "--seed", "0"])):

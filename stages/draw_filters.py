@@ -5,11 +5,9 @@ draws them (``results/filters/filters.png``) and nothing reads its output back. 
 variant selected (ResNets and Scat only) it writes a note instead, whatever the filter settings.
 """
 
-from __future__ import annotations
+from process_defaults import set_process_defaults
 
-from process import prepare_stage
-
-prepare_stage(__file__)  # before torch and pcn: stages/process.py
+set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
 from pcn.analysis.plots import plot_filter_bank, plot_message
 from pcn.data.datasets import read_card
@@ -18,19 +16,21 @@ from pcn.nn.morlet import block_filter_type, fourier_filters, padded_size
 from pcn.pipeline.build import InputSpec, phase_collapse_config
 from pcn.schema import LSCAT_ARCHITECTURES, VariantConfig
 
-from common import DATA_DIR, FILTERS_DIR, fail, load_params
+from stage_inputs import fail, load_params
+from workspace import WORKSPACE
 
 
 def main() -> None:
     params = load_params()
     if not any(params.models[v].arch in LSCAT_ARCHITECTURES for v in params.variants):
         plot_message(
-            "No LScat or LScat+skip variant is selected: no wavelet filter bank to draw.", FILTERS_DIR / "filters.png"
+            "No LScat or LScat+skip variant is selected: no wavelet filter bank to draw.",
+            WORKSPACE.filters_dir / "filters.png",
         )
         print("draw_filters: no LScat variant selected; wrote a note instead of filters")
         return
     try:
-        card = read_card(DATA_DIR)
+        card = read_card(WORKSPACE.data_dir)
     except DataError as exc:
         fail(str(exc))
     cfg = phase_collapse_config(
@@ -48,7 +48,7 @@ def main() -> None:
         figures.setdefault(
             f"{kind} ({mp}x{mp})", fourier_filters(mp, mp, cfg.block_spec(i), cfg.n_angles, cfg.full_angles)
         )
-    plot_filter_bank(figures, FILTERS_DIR / "filters.png")
+    plot_filter_bank(figures, WORKSPACE.filters_dir / "filters.png")
     print(
         f"draw_filters: {len(cfg.widths)} blocks, types "
         f"{[block_filter_type(i, cfg.factorize_from) for i in range(len(cfg.widths))]}, sizes {sizes}"

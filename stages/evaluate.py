@@ -9,13 +9,10 @@ run's training split (no augmentation), every score from its test split
 current params.yaml is refused.
 """
 
-from __future__ import annotations
+from process_defaults import set_process_defaults
 
-from process import prepare_stage
+set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
-prepare_stage(__file__)  # before torch and pcn: stages/process.py
-
-import argparse
 import json
 import math
 from dataclasses import asdict
@@ -25,75 +22,34 @@ import torch
 from pcn.analysis.activations import zero_fractions
 from pcn.analysis.separation import MEASURES, layer_separation
 from pcn.analysis.views import layer_views
-from pcn.data.batches import DeviceBatches, LoaderBatches
-from pcn.data.datasets import IN_MEMORY, read_card
+from pcn.data.datasets import read_card
 from pcn.data.errors import DataError
+from pcn.data.imagenet import default_workers
 from pcn.files import write_csv, write_json
-from pcn.pipeline.build import InputSpec, build_model
-from pcn.pipeline.tracking import flatten
-from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
-from pcn.train.checkpoint import changed_keys
+from pcn.layout import run_name
+from pcn.mappings import changed_keys, flatten
+from pcn.pipeline.build import InputSpec, rebuild_model
+from pcn.pipeline.provenance import Provenance, ProvenanceChanged
+from pcn.pipeline.results import error_percent
+from pcn.pipeline.run_data import RunData, Shard
+from pcn.train.checkpoint import CheckpointError, load
 from pcn.train.device import retain_freed_memory, select_device
 from pcn.train.epoch import run_test_pass
 
-from common import (
-    CHECKPOINTS_DIR,
-    DATA_DIR,
-    EVAL_DIR,
-    MODELS_DIR,
-    Provenance,
-    fail,
-    fail_on_data_error,
-    load_params,
-    resolve_data_root,
-    run_name,
-    stage_variant_and_seed,
-)
-from run_inputs import load_required, run_splits
-from tracked import stage_run
-
-
-def eval_batches(params, card: dict, batch_size: int, device: torch.device, seed: int):
-    """Training (for the class statistics) and test batches of the run with ``seed`` (its own splits,
-    :func:`run_inputs.run_splits`), in order, without augmentation."""
-    if card["name"] in IN_MEMORY:
-        norm = card["normalization"]
-        run = run_splits(params, DATA_DIR, card, seed)
-        splits = [run["train"], run["test"]]
-        return [
-            DeviceBatches(
-                s.images,
-                s.labels,
-                norm["mean"],
-                norm["std"],
-                batch_size,
-                device,
-                shuffle=False,
-                augment=False,
-                seed=0,
-                pad=False,
-            )
-            for s in splits
-        ]
-    from pcn.data.imagenet import default_workers, image_folders, image_loader
-
-    workers = params.runtime.num_workers
-    workers = default_workers(1) if workers == "auto" else workers
-    return [
-        LoaderBatches(
-            image_loader(
-                ds, batch_size, train=False, seed=0, rank=0, world=1, workers=workers, pin_memory=device.type == "cuda"
-            ),
-            device,
-        )
-        for ds in image_folders(resolve_data_root(card["root"]), "none")
-    ]
+from mlflow_run import stage_run
+from stage_inputs import fail, load_params, run_arguments
+from workspace import PARAMS_PATH, ROOT, WORKSPACE, resolve_data_root
 
 
 def load_model_file(params, variant: str, seed: int) -> dict:
     """models/<variant>-<seed>/model.pt, refused unless it was trained with the current params."""
-    path = MODELS_DIR / run_name(variant, seed) / "model.pt"
-    saved = load_required(path, "model file", f"run train@{run_name(variant, seed)} first")
+    path = WORKSPACE.model_file(run_name(variant, seed))
+    try:
+        saved = load(path, "model file")
+    except CheckpointError as exc:
+        fail(str(exc))
+    if saved is None:
+        fail(f"{path} is missing; run train@{run_name(variant, seed)} first")
     if saved.get("params_hash") != params.training_hash(variant, seed):
         changed = changed_keys(saved.get("training_params", {}), params.training_params(variant, seed))
         fail(
@@ -103,48 +59,26 @@ def load_model_file(params, variant: str, seed: int) -> dict:
     return saved
 
 
-def load_model(params, args, card: dict, device: torch.device, run) -> tuple[torch.nn.Module, str]:
-    """The trained model, rebuilt from the configuration saved with it (refused if trained with other params),
-    and the params hash it was trained with."""
-    saved = load_model_file(params, args.variant, args.seed)
-    run.log_params(flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}))
-    facts = CHECKPOINTS_DIR / run_name(args.variant, args.seed) / "run.json"  # untracked: may be absent
-    try:
-        run.set_tags({"train_run_id": json.loads(facts.read_text()).get("mlflow_run_id", "")})
-    except (OSError, ValueError):
-        pass
-    model = build_model(
-        NetworkConfig(**saved["network"]),
-        FiltersConfig(**saved["filters"]),
-        VariantConfig(**saved["variant"]),
-        InputSpec.from_card(card),
-    )
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), saved["params_hash"]
-
-
-def measure(model, params, card: dict, device: torch.device, name: str, seed: int) -> tuple:
+def measure(model, params, card: dict, device: torch.device, seed: int) -> tuple:
     """Test accuracy, the separation measures of every view (layer 0: the input), and the zero fraction of
     every layer's non-linearity outputs (None where not measurable)."""
-    ev = params.evaluate
-    try:
-        train_batches, test_batches = eval_batches(params, card, ev.batch_size, device, seed)
-        acc = run_test_pass(model, test_batches.epoch(0), device)
-        rows = layer_separation(
-            lambda images: layer_views(model, images),
-            train_batches.epoch(0),
-            test_batches.epoch(0),
-            card["num_classes"],
-            device,
-            ev.probe_dim,
-            ev.fisher_eps,
-            ev.max_train_samples,
-        )
-        zeros = zero_fractions(model, test_batches.epoch(0), device) or []
-    except (FloatingPointError, ValueError) as exc:
-        fail(f"evaluate@{name}: {exc}")
-    except DataError as exc:  # an image that cannot be decoded, ...
-        fail_on_data_error(f"evaluate@{name}", exc)
+    ev, workers = params.evaluate, params.runtime.num_workers
+    shard = Shard(loader_workers=default_workers(1) if workers == "auto" else workers)
+    image_root = resolve_data_root(params.data.imagenet.root) if card["name"] == "imagenet" else None
+    data = RunData(params, WORKSPACE.data_dir, card, device, seed, shard, image_root)
+    train_batches, test_batches = data.evaluation_batches(ev.batch_size)
+    acc = run_test_pass(model, test_batches.epoch(0), device)
+    rows = layer_separation(
+        lambda images: layer_views(model, images),
+        train_batches.epoch(0),
+        test_batches.epoch(0),
+        card["num_classes"],
+        device,
+        ev.probe_dim,
+        ev.fisher_eps,
+        ev.max_train_samples,
+    )
+    zeros = zero_fractions(model, test_batches.epoch(0), device) or []
     n_layers = max(r["layer"] for r in rows)
     zeros = zeros + [None] * (n_layers - len(zeros))
     for r in rows:  # layer j >= 1: zeros[j - 1]
@@ -162,7 +96,7 @@ def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> 
         "seed": args.seed,
         "params_hash": params_hash,
         "test_acc": acc.top1,
-        "test_error": 100 * (1 - acc.top1),
+        "test_error": error_percent(acc.top1),
         "test_top5": acc.top5,
         "test_loss": acc.loss,
         "n_layers": n_layers,
@@ -171,57 +105,70 @@ def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> 
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--variant", help="a key of `models` in params.yaml (default: from DVC's stage name)")
-    parser.add_argument("--seed", type=int, help="the training seed (default: from DVC's stage name)")
-    args = parser.parse_args()
-    params = load_params()
-    args.variant, args.seed = stage_variant_and_seed("evaluate", args.variant, args.seed, params)
+def evaluate(params, args, provenance: Provenance, run) -> dict:
+    """Measure the trained model, then write metrics.json and separation.csv and log them."""
     name = run_name(args.variant, args.seed)
-    provenance = Provenance(
-        f"evaluate@{name}",
-        "stages/evaluate.py",
+    try:
+        device = select_device(params.train.device)
+        if device.type == "cpu":
+            retain_freed_memory()
+        card = read_card(WORKSPACE.data_dir)
+    except (ValueError, DataError) as exc:
+        fail(str(exc))
+    saved = load_model_file(params, args.variant, args.seed)
+    run.log_params(
+        flatten({"evaluate": vars(params.evaluate), "seed": args.seed, "model": saved["variant"]}, lists_as_json=True)
+    )
+    run.set_tags({"device": str(device)})
+    try:
+        run.set_tags({"train_run_id": json.loads(WORKSPACE.run_facts(name).read_text()).get("mlflow_run_id", "")})
+    except (OSError, ValueError):  # untracked: may be absent
+        pass
+    model = rebuild_model(saved, InputSpec.from_card(card)).to(device)
+    splits = {"train": card["splits"]["train"], "test": card["splits"]["test"]}
+    run.log_dataset(card["name"], card["digest"], str(WORKSPACE.data_dir), "evaluation", splits)
+    try:
+        acc, rows, zeros = measure(model, params, card, device, args.seed)
+    except (FloatingPointError, ValueError) as exc:
+        fail(f"evaluate@{name}: {exc}")
+    except DataError as exc:  # an image that cannot be decoded (from a loader worker: its last line names it)
+        fail(f"evaluate@{name}: {str(exc).strip().splitlines()[-1]}")
+    metrics = evaluation_metrics(args, saved["params_hash"], acc, rows, zeros)
+    provenance.refuse_if_changed()
+    out_dir = WORKSPACE.eval_dir / name
+    write_json(out_dir / "metrics.json", metrics)
+    write_csv(out_dir / "separation.csv", rows)
+    run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5})
+    for r in rows:
+        run.log_metrics({f"layer/{r['place']}/{r['feature']}/{k}": r[k] for k in MEASURES}, step=r["layer"])
+    for file in ("metrics.json", "separation.csv"):
+        run.log_artifact(out_dir / file)
+    return metrics, rows
+
+
+def main() -> None:
+    params = load_params()
+    args = run_arguments("evaluate", params, __doc__)
+    provenance = Provenance.take(
+        f"evaluate@{run_name(args.variant, args.seed)}", ROOT, "stages/evaluate.py", PARAMS_PATH,
         lambda p: {
             "training": p.training_params(args.variant, args.seed),
             "evaluate": asdict(p.evaluate),
             "device": p.train.device,
         },
         params,
-    )
-    with stage_run(params, "evaluate", args.variant, args.seed) as run:
-        try:
-            device = select_device(params.train.device)
-            if device.type == "cpu":
-                retain_freed_memory()
-            card = read_card(DATA_DIR)
-        except (ValueError, DataError) as exc:
-            fail(str(exc))
-        model, params_hash = load_model(params, args, card, device, run)
-        run.log_dataset(
-            card["name"],
-            card["digest"],
-            str(DATA_DIR),
-            "evaluation",
-            {"train": card["splits"]["train"], "test": card["splits"]["test"]},
-        )
-        acc, rows, zeros = measure(model, params, card, device, name, args.seed)
-        out_dir = EVAL_DIR / name
-        metrics = evaluation_metrics(args, params_hash, acc, rows, zeros)
-        provenance.refuse_if_changed()
-        write_json(out_dir / "metrics.json", metrics)
-        write_csv(out_dir / "separation.csv", rows)
-        run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5})
-        for r in rows:
-            run.log_metrics({f"layer/{r['place']}/{r['feature']}/{k}": r[k] for k in MEASURES}, step=r["layer"])
-        for file in ("metrics.json", "separation.csv"):
-            run.log_artifact(out_dir / file)
+    )  # fmt: skip
+    try:
+        with stage_run(params, "evaluate", args.variant, args.seed) as run:
+            metrics, rows = evaluate(params, args, provenance, run)
+    except ProvenanceChanged as exc:
+        fail(str(exc))
     probe = [
         round(r["probe_accuracy"], 3) for r in rows if r["place"] in ("input", "block") and r["feature"] == "flatten"
     ]
     print(
-        f"evaluate@{name}: test error {metrics['test_error']:.2f}%; linear probe accuracy of the flattened "
-        f"input and block outputs {probe}"
+        f"evaluate@{run_name(args.variant, args.seed)}: test error {metrics['test_error']:.2f}%; linear probe "
+        f"accuracy of the flattened input and block outputs {probe}"
     )
 
 

@@ -1,17 +1,16 @@
 """Stage `fetch`: materialize the chosen data set under data/prepared with its data card."""
 
-from __future__ import annotations
+from process_defaults import set_process_defaults
 
-from process import prepare_stage
-
-prepare_stage(__file__)  # before torch and pcn: stages/process.py
+set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
 from dataclasses import asdict
 
 from pcn.data.datasets import prepare
 from pcn.data.errors import DataError
 
-from common import DATA_DIR, fail, load_params, resolve_data_root
+from stage_inputs import fail, load_params
+from workspace import WORKSPACE, resolve_data_root
 
 
 def main() -> None:
@@ -21,7 +20,7 @@ def main() -> None:
     if "root" in options:
         options["root"] = resolve_data_root(options["root"])
     try:
-        card = prepare(d.name, DATA_DIR, options, d.split_seed)
+        card = prepare(d.name, WORKSPACE.data_dir, options, d.split_seed)
     except DataError as exc:
         fail(str(exc))
     print(

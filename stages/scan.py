@@ -6,11 +6,9 @@ size and the SHA-256 of the sorted (path, size, modification time) lines: unchan
 give an identical file and DVC skips `fetch`; an added, removed or replaced image changes it.
 """
 
-from __future__ import annotations
+from process_defaults import set_process_defaults
 
-from process import prepare_stage
-
-prepare_stage(__file__)  # before torch and pcn: stages/process.py
+set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
 import argparse
 
@@ -18,7 +16,8 @@ from pcn.data.errors import DataError
 from pcn.data.imagenet import folder_listing
 from pcn.files import write_json
 
-from common import LISTING_DIR, dvc_stage_key, fail, load_params, resolve_data_root
+from stage_inputs import dvc_stage_key, fail, load_params
+from workspace import WORKSPACE, resolve_data_root
 
 #: Data sets whose folder is listed at every repro.
 SOURCES = ("imagenet",)
@@ -36,7 +35,7 @@ def main() -> None:
         listing = folder_listing(resolve_data_root(params.data.imagenet.root))
     except DataError as exc:
         fail(str(exc))
-    write_json(LISTING_DIR / f"{args.source}.json", listing)
+    write_json(WORKSPACE.listing_dir / f"{args.source}.json", listing)
     print(
         f"scan@{args.source}: {listing['files']} images, {listing['bytes'] / 2**30:.2f} GiB, "
         f"listing {listing['sha256'][:12]}"

@@ -6,22 +6,21 @@ other stage's previous results. The output's content never changes, so a valid e
 reruns only the stages that read the edited values.
 """
 
-from __future__ import annotations
+from process_defaults import set_process_defaults
 
-from process import prepare_stage
-
-prepare_stage(__file__)  # before torch and pcn: stages/process.py
+set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
 from pcn.files import write_text
 
-from common import VALIDATED, load_params
+from stage_inputs import load_params
+from workspace import WORKSPACE
 
 MARKER = "params.yaml passed validation (see stages/validate.py)\n"
 
 
 def main() -> None:
     params = load_params()
-    write_text(VALIDATED, MARKER)
+    write_text(WORKSPACE.validated, MARKER)
     print(
         f"validate: params.yaml is valid ({len(params.variants)} variants x {len(params.seeds)} seeds, "
         f"data {params.data.name})"

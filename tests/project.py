@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -56,7 +57,7 @@ def env(**extra) -> dict:
     e["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{e['PATH']}"  # `python` = this interpreter
     for key in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "PCN_PIPELINE_ID"):
         e.pop(key, None)
-    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1", PCN_PRELOAD_IDLE_SECONDS="20")
+    e.update(DVC_NO_ANALYTICS="1", MLFLOW_DISABLE_TELEMETRY="true", OMP_NUM_THREADS="1")
     e.update(extra)
     return e
 
@@ -81,10 +82,31 @@ def stage(name: str, cwd: Path, *args, environ: dict | None = None, check: bool 
     return run([sys.executable, f"stages/{name}.py", *args], cwd, check, environ=e)
 
 
-def start_train_stage(repo: Path, environ: dict, **popen) -> subprocess.Popen:
-    """``stages/train.py`` for modulus, seed 0, started in ``repo`` without waiting (to be killed or watched)."""
+def start_train_stage(repo: Path, environ: dict | None = None, capture: bool = True) -> subprocess.Popen:
+    """``stages/train.py`` for modulus, seed 0, started in ``repo`` (as DVC would, with DVC_ROOT set) in a session
+    of its own, without waiting (to be killed or watched); ``capture``: its output as text, else discarded."""
+    e = dict(environ or env(), DVC_ROOT=str(repo))
+    output = subprocess.PIPE if capture else subprocess.DEVNULL
     cmd = [sys.executable, "stages/train.py", "--variant", "modulus", "--seed", "0"]
-    return subprocess.Popen(cmd, cwd=repo, env=environ, **popen)
+    return subprocess.Popen(cmd, cwd=repo, env=e, stdout=output, stderr=output, text=True, start_new_session=True)
+
+
+def wait_for_epoch(repo: Path, epoch: int, proc: subprocess.Popen, timeout: float = 300) -> dict:
+    """The checkpoint of modulus-0 once it holds ``epoch`` completed epochs (fails if the process ends first)."""
+    import torch
+
+    ckpt = repo / "checkpoints/modulus-0/last.pt"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.is_file():
+            try:
+                saved = torch.load(ckpt, weights_only=True)
+                if saved["state"]["epoch"] >= epoch:
+                    return saved
+            except Exception:  # being written
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of epoch {epoch} (process ended: {proc.poll()})")
 
 
 def ran(output: str) -> list[str]:

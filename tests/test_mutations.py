@@ -94,7 +94,7 @@ MUTANTS = {
         '    if interval["mean"] > 0:',
     ),
     "journal obeys the store an entry names": (
-        "pcn/pipeline/journal.py",
+        "pcn/tracking/journal.py",
         '    if entry.get("tracking_uri") != tracking_uri:',
         '    if entry.get("tracking_uri") is None:',
     ),

@@ -55,10 +55,7 @@ def test_scalar_where_a_list_is_expected_is_named_by_key(default_params):
 
 def test_numbers_are_read_as_yaml_1_2(tmp_path):
     """`lr: 1e-3` is a number for DVC (YAML 1.2) and must be one for the stages too."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "stages"))
-    from common import read_params_file
+    from pcn.schema import read_params_file
 
     text = (ROOT / "params.yaml").read_text().replace("  lr: 0.01\n", "  lr: 1e-3\n")
     assert "lr: 1e-3" in text
@@ -159,7 +156,7 @@ def test_missing_key(default_params):
     ],
 )
 def test_presets_are_valid_and_match_paper_sizes(preset, expected):
-    from preset import overlay
+    from pcn.cli.preset import overlay
 
     p = parse_params(overlay(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "presets" / f"{preset}.yaml")), preset)
     inputs = InputSpec(3, 32, 10) if preset == "cifar10" else InputSpec(3, 224, 1000)

@@ -2,7 +2,7 @@
 
 Only entries for the store given (``--uri``; default: the project's ``mlflow.db``; the environment is not
 read) and artifacts inside the project (``--root``, default: the project folder) are sent; every other
-entry is moved to the quarantine file next to its journal (:mod:`pcn.pipeline.journal`). Each journal is
+entry is moved to the quarantine file next to its journal (:mod:`pcn.tracking.journal`). Each journal is
 reported; the exit status is 1 if entries had to be kept because the store did not answer.
 """
 
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, extra: list[str]) -> int:
     from mlflow.tracking import MlflowClient
 
-    from pcn.pipeline.journal import replay
-    from pcn.pipeline.store import default_tracking_uri
-    from pcn.pipeline.tracking import answers
+    from pcn.tracking.journal import replay
+    from pcn.tracking.runs import answers
+    from pcn.tracking.store import default_tracking_uri
 
     root = None if args.uri and args.root else find_root()
     uri = args.uri or default_tracking_uri(root)

@@ -95,9 +95,7 @@ def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple
     return placed[0], placed[1], classes
 
 
-def load_cifar10(
-    root: Path, download: bool, md5: dict[str, str] | None = None
-) -> tuple[ArraySplit, ArraySplit, list[str]]:
+def load_cifar10(root: Path, download: bool, md5: dict | None = None) -> tuple[ArraySplit, ArraySplit, list[str]]:
     """CIFAR-10 from the python pickles under ``root/cifar-10-batches-py``.
 
     Parameters

@@ -1,2 +1,3 @@
-"""Glue between params.yaml and the library: building a model from the validated params
-(:mod:`pcn.pipeline.build`) and the MLflow tracking helpers (:mod:`pcn.pipeline.tracking`)."""
+"""Glue between the validated params and the library: a model built from params (:mod:`~pcn.pipeline.build`),
+a run's data (:mod:`~pcn.pipeline.run_data`), one training run (:mod:`~pcn.pipeline.training`), what a stage's
+results follow from (:mod:`~pcn.pipeline.provenance`), and the results read back (:mod:`~pcn.pipeline.results`)."""

@@ -105,3 +105,16 @@ class PixelInput(nn.Module):
 
     def forward(self, pixels: Tensor) -> Tensor:  # (N, C, H, W) uint8 -> (N, classes) logits
         return self.model((pixels.float() / 255 - self.mean) / self.std)
+
+
+def rebuild_model(saved: dict, inputs: InputSpec) -> nn.Module:
+    """The trained model of a model file (``models/<run>/model.pt``, read with ``weights_only=True``): the network
+    its saved configuration builds, with its weights, in evaluation mode on the CPU."""
+    model = build_model(
+        NetworkConfig(**saved["network"]),
+        FiltersConfig(**saved["filters"]),
+        VariantConfig(**saved["variant"]),
+        inputs,
+    )
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()

@@ -5,7 +5,7 @@ the model and optimizer states, the :class:`~pcn.train.loop.TrainingState`, the 
 states as byte tensors, and the **resume key** with its parts. The key identifies
 everything the run depends on (the stage's params, the source files it imports, the data
 card, the filter bank); a checkpoint is resumed only under the same key, and
-:func:`key_differences` says what changed otherwise.
+:func:`pcn.mappings.differences` says what changed otherwise.
 """
 
 from __future__ import annotations
@@ -26,37 +26,6 @@ class CheckpointError(RuntimeError):
 def resume_key(parts: dict[str, object]) -> str:
     """SHA-256 of the parts (each JSON-able: a params dict, ``{file: sha256}``, a digest...)."""
     return sha256_json(parts)
-
-
-def _leaves(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_leaves(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def changed_keys(a: dict, b: dict) -> list[str]:
-    """Dotted paths of the entries that differ between two nested mappings."""
-    a, b = _leaves(a), _leaves(b)
-    return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-
-
-def key_differences(saved: dict, current: dict) -> list[str]:
-    """Human-readable list of the parts that differ, with the changed entries (dotted) of mappings."""
-    out = []
-    for name in sorted(set(saved) | set(current)):
-        a, b = saved.get(name), current.get(name)
-        if a == b:
-            continue
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys = changed_keys(a, b)
-            out.append(f"{name}: {', '.join(keys[:6])}{' ...' if len(keys) > 6 else ''}")
-        else:
-            out.append(name)
-    return out
 
 
 def rng_state() -> dict:

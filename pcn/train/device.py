@@ -1,7 +1,7 @@
 """The training device, and the CPU allocator setting that changes speed, not results.
 
 Nothing here reads or writes the environment; the OpenMP setting that must precede
-``import torch`` belongs to the stage processes (``stages/process.py``).
+``import torch`` belongs to the stage processes (``stages/process_defaults.py``).
 """
 
 from __future__ import annotations

@@ -3,14 +3,22 @@ loader workers (on a tiny ImageFolder tree of real JPEG files)."""
 
 import os
 import signal
-import subprocess
-import time
 
 import pytest
 import torch
 
 from conftest import tiny_params
-from project import commit, dvc, env, make_project, ran, stage, start_train_stage, write_jpeg, write_params
+from project import (
+    commit,
+    dvc,
+    make_project,
+    ran,
+    stage,
+    start_train_stage,
+    wait_for_epoch,
+    write_jpeg,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -74,21 +82,10 @@ def test_resume_with_loader_workers_is_exact(tmp_path, default_params):
     assert runs["reference"] == runs["no_workers"]  # workers do not change the draws
     repo = make_project(tmp_path / "killed", imagenet_params(default_params, images, epochs=3, workers=2))
     dvc("repro", "fetch", cwd=repo)
-    e = env(PCN_PRELOAD="0", DVC_ROOT=str(repo))
-    proc = start_train_stage(
-        repo,
-        e,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    ckpt = repo / "checkpoints/modulus-0/last.pt"
-    deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None:
-        if ckpt.is_file() and torch.load(ckpt, weights_only=True)["state"]["epoch"] >= 1:
-            break
-        time.sleep(0.05)
+    proc = start_train_stage(repo, capture=False)
+    wait_for_epoch(repo, 1, proc, timeout=600)
     os.killpg(proc.pid, signal.SIGKILL)
+    ckpt = repo / "checkpoints/modulus-0/last.pt"
     proc.wait()
     assert torch.load(ckpt, weights_only=True)["state"]["epoch"] < 3, "the kill must land before training ends"
     assert "resuming" in stage("train", repo, "--variant", "modulus", "--seed", "0").stdout

@@ -3,15 +3,22 @@ commands hold no names, every stage waits for the params check, and settings tha
 by no stage."""
 
 import re
-import sys
 
 import pytest
 import yaml
 
+from pcn.pipeline import provenance
+
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "stages"))
-from common import code_dependencies, source_files  # noqa: E402
+
+def code_dependencies(script: str) -> list[str]:
+    return provenance.code_dependencies(ROOT, script)
+
+
+def source_files(script: str) -> list[str]:
+    return provenance.source_files(ROOT, script)
+
 
 PIPELINE = yaml.safe_load((ROOT / "dvc.yaml").read_text())
 STAGES = PIPELINE["stages"]
@@ -37,7 +44,7 @@ def test_the_import_closure_follows_imports():
     files = source_files("stages/report.py")
     assert {
         "stages/report.py",
-        "stages/common.py",
+        "stages/stage_inputs.py",
         "pcn/analysis/report.py",
         "pcn/analysis/statistics.py",
         "pcn/schema.py",
@@ -52,7 +59,9 @@ def test_stages_depend_on_packages_not_on_the_whole_library():
     """What each stage does not use is not its dependency: a change there reruns nothing of it."""
     assert set(definition("validate")["deps"]) == {
         "stages/validate.py",
-        "stages/common.py",
+        "stages/stage_inputs.py",
+        "stages/workspace.py",
+        "pcn/layout.py",
         "pcn/__init__.py",
         "pcn/files.py",
         "pcn/schema.py",
@@ -68,9 +77,10 @@ def test_stages_depend_on_packages_not_on_the_whole_library():
     ], "a file inside a pcn package listed alone"
 
 
-def test_process_helpers_are_no_dependency():
+def test_process_and_mlflow_helpers_are_no_dependency():
     for stage in STAGES:
-        assert not {"stages/process.py", "stages/warm.py"} & set(definition(stage)["deps"])
+        assert not {"stages/process_defaults.py", "stages/mlflow_run.py"} & set(definition(stage)["deps"])
+        assert "pcn/tracking" not in definition(stage)["deps"]
 
 
 @pytest.mark.parametrize("name", list(STAGES))

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from pcn.files import atomic_write, write_json
+from pcn.mappings import differences
 from pcn.train import checkpoint
-from pcn.train.checkpoint import CheckpointError, key_differences, resume_key
+from pcn.train.checkpoint import CheckpointError, resume_key
 from pcn.train.loop import TrainingState
 
 from project import RunsCode
@@ -88,8 +89,8 @@ def test_resume_key_and_differences():
     changed = {**parts, "params": {"lr": 0.02, "epochs": 3}, "code": {**parts["code"], "pcn/nn/layers.py": "cc"}}
     assert resume_key(parts) == resume_key(dict(reversed(list(parts.items()))))  # order-independent
     assert resume_key(parts) != resume_key(changed)
-    assert key_differences(parts, changed) == ["code: pcn/nn/layers.py", "params: lr"]
-    assert key_differences(parts, {**parts, "data": "d2"}) == ["data"]
+    assert differences(parts, changed) == ["code: pcn/nn/layers.py", "params: lr"]
+    assert differences(parts, {**parts, "data": "d2"}) == ["data"]
 
 
 def test_rng_state_roundtrip():

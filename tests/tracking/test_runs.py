@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from pcn.pipeline.store import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment
-from pcn.pipeline.tracking import flatten
+from pcn.tracking.store import TrackingError, check_tracking_uri, default_tracking_uri, ensure_experiment
 
 
 def free_port() -> int:
@@ -67,10 +66,6 @@ def test_concurrent_writers_share_one_new_sqlite_store(tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"writer{i}" for i in range(4)]
     assert all(len(client.get_metric_history(r.info.run_id, "value")) == 5 for r in runs)
-
-
-def test_flatten():
-    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": "x"}) == {"a.b": 1, "a.c": "[1, 2]", "d": "x"}
 
 
 def test_store_files_are_checked_and_named(tmp_path):
@@ -176,8 +171,8 @@ def _runs(tmp_path):
 
 @pytest.mark.parametrize("raised,status", [(None, "FINISHED"), (ValueError, "FAILED"), (KeyboardInterrupt, "KILLED")])
 def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
-    from pcn.pipeline.store import store_lock
-    from pcn.pipeline.tracking import StageRun, pipeline_parent
+    from pcn.tracking.runs import StageRun, pipeline_parent
+    from pcn.tracking.store import store_lock
 
     client, experiment = _runs(tmp_path)
     parent = pipeline_parent(client, experiment, "pid-1", "repro #abcd", {}, store_lock(client.tracking_uri, tmp_path))
@@ -197,8 +192,8 @@ def test_stage_run_status_follows_the_outcome(tmp_path, raised, status):
 
 
 def test_parent_runs_are_found_whatever_the_name_and_abandoned_ones_are_closed(tmp_path):
-    from pcn.pipeline.store import store_lock
-    from pcn.pipeline.tracking import StageRun, pipeline_parent
+    from pcn.tracking.runs import StageRun, pipeline_parent
+    from pcn.tracking.store import store_lock
 
     client, experiment = _runs(tmp_path)
     lock = store_lock(client.tracking_uri, tmp_path)
@@ -220,7 +215,7 @@ def test_tracking_failures_are_journaled_and_replayed(tmp_path):
     """A dead store costs no time and loses nothing: entries wait in the journal, then are replayed."""
     import time as _time
 
-    from pcn.pipeline.tracking import StageRun, replay
+    from pcn.tracking.runs import StageRun, replay
 
     client, experiment = _runs(tmp_path)
     journal = tmp_path / "pending.jsonl"
@@ -252,9 +247,9 @@ def test_a_frozen_server_costs_what_a_dead_one_does(tmp_path, monkeypatch, serve
     timeout three times (33 s measured), and again each window."""
     from mlflow.tracking import MlflowClient
 
-    from pcn.pipeline.tracking import StageRun
+    from pcn.tracking.runs import StageRun
 
-    from process import STAGE_ENVIRONMENT
+    from process_defaults import STAGE_ENVIRONMENT
 
     for key, value in STAGE_ENVIRONMENT.items():
         monkeypatch.setenv(key, value)

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from pcn.pipeline.journal import append, quarantine_path, replay
-from pcn.pipeline.store import default_tracking_uri, ensure_experiment
+from pcn.tracking.journal import append, quarantine_path, replay
+from pcn.tracking.store import default_tracking_uri, ensure_experiment
 
 
 @pytest.fixture

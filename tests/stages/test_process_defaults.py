@@ -1,4 +1,4 @@
-"""Stage processes (stages/process.py): the OpenMP waiting policy reaches the stages before torch loads, and a
+"""Stage processes (stages/process_defaults.py): the OpenMP waiting policy reaches the stages before torch loads, and a
 user's own wins."""
 
 import os
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-from process import STAGE_ENVIRONMENT, stage_environment  # noqa: E402
+from process_defaults import STAGE_ENVIRONMENT, stage_environment  # noqa: E402
 
 # Records OMP_WAIT_POLICY at the moment torch is first imported (when OpenMP reads it).
 PROBE = """
@@ -19,8 +19,8 @@ class Watch:
 sys.meta_path.insert(0, Watch())
 sys.path.insert(0, ".")
 sys.path.insert(0, 'stages')
-from process import prepare_stage
-prepare_stage('stages/validate.py')
+from process_defaults import set_process_defaults
+set_process_defaults()
 import torch
 print(seen)
 """
@@ -33,10 +33,10 @@ def test_stage_environment_fills_only_what_is_unset():
 
 
 def test_importing_the_stage_helpers_changes_nothing_in_the_process():
-    """Only prepare_stage, called explicitly, touches the environment and sys.path."""
+    """Only set_process_defaults, called explicitly, touches the environment and sys.path."""
     probe = (
         "import os, sys; sys.path.insert(0, 'stages'); env = dict(os.environ); path = list(sys.path); "
-        "import common, tracked, run_inputs, process; "
+        "import stage_inputs, mlflow_run, workspace, process_defaults; "
         "assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items()); "
         "assert sys.path == path; print('ok')"
     )
@@ -46,7 +46,7 @@ def test_importing_the_stage_helpers_changes_nothing_in_the_process():
 
 def policy_seen_by_torch(**extra) -> str:
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env.update(PCN_PRELOAD="0", **extra)
+    env.update(**extra)
     return subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stdout.strip()

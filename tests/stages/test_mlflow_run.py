@@ -1,4 +1,4 @@
-"""stages/tracked.py: which pipeline executions are still alive (their parent runs stay open)."""
+"""stages/mlflow_run.py: which pipeline executions are still alive (their parent runs stay open)."""
 
 import os
 import subprocess
@@ -9,7 +9,7 @@ import psutil
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "stages"))
-from tracked import pipeline_alive  # noqa: E402
+from mlflow_run import pipeline_alive  # noqa: E402
 
 
 def test_an_execution_is_alive_while_its_dvc_process_runs():

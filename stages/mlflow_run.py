@@ -1,8 +1,8 @@
-"""The stages' MLflow runs: the store, the pipeline's parent run, each stage's run and its tags.
+"""A stage's MLflow run: the store, the pipeline execution's parent run, the stage's run and its tags.
 
 Reads the environment that DVC and the user set (MLFLOW_TRACKING_URI, DVC_EXP_NAME,
-DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_CLIENT_PID, PCN_TRACKING=off: no tracking at all) and passes typed values to
-:mod:`pcn.pipeline.tracking`.
+DVC_EXP_BASELINE_REV, PCN_PIPELINE_ID, PCN_TRACKING=off: no tracking at all) and passes typed values to
+:mod:`pcn.tracking.runs`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pcn.files import file_digest
+from pcn.layout import run_name
 
-from common import DATA_DIR, ORIGIN_ROOT, ROOT, fail, run_name
+from stage_inputs import fail
+from workspace import ORIGIN_ROOT, ROOT, WORKSPACE
 
 logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start/stop notes are noise here
 
 
 def tracking_uri(params) -> str:
-    from pcn.pipeline.store import default_tracking_uri
+    from pcn.tracking.store import default_tracking_uri
 
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
 
@@ -32,7 +34,7 @@ def open_tracking(params):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from pcn.pipeline.store import TrackingError, check_tracking_uri, ensure_experiment
+    from pcn.tracking.store import TrackingError, check_tracking_uri, ensure_experiment
 
     uri = tracking_uri(params)
     try:
@@ -57,9 +59,7 @@ def pipeline_identity() -> tuple[str, str] | None:
 
     import psutil
 
-    # under the warm interpreter (stages/warm.py) the stage's own ancestry is the client's
-    start = psutil.Process(int(os.environ.get("PCN_CLIENT_PID") or os.getpid()))
-    for process in start.parents():
+    for process in psutil.Process().parents():
         try:
             cmdline = process.cmdline()
         except psutil.Error:
@@ -93,7 +93,7 @@ def pipeline_alive(ident: str) -> bool:
 def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
     import getpass
 
-    from pcn.pipeline.tracking import git_commit
+    from pcn.tracking.runs import git_commit
 
     commit = git_commit(ROOT)
     tags = {
@@ -118,7 +118,7 @@ def run_tags(params, stage: str, variant: str | None = None, seed: int | None = 
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
-    card = DATA_DIR / "card.json"
+    card = WORKSPACE.data_dir / "card.json"
     if card.is_file():
         tags["data.card_sha256"] = file_digest(card)
     return tags
@@ -140,11 +140,13 @@ def describe_parent(client, parent_id: str, params, label: str) -> None:
 
     from mlflow.entities import Param
 
-    from pcn.pipeline.tracking import flatten
+    from pcn.mappings import flatten
 
     if client.get_run(parent_id).data.params:
         return
-    flat = {k: str(v)[:6000] for k, v in flatten(asdict(params)).items() if not k.startswith("runtime.")}
+    flat = {
+        k: str(v)[:6000] for k, v in flatten(asdict(params), lists_as_json=True).items() if not k.startswith("runtime.")
+    }
     items = [Param(k, v) for k, v in sorted(flat.items())]
     for start in range(0, len(items), 100):  # MLflow takes at most 100 params per call
         client.log_batch(parent_id, params=items[start : start + 100])
@@ -161,14 +163,14 @@ def describe_parent(client, parent_id: str, params, label: str) -> None:
 
 
 def _raise_terminated(signum, frame):
-    from pcn.pipeline.tracking import Terminated
+    from pcn.tracking.runs import Terminated
 
     raise Terminated(f"signal {signum}")
 
 
 @contextmanager
 def stage_run(params, stage: str, variant: str | None = None, seed: int | None = None, enabled: bool = True):
-    """The stage's MLflow run (a :class:`pcn.pipeline.tracking.StageRun`), nested under the pipeline's parent run.
+    """The stage's MLflow run (a :class:`pcn.tracking.runs.StageRun`), nested under the pipeline's parent run.
 
     Opened before the stage's work and closed FINISHED, FAILED or KILLED (Ctrl-C, SIGTERM).
     ``enabled=False`` (ranks other than 0) yields a :class:`NullRun`, and so does ``PCN_TRACKING=off`` in the
@@ -179,8 +181,8 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
         return
     import hashlib as _hashlib
 
-    from pcn.pipeline.store import store_lock
-    from pcn.pipeline.tracking import StageRun, pipeline_parent
+    from pcn.tracking.runs import StageRun, pipeline_parent
+    from pcn.tracking.store import store_lock
 
     client, experiment_id = open_tracking(params)
     identity = pipeline_identity()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import tiny_params
-from project import dvc, env, make_project, mlflow_runs, read_json, start_train_stage
+from project import dvc, env, make_project, mlflow_runs, read_json, start_train_stage, wait_for_epoch
 
 pytestmark = pytest.mark.slow
 
@@ -21,8 +21,7 @@ def test_logged_models_are_in_the_experiment_registered_with_meaning_and_take_pi
     import mlflow
     import numpy as np
 
-    from pcn.pipeline.build import InputSpec, build_model
-    from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
+    from pcn.pipeline.build import InputSpec, rebuild_model
 
     params = tiny_params(default_params, variants=("modulus",), seeds=(0, 1))
     params["runtime"].update(log_models=True, system_metrics=True)
@@ -51,14 +50,7 @@ def test_logged_models_are_in_the_experiment_registered_with_meaning_and_take_pi
     assert client.get_model_version_by_alias("pcn-modulus", "seed-1").version != version.version
     # the model takes pixels as a user has them and normalizes them itself
     saved = torch.load(repo / "models/modulus-0/model.pt", weights_only=True)
-    model = build_model(
-        NetworkConfig(**saved["network"]),
-        FiltersConfig(**saved["filters"]),
-        VariantConfig(**saved["variant"]),
-        InputSpec.from_card(card),
-    )
-    model.load_state_dict(saved["state_dict"])
-    model.eval()
+    model = rebuild_model(saved, InputSpec.from_card(card))
     pixels = torch.randint(0, 256, (5, card["channels"], card["image_size"], card["image_size"]), dtype=torch.uint8)
     mean, std = (torch.tensor(card["normalization"][k]).view(1, -1, 1, 1) for k in ("mean", "std"))
     with torch.no_grad():
@@ -133,18 +125,9 @@ def test_a_dead_tracking_server_costs_no_epoch_and_no_hang(tmp_path, default_par
     store, port = tmp_path / "server" / "mlflow.db", free_port()
     store.parent.mkdir()
     server = start_server(store, port)
-    e = env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", PCN_PRELOAD="0", DVC_ROOT=str(repo))
-    proc = start_train_stage(
-        repo,
-        e,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    ckpt = repo / "checkpoints/modulus-0/last.pt"
-    deadline = time.time() + 300
-    while time.time() < deadline and not ckpt.exists():
-        time.sleep(0.1)
+    e = env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{port}", DVC_ROOT=str(repo))
+    proc = start_train_stage(repo, e)
+    wait_for_epoch(repo, 1, proc)
     os.killpg(server.pid, signal.SIGKILL)  # the server dies after epoch 1
     killed_at = time.time()
     out, err = proc.communicate(timeout=600)

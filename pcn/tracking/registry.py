@@ -20,17 +20,18 @@
 from __future__ import annotations
 
 import copy
-import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from pcn.data.datasets import IN_MEMORY
+from pcn.layout import Workspace, run_name
 from pcn.nn.phase_collapse import with_plain_projection
 from pcn.pipeline.build import PixelInput
-from pcn.pipeline.tracking import git_commit
-
-from common import MODELS_DIR, ROOT, run_name
+from pcn.schema import VariantConfig
+from pcn.tracking.runs import git_commit
 
 KEY_TAG = "pcn.resume_key"
 CURRENT_ALIAS = "current"
@@ -76,61 +77,95 @@ def description(variant: str, v, seed: int, card: dict, metrics: dict) -> str:
     )
 
 
-def log_and_register(
-    run, model, weights: dict, card: dict, test_batches, variant: str, v, seed: int, metrics: dict, resume_key: str
-) -> None:
-    """Log and register the trained model (module docstring); a model already registered is not again."""
+@dataclass(frozen=True)
+class TrainedRun:
+    """What a finished training run registers: its variant (name and configuration), seed, data card, metrics
+    and resume key."""
+
+    variant: str
+    config: VariantConfig
+    seed: int
+    card: dict
+    metrics: dict
+    resume_key: str
+
+
+def version_tags(trained: TrainedRun, root: Path, exp_name: str) -> dict[str, str]:
+    """The tags a model version is created with: what it is, how well it did, and the resume key that finds it."""
+    card, metrics = trained.card, trained.metrics
+    tags = {
+        "variant": trained.variant,
+        "seed": trained.seed,
+        "data.name": card["name"],
+        "data.digest": card["digest"],
+        "epochs": metrics["epochs"],
+        "test_error_pct": f"{metrics['final_test_error']:.4f}",
+        "params_hash": metrics["params_hash"],
+        KEY_TAG: trained.resume_key,
+        "git.commit": git_commit(root),
+        "dvc.exp_name": exp_name,
+    }
+    return {k: str(v) for k, v in tags.items()}
+
+
+def ensure_registered_model(client, name: str) -> None:
+    """Create the registered model ``name`` unless it exists."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+
+
+def log_and_register(run, trained: TrainedRun, model, weights: dict, test_batches, root: Path, exp_name="") -> None:
+    """Log and register the trained model (module docstring); a model already registered is not again. ``root``:
+    the project (its ``pcn`` package is logged with the model, its git commit tagged); ``exp_name``: the DVC
+    experiment's name, if any. The version is created with its tags and description in one call, so that a kill
+    never leaves an untagged version that the next run would not find."""
     import mlflow
     from mlflow.models import infer_signature
 
-    name = registered_name(variant)
+    name, label = registered_name(trained.variant), f"train@{run_name(trained.variant, trained.seed)}"
     try:
         if not run.reachable():  # a frozen server would cost a request timeout per call of log_model
             raise ConnectionError("the MLflow store does not answer")
-        if find_version(run.client, variant, resume_key) is not None:
-            print(f"train@{run_name(variant, seed)}: this model is registered already ({name}); not again")
+        if find_version(run.client, trained.variant, trained.resume_key) is not None:
+            print(f"{label}: this model is registered already ({name}); not again")
             return
-        servable_model, example = servable(model, weights, card, test_batches)
+        servable_model, example = servable(model, weights, trained.card, test_batches)
         with torch.no_grad():
             logits = servable_model(example)
         mlflow.set_experiment(experiment_id=run.experiment_id)  # the logged model's experiment
         info = mlflow.pytorch.log_model(
             servable_model,
-            name=run_name(variant, seed),
+            name=run_name(trained.variant, trained.seed),
             run_id=run.run_id,
             input_example=example.numpy(),
             signature=infer_signature(example.numpy(), logits.numpy()),
             serialization_format="pt2",
-            registered_model_name=name,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}", "numpy"],
-            code_paths=[str(ROOT / "pcn")],
+            code_paths=[str(root / "pcn")],
             validate_serving_input=False,
         )
-        version = info.registered_model_version
-        tags = {
-            "variant": variant,
-            "seed": seed,
-            "data.name": card["name"],
-            "data.digest": card["digest"],
-            "epochs": metrics["epochs"],
-            "test_error_pct": f"{metrics['final_test_error']:.4f}",
-            "params_hash": metrics["params_hash"],
-            KEY_TAG: resume_key,
-            "git.commit": git_commit(ROOT),
-            "dvc.exp_name": os.environ.get("DVC_EXP_NAME", ""),
-        }
-        for key, value in tags.items():
-            run.client.set_model_version_tag(name, version, key, str(value))
-        run.client.update_model_version(name, version, description=description(variant, v, seed, card, metrics))
+        ensure_registered_model(run.client, name)
+        run.client.create_model_version(
+            name,
+            source=info.model_uri,
+            run_id=run.run_id,
+            tags=version_tags(trained, root, exp_name),
+            description=description(trained.variant, trained.config, trained.seed, trained.card, trained.metrics),
+            model_id=info.model_id,
+        )
     except Exception as exc:  # the stage's results stand without it
         print(
-            f"warning: train@{run_name(variant, seed)}: the MLflow model was not logged or registered "
-            f"({type(exc).__name__}: {exc})",
+            f"warning: {label}: the MLflow model was not logged or registered ({type(exc).__name__}: {exc})",
             file=sys.stderr,
         )
 
 
-def move_aliases(client, variants: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
+def move_aliases(client, workspace: Workspace, variants: list[str], seeds: list[int]) -> dict[str, dict[str, str]]:
     """Point ``seed-<s>`` and ``current`` of each variant's registered model at the versions of the current
     models (``models/<variant>-<seed>/model.pt``, found by resume key); returns ``{model: {alias: version}}``.
     Models never registered (``runtime.log_models: false``) are skipped."""
@@ -138,7 +173,7 @@ def move_aliases(client, variants: list[str], seeds: list[int]) -> dict[str, dic
     for variant in variants:
         aliases = {}
         for seed in seeds:
-            saved = torch.load(MODELS_DIR / run_name(variant, seed) / "model.pt", map_location="cpu", weights_only=True)
+            saved = torch.load(workspace.model_file(run_name(variant, seed)), map_location="cpu", weights_only=True)
             version = find_version(client, variant, saved["resume_key"])
             if version is None:
                 continue

@@ -2,7 +2,7 @@
 
 * The default store is an **absolute** ``sqlite:///<repo>/mlflow.db``: relative paths
   break in ``dvc exp run --queue`` temporary copies.
-* The store is checked and its experiment created by :mod:`pcn.pipeline.store`.
+* The store is checked and its experiment created by :mod:`pcn.tracking.store`.
 * :class:`StageRun` is one stage's run: opened before the work, nested under the pipeline
   execution's parent run (:func:`pipeline_parent`), closed FINISHED, FAILED or KILLED.
   Logging during the work goes through :meth:`StageRun.log_metrics`, which never waits long
@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Callable
 
-from pcn.pipeline.journal import append, apply_entry, replay
-from pcn.pipeline.store import TrackingError, check_tracking_uri, exclusive_lock
+from pcn.tracking.journal import append, apply_entry, replay
+from pcn.tracking.store import TrackingError, check_tracking_uri, exclusive_lock
 
 #: How long logging stays offline (entries journaled without trying) after a failed call.
 RETRY_AFTER_SECONDS = 30.0
@@ -30,20 +29,6 @@ RETRY_AFTER_SECONDS = 30.0
 
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (treated like Ctrl-C: runs are marked KILLED)."""
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, object]:
-    """``{"a": {"b": 1}} -> {"a.b": 1}``; lists become JSON strings."""
-    out = {}
-    for key, value in d.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        elif isinstance(value, (list, tuple)):
-            out[name] = json.dumps(value)
-        else:
-            out[name] = value
-    return out
 
 
 def git_commit(repo_root: Path) -> str:
