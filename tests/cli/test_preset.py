@@ -62,3 +62,19 @@ def test_a_bad_preset_is_refused_naming_the_key(tmp_path):
     bad.write_text("tracking:\n  uri: 'a b'\n")
     with pytest.raises(CommandError, match="cannot be passed"):
         command(bad, ROOT / "params.yaml", [])
+
+
+def test_the_translated_preset_is_the_committed_run(default_params):
+    """The headline command (pcn preset presets/translated.yaml) reproduces the configuration of the committed
+    report results/translated/: the same variants, seeds, data set and epochs per variant."""
+    import json
+
+    merged = parse_params(overlay(default_params, read_yaml(ROOT / "presets/translated.yaml")), "translated")
+    table = json.loads((ROOT / "results/translated/table.json").read_text())
+    assert [r["variant"] for r in table["rows"]] == merged.variants
+    for row in table["rows"]:
+        assert row["seeds"] == merged.seeds, row["variant"]
+        assert row["epochs"] == merged.models[row["variant"]].recipe(merged.train)["epochs"], row["variant"]
+    assert merged.data.name == "translated_mnist" and table["dataset"] == merged.data.name
+    run = (ROOT / "results/translated/RUN.md").read_text()
+    assert f"{len(merged.variants)} variants, {len(merged.seeds)} seeds" in run
