@@ -92,6 +92,7 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     dvc("plots", "show", cwd=repo)
     index = (repo / "dvc_plots" / "index.html").read_text()
     assert index.count("<img") >= 6 and "mechanism.png" in index and "test_accuracy.png" in index
+    assert index.index("test_error.png") < index.index("filters.png")  # it opens on the results
     assert not re.search(r"<script[^>]+src=[\"']https?://", index)  # renders offline
 
 
