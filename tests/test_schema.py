@@ -159,7 +159,7 @@ def test_missing_key(default_params):
     ],
 )
 def test_presets_are_valid_and_match_paper_sizes(preset, expected):
-    from preset import overlay
+    from pcn.cli.preset import overlay
 
     p = parse_params(overlay(read_yaml(ROOT / "params.yaml"), read_yaml(ROOT / "presets" / f"{preset}.yaml")), preset)
     inputs = InputSpec(3, 32, 10) if preset == "cifar10" else InputSpec(3, 224, 1000)

@@ -114,12 +114,12 @@ def test_rejects_wrong_input():
 )
 def test_auto_backend_of_every_shipped_block(preset, size, expected):
     """The ``auto`` rule (pcn.nn.backends.choose_backend) on every block of the shipped presets."""
+    from pcn.cli.preset import overlay
     from pcn.nn.phase_collapse import PhaseCollapseNet
     from pcn.pipeline.build import phase_collapse_config
     from pcn.schema import parse_params
 
     from conftest import ROOT, read_yaml
-    from preset import overlay
 
     base = read_yaml(ROOT / "params.yaml")
     params = parse_params(base if preset == "params.yaml" else overlay(base, read_yaml(ROOT / preset)))
