@@ -19,6 +19,7 @@ LAYERS = {
     "pcn.train": 2,
     "pcn.analysis": 3,
     "pcn.pipeline": 4,
+    "pcn.cli": 5,
 }
 
 

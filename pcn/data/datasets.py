@@ -95,6 +95,24 @@ def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple
     return placed[0], placed[1], classes
 
 
+def _download_cifar10(root: Path) -> None:
+    """Download and extract the CIFAR-10 archive into ``root`` (its MD5 checked by torchvision)."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    try:
+        download_and_extract_archive(
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            str(root),
+            filename="cifar-10-python.tar.gz",
+            md5="c58f30108f718f92721af3b95e74349a",
+        )
+    except Exception as exc:  # network errors, checksum mismatch
+        raise DataError(
+            f"cifar10: download into {root} failed ({exc}); set data.download: false and "
+            "data.root to an existing copy"
+        ) from exc
+
+
 def load_cifar10(
     root: Path, download: bool, md5: dict[str, str] | None = None
 ) -> tuple[ArraySplit, ArraySplit, list[str]]:
@@ -112,20 +130,7 @@ def load_cifar10(
     md5 = CIFAR10_MD5 if md5 is None else md5
     folder = Path(root) / "cifar-10-batches-py"
     if download and not folder.is_dir():
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        try:
-            download_and_extract_archive(
-                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                str(root),
-                filename="cifar-10-python.tar.gz",
-                md5="c58f30108f718f92721af3b95e74349a",
-            )
-        except Exception as exc:  # network errors, checksum mismatch
-            raise DataError(
-                f"cifar10: download into {root} failed ({exc}); set data.download: false and "
-                "data.root to an existing copy"
-            ) from exc
+        _download_cifar10(root)
     if not folder.is_dir():
         raise DataError(
             f"cifar10: {folder} does not exist; set data.root to the folder containing "
