@@ -39,9 +39,7 @@ from pcn.data.errors import DataError
 from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 from pcn.data.splits import ArraySplit, stratified_split
 from pcn.files import file_digest, sha256_json
-
-DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")
-MNIST5K_PER_CLASS = 500
+from pcn.names import DATASETS
 
 CIFAR10_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",

@@ -25,9 +25,6 @@ from torch import Tensor, nn
 from pcn.nn.features import SplitFeatures
 from pcn.nn.layers import GlobalBatchNorm2d, Standardization
 
-#: The architecture name in params.yaml.
-ARCHITECTURE = "scat"
-
 
 def scattering_channels(J: int, L: int, max_order: int = 2) -> int:
     """Number of scattering maps per input channel: ``1 + J L (+ L^2 J (J - 1) / 2 at order 2)``."""

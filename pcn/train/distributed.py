@@ -16,9 +16,6 @@ import torch.distributed as dist
 
 from pcn.nn.collectives import is_initialized
 
-#: How the train stage starts its processes: in the stage's own process, or under torchrun (DDP).
-LAUNCHERS = ("python", "torchrun")
-
 
 @dataclass(frozen=True)
 class DistInfo:

@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from pcn.nn.nonlinearities import resnet_nonlinearity
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
-from pcn.nn.resnet import BiasFreeResNet18, NonLinearity
+from pcn.nn.resnet import BiasFreeResNet18
 from pcn.train.epoch import NonFiniteError, build_optimizer, run_test_pass, step_lr, train_one_epoch
 from pcn.train.loop import Schedule, TrainingState, fit
 
@@ -210,11 +211,11 @@ def test_resnet18_parameter_count_and_threshold():
     learned = BiasFreeResNet18(3, 1000, "thresh", learned=True)
     frozen = BiasFreeResNet18(3, 1000, "thresh", learned=False)
     assert count_parameters(learned) > count_parameters(frozen) == 11_679_912
-    nl = NonLinearity("thresh", 2, True, 1.0)
+    nl = resnet_nonlinearity("thresh", 2, True, 1.0)
     x = torch.tensor([[-3.0, -0.5], [0.5, 2.0]]).view(1, 2, 1, 2)  # (B, C, H, W)
     assert nl(x).flatten().tolist() == [-2.0, 0.0, 0.0, 1.0]  # soft thresholding at 1
     with pytest.raises(ValueError, match="valid: relu, abs, thresh, absdead, tanh, powfixed, identity"):
-        NonLinearity("gelu", 2, True, 1.0)
+        resnet_nonlinearity("gelu", 2, True, 1.0)
 
 
 @pytest.mark.parametrize("kind", ["mod", "cst", "ms", "mc", "tanh", "relu"])
