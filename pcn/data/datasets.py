@@ -106,8 +106,7 @@ def _download_cifar10(root: Path) -> None:
         )
     except Exception as exc:  # network errors, checksum mismatch
         raise DataError(
-            f"cifar10: download into {root} failed ({exc}); set data.download: false and "
-            "data.root to an existing copy"
+            f"cifar10: download into {root} failed ({exc}); set data.download: false and data.root to an existing copy"
         ) from exc
 
 
