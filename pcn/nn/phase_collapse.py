@@ -153,16 +153,18 @@ class PhaseCollapseBlock(nn.Module):
         """rho's output in this block: where the paper's argument lives (before Std and Pc)."""
         return SplitFeatures.cat(self._filtered(x)[2])
 
-    def probe(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, SplitFeatures]:
-        """``(block output, x * psi, rho(x * psi))``: the output and the band-pass channels before and after rho.
+    def probe(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, SplitFeatures, list[SplitFeatures]]:
+        """``(block output, x * psi, rho(x * psi), rho's parts)``: the output, the band-pass channels before and
+        after rho, and rho's whole output as parts (what :meth:`nonlinearity_output` concatenates).
 
-        In ``lscat_skip`` rho also acts on the low-pass ``x * phi``; that part is left out here: the paper's
-        argument is about the band-pass coefficients, whose class means vanish for translation-invariant classes.
+        In ``lscat_skip`` rho also acts on the low-pass ``x * phi``; that part is left out of ``rho(x * psi)``: the
+        paper's argument is about the band-pass coefficients, whose class means vanish for translation-invariant
+        classes.
         """
         low, band, rho = self._filtered(x)
         rho_inputs = [band] if self.arch == "lscat" else [low, band]
         band_part = sum(p.re is not None for p in rho_inputs) - 1  # rho's parts: complex inputs first, in order
-        return self._project(low, band, rho), band, rho[band_part]
+        return self._project(low, band, rho), band, rho[band_part], rho
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         low, band, rho = self._filtered(x)
@@ -227,9 +229,20 @@ class PhaseCollapseNet(nn.Module):
         it (``rho``) and of the block output (``block``): where :mod:`pcn.analysis.views` measures."""
         out, z = [], SplitFeatures(real=x)
         for block in self.blocks:
-            z, band, rho = block.probe(z)
+            z, band, rho, _ = block.probe(z)
             out.append({"before_rho": band.stacked_real(), "rho": rho.stacked_real(), "block": z.stacked_real()})
         return out
+
+    def probe_pass(self, x: Tensor) -> tuple[list[dict[str, Tensor]], list[list[SplitFeatures]], SplitFeatures]:
+        """One forward pass of images ``x`` (B, C, H, W) that gives :meth:`probe_points`, rho's output in every block
+        as parts (concatenated: :meth:`nonlinearity_outputs`) and the last block's output (:attr:`classifier`
+        gives the logits of :meth:`forward` from it)."""
+        points, rhos, z = [], [], SplitFeatures(real=x)
+        for block in self.blocks:
+            z, band, rho, parts = block.probe(z)
+            points.append({"before_rho": band.stacked_real(), "rho": rho.stacked_real(), "block": z.stacked_real()})
+            rhos.append(parts)
+        return points, rhos, z
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         """Real views (B, 2K, h, w) of every block output, for separation measurements."""

@@ -107,11 +107,15 @@ class BiasFreeResNet18(nn.Module):
             feats.append(stage(feats[-1]))
         return feats
 
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the last stage's output (B, 512, h, w): global average pooling, then the Linear layer."""
+        return self.fc(torch.flatten(torch.mean(features, dim=(2, 3)), 1))
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return self.fc(torch.flatten(torch.mean(x, dim=(2, 3)), 1))
+        return self.head(x)
 
 
 class StandardResNet18(nn.Module):
@@ -153,6 +157,10 @@ class StandardResNet18(nn.Module):
         for stage in (n.layer1, n.layer2, n.layer3, n.layer4):
             feats.append(stage(feats[-1]))
         return feats
+
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the last stage's output (B, 512, h, w): torchvision's average pooling, flatten, fc."""
+        return self.net.fc(torch.flatten(self.net.avgpool(features), 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

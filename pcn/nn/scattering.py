@@ -56,5 +56,9 @@ class ScatteringNet(nn.Module):
         """The one layer before the classifier: the standardized scattering maps."""
         return [self.scatter(x)]
 
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the standardized scattering maps (:meth:`scatter`): BatchNorm2d, flatten, Linear."""
+        return self.fc(torch.flatten(self.bn(features), 1))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.bn(self.scatter(x)), 1))
+        return self.head(self.scatter(x))
