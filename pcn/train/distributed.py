@@ -41,15 +41,6 @@ def all_gather_objects(obj) -> list:
     return out
 
 
-def broadcast_object(obj, src: int = 0):
-    """Send a picklable object from rank ``src`` to every rank."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def init_distributed(info: DistInfo, device_type: str) -> None:
     """Join the process group (NCCL on CUDA, gloo on CPU); no-op for a single process."""
     if not info.enabled or is_initialized():
