@@ -46,28 +46,14 @@ def with_zero_fractions(rows: list[dict], zeros: list[float | None]) -> list[flo
 
 
 def three_pass_evaluation(
-    model: nn.Module,
-    train_batches: Batches,
-    test_batches: Batches,
-    num_classes: int,
-    device: torch.device,
-    probe_dim: int,
-    fisher_eps: float,
-    max_train_samples: int = 0,
+    model: nn.Module, train_batches: Batches, test_batches: Batches, *settings
 ) -> tuple[EpochStats, list[dict], list[float | None]]:
     """The specification of :func:`evaluate_model`: its three measures one after the other, each passing over
-    ``test_batches`` (which must be iterable three times, e.g. a list)."""
+    ``test_batches`` (which must be iterable three times, e.g. a list). ``settings``: ``num_classes, device,
+    probe_dim, fisher_eps[, max_train_samples]``, as for :func:`evaluate_model`."""
+    device = settings[1]
     acc = run_test_pass(model, test_batches, device)
-    rows = layer_separation(
-        lambda images: layer_views(model, images),
-        train_batches,
-        test_batches,
-        num_classes,
-        device,
-        probe_dim,
-        fisher_eps,
-        max_train_samples,
-    )
+    rows = layer_separation(lambda images: layer_views(model, images), train_batches, test_batches, *settings)
     zeros = zero_fractions(model, test_batches, device) or []
     return acc, rows, with_zero_fractions(rows, zeros)
 

@@ -370,16 +370,17 @@ for _registry, _names in ((LSCAT_REGISTRY, LSCAT_NONLINEARITIES), (RESNET_REGIST
         _cls.kind = _name
 
 
-def lscat_nonlinearity(kind: str, n_complex: int, n_real: int, learned: bool = True, **inits) -> PointwiseNonlinearity:
-    """The LScat non-linearity ``kind`` (:data:`LSCAT_REGISTRY`); ``inits``: ``threshold_init``, ``gain_init``,
-    ``bias_init`` (:class:`PointwiseNonlinearity`)."""
+def lscat_nonlinearity(kind: str, *args, **kwargs) -> PointwiseNonlinearity:
+    """The LScat non-linearity ``kind`` (:data:`LSCAT_REGISTRY`), built with the arguments of
+    :class:`PointwiseNonlinearity` (``n_complex, n_real, learned, threshold_init, gain_init, bias_init``)."""
     if kind not in LSCAT_REGISTRY:
         raise ValueError(f"unknown non-linearity {kind!r}; valid: {', '.join(LSCAT_NONLINEARITIES)}")
-    return LSCAT_REGISTRY[kind](n_complex, n_real, learned, **inits)
+    return LSCAT_REGISTRY[kind](*args, **kwargs)
 
 
-def resnet_nonlinearity(kind: str, channels: int, learned: bool, threshold_init: float) -> ResNetNonlinearity:
-    """The bias-free ResNet-18 non-linearity ``kind`` (:data:`RESNET_REGISTRY`) on ``channels`` channels."""
+def resnet_nonlinearity(kind: str, *args, **kwargs) -> ResNetNonlinearity:
+    """The bias-free ResNet-18 non-linearity ``kind`` (:data:`RESNET_REGISTRY`), built with the arguments of
+    :class:`ResNetNonlinearity` (``channels, learned, threshold_init``)."""
     if kind not in RESNET_REGISTRY:
         raise ValueError(f"unknown ResNet non-linearity {kind!r}; valid: {', '.join(RESNET_NONLINEARITIES)}")
-    return RESNET_REGISTRY[kind](channels, learned, threshold_init)
+    return RESNET_REGISTRY[kind](*args, **kwargs)

@@ -124,13 +124,7 @@ class PhaseCollapseBlock(nn.Module):
         else:  # rho on all of Wx
             rho_complex, rho_real = low_complex + in_channels * L, low_real
         self.rho = lscat_nonlinearity(
-            cfg.nonlinearity,
-            rho_complex,
-            rho_real,
-            cfg.learned,
-            threshold_init=cfg.threshold_init,
-            gain_init=cfg.gain_init,
-            bias_init=cfg.bias_init,
+            cfg.nonlinearity, rho_complex, rho_real, cfg.learned, cfg.threshold_init, cfg.gain_init, cfg.bias_init
         )
         real_output = self.rho.real_output  # the modulus: complex channels come out real
         rho_out_complex = 0 if real_output else rho_complex
