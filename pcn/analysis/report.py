@@ -22,6 +22,14 @@ from pcn.names import ARCHITECTURES, PHASE_COLLAPSE, nonlinearities_of, of_famil
 REFERENCES = {arch: (of_family(arch, PHASE_COLLAPSE) or nonlinearities_of(arch))[0] for arch in ARCHITECTURES}
 
 
+def _block_panels(measure: str, label: str) -> list[tuple[str, str, str]]:
+    """Panels of ``measure`` on the flattened block outputs and on their spatial means."""
+    return [
+        ("block/flatten", measure, f"{label}, flattened block output"),
+        ("block/spatial_mean", measure, f"{label}, spatial means"),
+    ]
+
+
 #: The report's per-layer figures: file -> (panels ``(view, measure, title)``, log scale).
 LAYER_FIGURES = {
     "mechanism.png": (
@@ -31,27 +39,9 @@ LAYER_FIGURES = {
         ],
         False,
     ),
-    "probe_accuracy.png": (
-        [
-            ("block/flatten", "probe_accuracy", "linear probe test accuracy, flattened block output"),
-            ("block/spatial_mean", "probe_accuracy", "linear probe test accuracy, spatial means"),
-        ],
-        False,
-    ),
-    "ncm_accuracy.png": (
-        [
-            ("block/flatten", "ncm_accuracy", "NCM test accuracy, flattened block output"),
-            ("block/spatial_mean", "ncm_accuracy", "NCM test accuracy, spatial means"),
-        ],
-        False,
-    ),
-    "fisher.png": (
-        [
-            ("block/flatten", "fisher", "Fisher ratio (cross-fitted), flattened block output"),
-            ("block/spatial_mean", "fisher", "Fisher ratio (cross-fitted), spatial means"),
-        ],
-        True,
-    ),
+    "probe_accuracy.png": (_block_panels("probe_accuracy", "linear probe test accuracy"), False),
+    "ncm_accuracy.png": (_block_panels("ncm_accuracy", "NCM test accuracy"), False),
+    "fisher.png": (_block_panels("fisher", "Fisher ratio (cross-fitted)"), True),
 }
 #: The measures whose trend with depth the report puts in words (held-out classifiers, invariant Fisher ratio).
 DEPTH_MEASURES = ("ncm_accuracy", "probe_accuracy", "fisher")
