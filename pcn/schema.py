@@ -5,9 +5,8 @@ is turned into nested dataclasses by :func:`parse_params`. Every problem is repo
 once, before any work starts, with the dotted key and the valid choices: unknown or
 misspelled keys (DVC itself silently adds them), missing keys, wrong types, a scalar
 where a list is expected, out-of-range values, unsafe names and inconsistent
-combinations. The valid choices of each setting are listed here (the schema imports nothing
-from the implementation); tests/test_layout.py checks that each list equals the registry of
-the module that implements it.
+combinations. The valid choices of each setting are those of :mod:`pcn.names`, which the
+implementations' registries read too (the schema imports nothing from the implementation).
 
 Names that end up in file paths, stage names and shell commands (variant names, the
 MLflow experiment) must match :data:`NAME_PATTERN`: letters, digits and ``_`` only for
@@ -22,42 +21,20 @@ from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 from pcn.files import sha256_json
-from pcn.typed_params import auto_or_count, bounded, build, choice, listed
-
-# The valid values of each choice. The schema owns these lists and imports nothing from the
-# implementation (it is a leaf of the import graph); tests/test_layout.py checks that each list
-# equals the registry of the module that implements it.
-DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")  # pcn.data.datasets
-MNIST5K_PER_CLASS = 500  # pcn.data.datasets
-AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")  # pcn.data.augment
-BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")  # pcn.nn.backends
-STEMS = ("imagenet", "small", "strided")  # pcn.nn.resnet
-SCAT_ARCHITECTURE = "scat"  # pcn.nn.scattering
-STANDARD_RESNET_ARCHITECTURE = "resnet18_standard"  # pcn.nn.resnet
-LSCAT_ARCHITECTURES = ("lscat", "lscat_skip")  # pcn.nn.phase_collapse
-RESNET_ARCHITECTURE = "resnet18"  # pcn.nn.resnet
-ARCHITECTURES = (
-    *LSCAT_ARCHITECTURES,
-    RESNET_ARCHITECTURE,
-    STANDARD_RESNET_ARCHITECTURE,  # pcn.pipeline.build
-    SCAT_ARCHITECTURE,
+from pcn.names import (
+    ARCHITECTURES,
+    AUGMENTATIONS,
+    BACKENDS,
+    DATASETS,
+    DEVICES,
+    LAUNCHERS,
+    MNIST5K_PER_CLASS,
+    SELECTIONS,
+    STEMS,
+    THRESHOLDED,
+    nonlinearities_of,
 )
-LSCAT_NONLINEARITIES = ("mod", "cst", "ms", "mc", "tanh", "relu", "identity")  # pcn.nn.nonlinearities
-RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "absdead", "tanh", "powfixed", "identity")  # pcn.nn.resnet
-THRESHOLDED = ("thresh", "absdead")  # pcn.nn.resnet
-DEVICES = ("auto", "cpu", "cuda")  # pcn.train.device
-LAUNCHERS = ("python", "torchrun")  # pcn.train.distributed
-SELECTIONS = ("last", "best")  # pcn.train.loop
-
-
-def nonlinearities_of(arch: str) -> tuple[str, ...]:
-    """Valid non-linearities of an architecture (the fixed ones: the scattering's modulus, torchvision's ReLU)."""
-    return {
-        RESNET_ARCHITECTURE: RESNET_NONLINEARITIES,
-        SCAT_ARCHITECTURE: ("mod",),
-        STANDARD_RESNET_ARCHITECTURE: ("relu",),
-    }.get(arch, LSCAT_NONLINEARITIES)
-
+from pcn.typed_params import auto_or_count, bounded, build, choice, listed
 
 #: Largest seed: every random generator the seeds reach takes it, with the epoch added (numpy's legacy
 #: seeding and torch.Generator.manual_seed(seed + epoch) accept up to 2**32 - 1 and 2**64 - 1).

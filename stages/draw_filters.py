@@ -12,9 +12,10 @@ set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 from pcn.analysis.plots import plot_filter_bank, plot_message
 from pcn.data.datasets import read_card
 from pcn.data.errors import DataError
+from pcn.names import LSCAT_ARCHITECTURES
 from pcn.nn.morlet import block_filter_type, fourier_filters, padded_size
 from pcn.pipeline.build import InputSpec, phase_collapse_config
-from pcn.schema import LSCAT_ARCHITECTURES, VariantConfig
+from pcn.schema import VariantConfig
 
 from stage_inputs import fail, load_params
 from workspace import WORKSPACE

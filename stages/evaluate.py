@@ -5,7 +5,8 @@ Layer 0 is the input image; layer j >= 1 is block j (phase-collapse networks) or
 non-linearity, the block output), flattened and spatially averaged. Training statistics come from the
 run's training split (no augmentation), every score from its test split
 (:mod:`pcn.analysis.separation`); the fraction of exact zeros of each layer's non-linearity outputs
-(:mod:`pcn.analysis.activations`) from the test split. A model trained with other params than the
+(:mod:`pcn.analysis.activations`) from the test split, all in one pass over it
+(:func:`pcn.analysis.evaluation.evaluate_model`). A model trained with other params than the
 current params.yaml is refused.
 """
 
@@ -14,14 +15,12 @@ from process_defaults import set_process_defaults
 set_process_defaults()  # before torch and pcn: stages/process_defaults.py
 
 import json
-import math
 from dataclasses import asdict
 
 import torch
 
-from pcn.analysis.activations import zero_fractions
-from pcn.analysis.separation import MEASURES, layer_separation
-from pcn.analysis.views import layer_views
+from pcn.analysis.evaluation import evaluate_model
+from pcn.analysis.separation import MEASURES
 from pcn.data.datasets import read_card
 from pcn.data.errors import DataError
 from pcn.data.imagenet import default_workers
@@ -34,7 +33,6 @@ from pcn.pipeline.results import error_percent
 from pcn.pipeline.run_data import RunData, Shard
 from pcn.train.checkpoint import CheckpointError, load
 from pcn.train.device import retain_freed_memory, select_device
-from pcn.train.epoch import run_test_pass
 
 from mlflow_run import stage_run
 from stage_inputs import fail, load_params, run_arguments
@@ -67,9 +65,8 @@ def measure(model, params, card: dict, device: torch.device, seed: int) -> tuple
     image_root = resolve_data_root(params.data.imagenet.root) if card["name"] == "imagenet" else None
     data = RunData(params, WORKSPACE.data_dir, card, device, seed, shard, image_root)
     train_batches, test_batches = data.evaluation_batches(ev.batch_size)
-    acc = run_test_pass(model, test_batches.epoch(0), device)
-    rows = layer_separation(
-        lambda images: layer_views(model, images),
+    return evaluate_model(
+        model,
         train_batches.epoch(0),
         test_batches.epoch(0),
         card["num_classes"],
@@ -78,13 +75,6 @@ def measure(model, params, card: dict, device: torch.device, seed: int) -> tuple
         ev.fisher_eps,
         ev.max_train_samples,
     )
-    zeros = zero_fractions(model, test_batches.epoch(0), device) or []
-    n_layers = max(r["layer"] for r in rows)
-    zeros = zeros + [None] * (n_layers - len(zeros))
-    for r in rows:  # layer j >= 1: zeros[j - 1]
-        z = zeros[r["layer"] - 1] if r["place"] == "rho" else None
-        r["zero_fraction"] = math.nan if z is None else z
-    return acc, rows, zeros
 
 
 def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> dict:

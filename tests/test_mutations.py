@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 #: name: (file, original text, broken text)
 MUTANTS = {
-    "modulus is the real part": ("pcn/nn/nonlinearities.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
+    "modulus is the real part": ("pcn/nn/modulus.py", "modulus = torch.hypot(re, im)", "modulus = re.clone()"),
     "Morlet filters lose their zero mean": (
         "pcn/nn/morlet.py",
         "return wave - (wave.sum() / envelope.sum()) * envelope",

@@ -31,26 +31,80 @@ def test_unknown_key_with_suggestion(default_params):
     assert "valid keys: epochs, batch_size" in message
 
 
-def test_wrong_types(default_params):
-    p = copy.deepcopy(default_params)
-    p["train"]["lr"] = "fast"
-    p["train"]["epochs"] = 2.5
-    p["filters"]["full_angles"] = "yes"  # YAML 1.2 (DVC's reading) makes `yes` a string
-    p["network"]["widths"] = []
-    message = errors_for(p)
-    assert "train.lr: expected a finite number, got 'fast'" in message
-    assert "train.epochs: expected an integer, got 2.5" in message
-    assert "filters.full_angles: expected true or false, got 'yes'" in message
-    assert "network.widths: expected a non-empty list of int, got []" in message
+def changed(params: dict, changes: dict) -> dict:
+    """A copy of ``params`` with each dotted key of ``changes`` set to its value."""
+    p = copy.deepcopy(params)
+    for key, value in changes.items():
+        *path, last = key.split(".")
+        section = p
+        for part in path:
+            section = section[part]
+        section[last] = value
+    return p
 
 
-def test_scalar_where_a_list_is_expected_is_named_by_key(default_params):
-    p = copy.deepcopy(default_params)
-    p["variants"] = "modulus"
-    p["seeds"] = 0
-    message = errors_for(p)
-    assert "variants: expected a list of str, got the scalar 'modulus' (write [modulus])" in message
-    assert "seeds: expected a list of int, got the scalar 0 (write [0])" in message
+#: Invalid params (dotted key: value) and messages the error must hold, every one at once, each with its key.
+PROBLEMS = {
+    "wrong types": (
+        {
+            "train.lr": "fast",
+            "train.epochs": 2.5,
+            "filters.full_angles": "yes",  # YAML 1.2 (DVC's reading) makes `yes` a string
+            "network.widths": [],
+        },
+        [
+            "train.lr: expected a finite number, got 'fast'",
+            "train.epochs: expected an integer, got 2.5",
+            "filters.full_angles: expected true or false, got 'yes'",
+            "network.widths: expected a non-empty list of int, got []",
+        ],
+    ),
+    "a scalar where a list is expected": (
+        {"variants": "modulus", "seeds": 0},
+        [
+            "variants: expected a list of str, got the scalar 'modulus' (write [modulus])",
+            "seeds: expected a list of int, got the scalar 0 (write [0])",
+        ],
+    ),
+    "out of range values and bad choices": (
+        {
+            "train.lr": 0,
+            "train.momentum": 1.5,
+            "data.name": "mnist",
+            "models.modulus.arch": "lscat-skip",
+            "report.confidence": 1.0,
+        },
+        [
+            "train.lr: 0.0 is out of range; must be > 0.0",
+            "train.momentum: 1.5 is out of range; must be <= 1.0",
+            "data.name: 'mnist' is not valid; valid: mnist5k, translated_mnist, cifar10, imagenet, synthetic",
+            "models.modulus.arch: 'lscat-skip' is not valid; valid: lscat, lscat_skip, resnet18",
+            "report.confidence: 1.0 is out of range; must be < 1.0",
+        ],
+    ),
+    "inconsistent combinations": (
+        {
+            "variants": ["modulus", "modulos"],
+            "models.resnet_relu.nonlinearity": "mod",
+            "train.nproc": 2,
+            "seeds": [0, 0],
+        },
+        [
+            "variants[1]: 'modulos' is not defined under 'models'",
+            "models.resnet_relu.nonlinearity: 'mod' is not valid for arch resnet18",
+            "train.nproc: must be 1 with train.launcher=python",
+            "seeds: expected distinct integers in [0, 2147483647], got [0, 0]",
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", PROBLEMS)
+def test_every_problem_is_reported_with_its_key(default_params, case):
+    changes, messages = PROBLEMS[case]
+    message = errors_for(changed(default_params, changes))
+    missing = [m for m in messages if m not in message]
+    assert not missing, message
 
 
 def test_numbers_are_read_as_yaml_1_2(tmp_path):
@@ -62,21 +116,6 @@ def test_numbers_are_read_as_yaml_1_2(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text(text)
     assert parse_params(read_params_file(path)).train.lr == 0.001
-
-
-def test_out_of_range_and_bad_choices(default_params):
-    p = copy.deepcopy(default_params)
-    p["train"]["lr"] = 0
-    p["train"]["momentum"] = 1.5
-    p["data"]["name"] = "mnist"
-    p["models"]["modulus"]["arch"] = "lscat-skip"
-    p["report"]["confidence"] = 1.0
-    message = errors_for(p)
-    assert "train.lr: 0.0 is out of range; must be > 0.0" in message
-    assert "train.momentum: 1.5 is out of range; must be <= 1.0" in message
-    assert "data.name: 'mnist' is not valid; valid: mnist5k, translated_mnist, cifar10, imagenet, synthetic" in message
-    assert "models.modulus.arch: 'lscat-skip' is not valid; valid: lscat, lscat_skip, resnet18" in message
-    assert "report.confidence: 1.0 is out of range; must be < 1.0" in message
 
 
 @pytest.mark.parametrize(
@@ -107,19 +146,6 @@ def test_unsafe_experiment_names_are_refused(default_params, name):
     p = copy.deepcopy(default_params)
     p["tracking"]["experiment"] = name
     assert f"tracking.experiment: {name!r} is not a safe name" in errors_for(p)
-
-
-def test_inconsistent_combinations(default_params):
-    p = copy.deepcopy(default_params)
-    p["variants"] = ["modulus", "modulos"]
-    p["models"]["resnet_relu"]["nonlinearity"] = "mod"
-    p["train"]["nproc"] = 2
-    p["seeds"] = [0, 0]
-    message = errors_for(p)
-    assert "variants[1]: 'modulos' is not defined under 'models'" in message
-    assert "models.resnet_relu.nonlinearity: 'mod' is not valid for arch resnet18" in message
-    assert "train.nproc: must be 1 with train.launcher=python" in message
-    assert "seeds: expected distinct integers in [0, 2147483647], got [0, 0]" in message
 
 
 def test_imagenet_requires_its_listing(default_params):
@@ -199,10 +225,5 @@ def test_training_hash_depends_on_what_training_reads(default_params):
 
 @pytest.mark.parametrize("key,value", [("seeds", [0, 2**40]), ("seeds", [-1]), ("data.split_seed", 2**33)])
 def test_seeds_are_bounded_to_what_the_generators_take(default_params, key, value):
-    p = copy.deepcopy(default_params)
-    if key == "seeds":
-        p["seeds"] = value
-    else:
-        p["data"]["split_seed"] = value
     with pytest.raises(ParamsError, match=key.replace(".", r"\.") + r".*2147483647"):
-        parse_params(p)
+        parse_params(changed(default_params, {key: value}))

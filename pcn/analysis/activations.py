@@ -19,6 +19,7 @@ modulus is inside kymatio) gets None.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -38,37 +39,57 @@ def _zeros(x) -> tuple[int, int]:
     return zeros, entries
 
 
+class ZeroCounts:
+    """Exact zeros and entries of the non-linearity outputs, per layer (index 0: layer 1)."""
+
+    def __init__(self):
+        self.counts: list[list[int]] = []
+
+    def add(self, layer: int, x) -> None:
+        """Count the zeros of ``x`` (a real tensor or a :class:`SplitFeatures`) in ``layer``."""
+        while len(self.counts) <= layer:
+            self.counts.append([0, 0])
+        z, n = _zeros(x)
+        self.counts[layer][0] += z
+        self.counts[layer][1] += n
+
+    def fractions(self) -> list[float | None]:
+        """:math:`z_j` of every layer counted (None for a layer without entries)."""
+        return [z / n if n else None for z, n in self.counts]
+
+
+@contextmanager
+def counting_zeros(model: nn.Module, counts: ZeroCounts):
+    """While in this context, every forward pass of ``model`` adds the outputs of its non-linearity modules (a
+    ResNet's ``nonlinearity_modules()``, by layer) to ``counts``; nothing for a model without such modules."""
+    hooks = []
+    if hasattr(model, "nonlinearity_modules"):
+        for layer, modules in enumerate(model.nonlinearity_modules()):
+            for module in modules:
+                hooks.append(module.register_forward_hook(lambda m, i, out, layer=layer: counts.add(layer, out)))
+    try:
+        yield counts
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
 @torch.no_grad()
 def zero_fractions(
     model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], device: torch.device
 ) -> list[float] | None:
     """:math:`z_j` of every layer ``j >= 1`` (module docstring), over ``batches``; None if not measurable."""
-    counts: list[list[int]] = []
-
-    def add(layer: int, x) -> None:
-        while len(counts) <= layer:
-            counts.append([0, 0])
-        z, n = _zeros(x)
-        counts[layer][0] += z
-        counts[layer][1] += n
-
-    hooks = []
-    if hasattr(model, "nonlinearity_modules"):
-        for layer, modules in enumerate(model.nonlinearity_modules()):
-            for module in modules:
-                hooks.append(module.register_forward_hook(lambda m, i, out, layer=layer: add(layer, out)))
-    elif not hasattr(model, "nonlinearity_outputs"):
+    hooked = hasattr(model, "nonlinearity_modules")
+    if not hooked and not hasattr(model, "nonlinearity_outputs"):
         return None
-    try:
+    counts = ZeroCounts()
+    with counting_zeros(model, counts):
         model.eval()
         for images, _ in batches:
             images = images.to(device)
-            if hooks:
+            if hooked:
                 model(images)
             else:
                 for layer, out in enumerate(model.nonlinearity_outputs(images)):
-                    add(layer, out)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return [z / n if n else None for z, n in counts]
+                    counts.add(layer, out)
+    return counts.fractions()

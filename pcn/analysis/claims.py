@@ -15,6 +15,11 @@ its two-sided Student-t interval (:func:`pcn.analysis.statistics.paired_interval
 * **not testable on this data** when the variants a claim needs are not among the selected ones, or
   when the data do not meet the claim's premise (claim 6: the class means of the first-layer wavelet
   coefficients must carry at most ``report.vanishing_share`` of their energy), with the reason.
+
+Claims 3, 4 and 6 take in every LScat non-linearity of the phase-preserving family of :mod:`pcn.names`
+(claim 3 its soft-thresholding ``cst``, claim 4 the others), so a non-linearity added to that family joins
+them; a selected variant of the family that a claim cannot compare (no modulus network of its block, no
+seed in common with it) is named in the claim's reason, never skipped silently.
 """
 
 from __future__ import annotations
@@ -23,13 +28,22 @@ from collections.abc import Callable
 
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import paired_interval
+from pcn.names import (
+    LSCAT_ARCHITECTURES,
+    PHASE_PRESERVING,
+    RESNET_ARCHITECTURE,
+    SCAT_ARCHITECTURE,
+    STANDARD_RESNET_ARCHITECTURE,
+    of_family,
+)
 
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 UNDECIDED, UNTESTABLE = "not distinguishable at these seeds", "not testable on this data"
 #: The fixed vocabulary of verdicts.
 VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED, UNTESTABLE)
-#: Phase-preserving non-linearities of the LScat blocks (rho(z) = z f(|z|) / |z|, or linear).
-PHASE_PRESERVING = ("cst", "ms", "mc", "tanh")
+#: The phase collapse of the LScat blocks (the modulus) and its soft-thresholding (claims 3 and 7).
+MODULUS, SOFT_THRESHOLD = "mod", "cst"
+LSCAT, LSCAT_SKIP = LSCAT_ARCHITECTURES
 #: The measure claims 6 and 7 use: (place, feature, measure) of a view (pcn.analysis.separation).
 #: Both shares are taken on flattened maps, normalized by the energy of rho's output itself (the issue's
 #: ||E[rho(x*psi) | c]||^2 / E||rho(x*psi)||^2): on spatial means the denominator would be the energy of the
@@ -129,27 +143,66 @@ def _missing(needed: str) -> str:
     return f"needs {needed} among the selected variants (params.yaml: variants)"
 
 
-def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, rule) -> dict:
-    """A claim decided by comparing each (a, b) of ``pairs`` with ``rule(interval, b_mean) -> verdict``."""
-    parts, verdicts = [], []
+def _one_of(names: tuple[str, ...]) -> str:
+    """``an ms, mc or tanh``: the names, with the article of the first (read letter by letter when it has no
+    vowel: "an ms", "a cst"; as a word otherwise: "a tanh")."""
+    first = names[0]
+    vowel = first[0] in ("aeiou" if set(first) & set("aeiou") else "aefhilmnorsx")
+    listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else first
+    return ("an " if vowel else "a ") + listed
+
+
+def _phase_preserving() -> tuple[str, ...]:
+    """The phase-preserving non-linearities of the LScat blocks (:mod:`pcn.names`), in their listed order."""
+    return tuple(dict.fromkeys(n for arch in LSCAT_ARCHITECTURES for n in of_family(arch, PHASE_PRESERVING)))
+
+
+def _lscat_pairs(rows: list[dict], rhos: tuple[str, ...], modulus_first: bool = False) -> tuple[list, list[str]]:
+    """Each selected LScat variant with a non-linearity in ``rhos`` and the modulus network of its block, as
+    ``(variant, modulus)`` (``(modulus, variant)`` with ``modulus_first``); and the variants left out, why."""
+    pairs, left_out = [], []
+    for r in rows:
+        if r["arch"] in LSCAT_ARCHITECTURES and r["nonlinearity"] in rhos:
+            mod = _find(rows, r["arch"], MODULUS)
+            if mod is None:
+                left_out.append(f"{r['variant']} (no {r['arch']} variant with {MODULUS} is selected)")
+            else:
+                pairs.append((mod, r) if modulus_first else (r, mod))
+    return pairs, left_out
+
+
+def _compared(pairs: list, value, confidence: float, rule) -> tuple[list[dict], list[str]]:
+    """Each ``(a, b)`` of ``pairs`` compared, with its verdict ``rule(interval, b_mean)``; the pairs left out for
+    want of a seed where both have a value."""
+    parts, left_out = [], []
     for a, b in pairs:
         c = compare(a, b, value, confidence)
         if c is None:
+            left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
             continue
         c["verdict"] = rule(c["interval"], c["mean_b"])
         parts.append(c)
-        verdicts.append(c["verdict"])
-    if not parts:
-        return _result(number, claim, paper, measure, [], UNTESTABLE, _missing("paired variants with common seeds"))
-    return _result(
-        number,
-        claim,
-        paper,
-        measure,
-        parts,
-        combine(verdicts),
-        "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts),
-    )
+    return parts, left_out
+
+
+def _decided(number, claim, paper, measure, parts: list[dict], left_out: list[str], needed: str) -> dict:
+    """A claim's result from its comparisons (untestable, needing ``needed``, without any); the reason names
+    every verdict and every selected variant left out."""
+    if parts:
+        verdict = combine([p["verdict"] for p in parts])
+        reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts)
+    else:
+        verdict, reason = UNTESTABLE, _missing(needed)
+    if left_out:
+        reason += f"; left out: {', '.join(left_out)}"
+    return _result(number, claim, paper, measure, parts, verdict, reason)
+
+
+def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, rule, left_out=()) -> dict:
+    """A claim decided by comparing each (a, b) of ``pairs`` with ``rule(interval, b_mean) -> verdict``."""
+    parts, unpaired = _compared(pairs, value, confidence, rule)
+    left = [*left_out, *unpaired]
+    return _decided(number, claim, paper, measure, parts, left, "paired variants with common seeds")
 
 
 def check_claims(rows: list[dict], confidence: float, margin: float, vanishing_share: float) -> list[dict]:
@@ -157,79 +210,72 @@ def check_claims(rows: list[dict], confidence: float, margin: float, vanishing_s
     direction = lambda interval, _: direction_verdict(interval)  # noqa: E731
     equivalent = lambda interval, b_mean: equivalence_verdict(interval, margin * b_mean)  # noqa: E731
     return [
-        *_accuracy_claims(rows, confidence, margin, direction, equivalent),
+        *_table1_claims(rows, confidence, margin, direction, equivalent),
+        *_ablation_claims(rows, confidence, direction),
         _resnet_claim(rows, confidence, margin, direction, equivalent),
         _mechanism_claim(rows, confidence, vanishing_share),
         _depth_claim(rows, confidence),
     ]
 
 
-def _accuracy_claims(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> list[dict]:
-    """Claims 1-4: Table 1 (LScat+skip vs ResNet, Scat vs LScat) and Table 2 (the phase-preserving ablations)."""
-    out = []
-    skip, resnet = _find(rows, "lscat_skip", "mod"), _find(rows, "resnet18_standard", "relu")
+def _table1_claims(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> list[dict]:
+    """Claims 1-2: Table 1 (LScat+skip vs ResNet, Scat vs LScat)."""
+    skip, resnet = _find(rows, LSCAT_SKIP, MODULUS), _find(rows, STANDARD_RESNET_ARCHITECTURE, "relu")
     c1 = (
         "LScat+skip reaches the accuracy of a ResNet of similar depth.",
         "Table 1: CIFAR-10 7.7% vs ResNet-20 8.8%; ImageNet top-1 30.1% vs ResNet-18 30.2%",
         f"test error % of LScat+skip minus the standard ResNet-18, within a margin of {margin:g} × the ResNet's "
         "mean error",
     )
-    out.append(
-        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, confidence, equivalent)
-        if skip and resnet
-        else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard"))
-    )
-
-    scat = _find(rows, "scat", "mod")
-    learned = _find(rows, "lscat", "mod") or skip
+    scat = _find(rows, SCAT_ARCHITECTURE, MODULUS)
+    learned = _find(rows, LSCAT, MODULUS) or skip
     c2 = (
         "Learned projections largely outperform the Scat baseline whose projections are predefined.",
         "Table 1: CIFAR-10 Scat 27.7% vs LScat 11.7%; ImageNet top-1 73.0% vs 35.9%",
         "test error % of Scat minus LScat (the ratio of the means shows the size)",
     )
-    out.append(
+    return [
+        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, confidence, equivalent)
+        if skip and resnet
+        else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard")),
         _claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, confidence, direction)
         if scat and learned
-        else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod"))
-    )
+        else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod")),
+    ]
 
-    def ablation_pairs(rhos):
-        return [
-            (r, _find(rows, r["arch"], "mod"))
-            for r in rows
-            if r["arch"] in ("lscat", "lscat_skip") and r["nonlinearity"] in rhos and _find(rows, r["arch"], "mod")
-        ]
 
+def _ablation_claims(rows: list[dict], confidence: float, direction) -> list[dict]:
+    """Claims 3-4: Table 2, the phase-preserving non-linearities of :mod:`pcn.names` against the modulus."""
     c3 = (
         "Replacing the modulus by complex soft-thresholding increases the error (about 3× on CIFAR-10).",
         'poster, Table 2: "three-fold increase"; CIFAR-10 LScat+skip 7.7% (modulus) vs 22.5% (soft-thresholding)',
         "test error % of the soft-thresholded network minus the modulus network of the same block",
     )
-    pairs = ablation_pairs(("cst",))
-    out.append(
-        _claim_from_pairs(3, *c3, pairs, error_by_seed, confidence, direction)
-        if pairs
-        else _result(3, *c3, [], UNTESTABLE, _missing("a cst variant and its architecture's mod variant"))
-    )
+    others = tuple(n for n in _phase_preserving() if n != SOFT_THRESHOLD)
     c4 = (
         "Other phase-preserving non-linearities (modulus-sigmoid, module collapse, tanh) also increase the error.",
         'poster: "those results hold true when more general phase preserving" non-linearities are used '
         "(Table 2, CIFAR-10; its numbers could not be read)",
-        "test error % of each ms / mc / tanh network minus the modulus network of the same block",
+        f"test error % of each {' / '.join(others)} network minus the modulus network of the same block",
     )
-    pairs = ablation_pairs(("ms", "mc", "tanh"))
-    out.append(
-        _claim_from_pairs(4, *c4, pairs, error_by_seed, confidence, direction)
-        if pairs
-        else _result(4, *c4, [], UNTESTABLE, _missing("an ms, mc or tanh variant and its mod variant"))
-    )
+    out = []
+    for number, c, rhos, needed in (
+        (3, c3, (SOFT_THRESHOLD,), f"{_one_of((SOFT_THRESHOLD,))} variant and its architecture's mod variant"),
+        (4, c4, others, f"{_one_of(others)} variant and its mod variant"),
+    ):
+        pairs, left_out = _lscat_pairs(rows, rhos)
+        out.append(
+            _claim_from_pairs(number, *c, pairs, error_by_seed, confidence, direction, left_out)
+            if pairs
+            else _decided(number, *c, [], left_out, needed)
+        )
     return out
 
 
 def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> dict:
     """Claim 5: Table 3, the bias-free ResNet-18 with thresholding and with the absolute value against ReLU."""
-    relu, absolute = _find(rows, "resnet18", "relu"), _find(rows, "resnet18", "abs")
-    thresh = _find(rows, "resnet18", "thresh")
+    relu, absolute = _find(rows, RESNET_ARCHITECTURE, "relu"), _find(rows, RESNET_ARCHITECTURE, "abs")
+    thresh = _find(rows, RESNET_ARCHITECTURE, "thresh")
     c5 = (
         "In a bias-free ResNet, soft-thresholding degrades the accuracy and the absolute value preserves it.",
         'poster, Table 3 (ImageNet): soft-thresholding "considerably degrades performances", absolute values '
@@ -238,11 +284,9 @@ def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction,
         f"(within {margin:g} × ReLU's mean error)",
     )
     if relu and absolute and thresh:
-        a = _claim_from_pairs(5, *c5, [(thresh, relu)], error_by_seed, confidence, direction)
-        b = _claim_from_pairs(5, *c5, [(absolute, relu)], error_by_seed, confidence, equivalent)
-        parts = a["comparisons"] + b["comparisons"]
-        reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts) or _missing("common seeds")
-        return _result(5, *c5, parts, combine([p["verdict"] for p in parts]) if parts else UNTESTABLE, reason)
+        a, left_a = _compared([(thresh, relu)], error_by_seed, confidence, direction)
+        b, left_b = _compared([(absolute, relu)], error_by_seed, confidence, equivalent)
+        return _decided(5, *c5, a + b, left_a + left_b, "common seeds")
     return _result(5, *c5, [], UNTESTABLE, _missing("resnet18 with relu, abs and thresh"))
 
 
@@ -261,7 +305,7 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
         f"≤ {vanishing_share:g}; then {MEASURES[measure].label} of ρ's output in block 1 "
         f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block"
     )
-    premise_rows = [r for r in rows if r["arch"] in ("lscat", "lscat_skip")]
+    premise_rows = [r for r in rows if r["arch"] in LSCAT_ARCHITECTURES]
     shares = [v for r in premise_rows for v in view_value(r, PREMISE_VIEW, 1).values()]
     if not shares:
         return _result(6, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant"))
@@ -277,21 +321,10 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
             f"the class means of the first-layer wavelet coefficients carry {premise:.3g} of their energy "
             f"(> {vanishing_share:g}): these classes are not translation invariant, so the premise fails",
         )
-    pairs = [
-        (_find(rows, r["arch"], "mod"), r)
-        for r in premise_rows
-        if r["nonlinearity"] in PHASE_PRESERVING and _find(rows, r["arch"], "mod")
-    ]
-    result = _claim_from_pairs(
-        6,
-        claim,
-        paper,
-        how,
-        pairs,
-        lambda r: view_value(r, MECHANISM_VIEW, 1),
-        confidence,
-        lambda interval, _: direction_verdict(interval),
-    )
+    pairs, left_out = _lscat_pairs(rows, _phase_preserving(), modulus_first=True)
+    value = lambda r: view_value(r, MECHANISM_VIEW, 1)  # noqa: E731
+    direction = lambda interval, _: direction_verdict(interval)  # noqa: E731
+    result = _claim_from_pairs(6, claim, paper, how, pairs, value, confidence, direction, left_out)
     result["comparisons"].insert(0, {"premise_share": premise})
     if pairs:
         result["reason"] = f"premise met (share {premise:.3g}); " + result["reason"]
@@ -316,8 +349,8 @@ def _depth_claim(rows: list[dict], confidence: float) -> dict:
         return {s: last[s] - first[s] for s in set(first) & set(last)}
 
     parts = []
-    for arch in ("lscat", "lscat_skip"):
-        mod, cst = _find(rows, arch, "mod"), _find(rows, arch, "cst")
+    for arch in LSCAT_ARCHITECTURES:
+        mod, cst = _find(rows, arch, MODULUS), _find(rows, arch, SOFT_THRESHOLD)
         if mod is None:
             continue
         values = gain(mod)

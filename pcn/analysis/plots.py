@@ -1,20 +1,25 @@
 """PNG figures (matplotlib's object-oriented API: no pyplot state, no backend switch): filters, per-layer
-separation, the report's curves."""
+separation, the report's curves. matplotlib is imported by the functions that draw, not with this module."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
 
 from pcn.files import save_png
 
 
+def _figure(width: float, height: float):
+    """A new matplotlib ``Figure`` of ``width`` x ``height`` inches (not attached to pyplot)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def plot_message(text: str, path: Path) -> None:
     """A small figure that only says ``text`` (an output that has nothing to show this time)."""
-    fig = Figure(figsize=(6, 1.2))
+    fig = _figure(6, 1.2)
     ax = fig.subplots()
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
@@ -35,7 +40,7 @@ def plot_filter_bank(banks: dict[str, np.ndarray], path: Path) -> None:
             (f"{title}\nFourier", np.fft.fftshift(fourier, axes=(-2, -1))),
         ]
     n_cols = max(r[1].shape[0] for r in rows)
-    fig = Figure(figsize=(1.6 * n_cols, 1.7 * len(rows)))
+    fig = _figure(1.6 * n_cols, 1.7 * len(rows))
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for r, (label, images) in enumerate(rows):
         for c in range(n_cols):
@@ -61,6 +66,8 @@ def curve_colors(n: int) -> list:
     The default colour cycle repeats after 10 curves, so with every variant on one axes
     (17 in the full preset) two variants would share a colour.
     """
+    from matplotlib import colormaps
+
     if n <= 10:
         return [colormaps["tab10"](i) for i in range(n)]
     if n <= 20:
@@ -91,7 +98,7 @@ def _legend(fig, ax, n: int, width: float = 9.0) -> None:
 def plot_layer_bands(rows: list[dict], panels: list[tuple[str, str, str]], path: Path, log: bool = False) -> None:
     """One panel per ``(view, measure, title)``: the measure against layer (0 = input image), every variant that
     has the view as its mean over seeds with a +-1 sd band, in the same colour in every panel."""
-    fig = Figure(figsize=(5.0 * len(panels), 4.2))
+    fig = _figure(5.0 * len(panels), 4.2)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     colors = dict(zip((r["variant"] for r in rows), curve_colors(len(rows))))
     for ax, (view, metric, title) in zip(axes, panels):
@@ -117,7 +124,7 @@ def plot_layer_bands(rows: list[dict], panels: list[tuple[str, str, str]], path:
 
 def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None:
     """Test accuracy by epoch: every variant's mean over seeds with a +-1 sd band."""
-    fig = Figure(figsize=(6.5, 4.2))
+    fig = _figure(6.5, 4.2)
     ax = fig.subplots()
     for (name, runs), color in zip(histories.items(), curve_colors(len(histories))):
         epochs = min(len(h) for h in runs)
@@ -135,7 +142,7 @@ def plot_epoch_bands(histories: dict[str, list[list[dict]]], path: Path) -> None
 
 def plot_errors(rows: list[dict], path: Path) -> None:
     """Test error per variant: one dot per seed, the mean as a bar with a +-1 sd whisker."""
-    fig = Figure(figsize=(6.5, 0.5 * len(rows) + 1.5))
+    fig = _figure(6.5, 0.5 * len(rows) + 1.5)
     ax = fig.subplots()
     names = [r["variant"] for r in rows]
     means = [r["test_error"]["mean"] for r in rows]

@@ -2,10 +2,10 @@
 
 Published numbers: :mod:`pcn.analysis.paper`.
 
-The reference network of an architecture is the selected variant with the phase collapse:
-``mod`` for the scattering architectures, ``abs`` for the bias-free ResNet-18. Every other
-variant of that architecture is an ablation, compared with it seed by seed
-(:func:`pcn.analysis.statistics.paired_interval`).
+The reference network of an architecture is the selected variant with its phase collapse (the family
+of :mod:`pcn.names`; the first listed, the plain one: ``mod`` for the scattering architectures, ``abs``
+for the bias-free ResNet-18, not the thresholded ``absdead``). Every other variant of that architecture
+is an ablation, compared with it seed by seed (:func:`pcn.analysis.statistics.paired_interval`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,20 @@ from pcn.analysis.claims import check_claims, difference_name
 from pcn.analysis.paper import PAPER_ERRORS, PAPER_TABLE1, PAPER_TOP5_ERRORS, TABLE1_COLUMNS
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
+from pcn.names import ARCHITECTURES, PHASE_COLLAPSE, nonlinearities_of, of_family
 
-#: The phase collapse of each architecture, whose network the ablations are compared with.
+#: The phase collapse of each architecture, whose network the ablations are compared with (module docstring).
 #: The Table 1 baselines are their own reference (Scat: the modulus of kymatio's scattering; the
-#: standard ResNet: ReLU).
-PHASE_COLLAPSE = {"lscat": "mod", "lscat_skip": "mod", "resnet18": "abs", "scat": "mod", "resnet18_standard": "relu"}
+#: standard ResNet, which has no phase collapse: its ReLU).
+REFERENCES = {arch: (of_family(arch, PHASE_COLLAPSE) or nonlinearities_of(arch))[0] for arch in ARCHITECTURES}
+
+
+def _block_panels(measure: str, label: str) -> list[tuple[str, str, str]]:
+    """Panels of ``measure`` on the flattened block outputs and on their spatial means."""
+    return [
+        ("block/flatten", measure, f"{label}, flattened block output"),
+        ("block/spatial_mean", measure, f"{label}, spatial means"),
+    ]
 
 
 #: The report's per-layer figures: file -> (panels ``(view, measure, title)``, log scale).
@@ -30,27 +39,9 @@ LAYER_FIGURES = {
         ],
         False,
     ),
-    "probe_accuracy.png": (
-        [
-            ("block/flatten", "probe_accuracy", "linear probe test accuracy, flattened block output"),
-            ("block/spatial_mean", "probe_accuracy", "linear probe test accuracy, spatial means"),
-        ],
-        False,
-    ),
-    "ncm_accuracy.png": (
-        [
-            ("block/flatten", "ncm_accuracy", "NCM test accuracy, flattened block output"),
-            ("block/spatial_mean", "ncm_accuracy", "NCM test accuracy, spatial means"),
-        ],
-        False,
-    ),
-    "fisher.png": (
-        [
-            ("block/flatten", "fisher", "Fisher ratio (cross-fitted), flattened block output"),
-            ("block/spatial_mean", "fisher", "Fisher ratio (cross-fitted), spatial means"),
-        ],
-        True,
-    ),
+    "probe_accuracy.png": (_block_panels("probe_accuracy", "linear probe test accuracy"), False),
+    "ncm_accuracy.png": (_block_panels("ncm_accuracy", "NCM test accuracy"), False),
+    "fisher.png": (_block_panels("fisher", "Fisher ratio (cross-fitted)"), True),
 }
 #: The measures whose trend with depth the report puts in words (held-out classifiers, invariant Fisher ratio).
 DEPTH_MEASURES = ("ncm_accuracy", "probe_accuracy", "fisher")
@@ -121,7 +112,7 @@ def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[s
     """
     references = {}
     for r in rows:
-        if PHASE_COLLAPSE.get(r["arch"]) == r["nonlinearity"]:
+        if REFERENCES.get(r["arch"]) == r["nonlinearity"]:
             references.setdefault(r["arch"], r)
     out, notes = [], []
     for r in rows:
@@ -131,7 +122,7 @@ def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[s
         if ref is None:
             notes.append(
                 f"{r['variant']}: no {r['arch']} network with the phase collapse "
-                f"({PHASE_COLLAPSE.get(r['arch'])}) is selected, so it is not compared."
+                f"({REFERENCES.get(r['arch'])}) is selected, so it is not compared."
             )
             continue
         common = sorted(set(r["test_error_by_seed"]) & set(ref["test_error_by_seed"]))

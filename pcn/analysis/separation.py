@@ -228,22 +228,12 @@ def crossfit_fisher(
     return float((p * (mu * solved.T).sum(1)).sum())
 
 
-@torch.inference_mode()
-def layer_separation(
-    views_of,
-    train_batches,
-    test_batches,
-    n_classes: int,
-    device: torch.device,
-    probe_dim: int,
-    fisher_eps: float,
-    max_train_samples: int = 0,
-) -> list[dict]:
-    """Every measure of every view, one row per (layer, place, feature).
+def train_statistics(
+    views_of, train_batches, n_classes: int, device: torch.device, probe_dim: int, max_train_samples: int = 0
+) -> dict[tuple[int, str, str], ViewStatistics]:
+    """Pass 1 of :func:`layer_separation`: the training statistics of every view ``(layer, place, feature)``.
 
-    ``views_of(images) -> [{place: (B, C, h, w)}]`` (:func:`pcn.analysis.views.layer_views`). Pass 1 over
-    ``train_batches`` accumulates the training statistics (the first ``max_train_samples`` images if > 0),
-    pass 2 over ``test_batches`` the held-out ones.
+    Raises ``ValueError`` if the batches are empty or miss a class.
     """
     stats: dict[tuple[int, str, str], ViewStatistics] = {}
     seen = 0
@@ -272,12 +262,43 @@ def layer_separation(
             f"{limit} hold no image of classes {missing}, so their class means are undefined; "
             "raise evaluate.max_train_samples (0: all training images)"
         )
-    for images, labels in test_batches:
-        for layer, views in enumerate(views_of(images.to(device))):
-            for place, view in views.items():
-                for feature in FEATURES:
-                    stats[(layer, place, feature)].add_test(feature_vectors(view, feature), labels)
+    return stats
+
+
+def add_test_views(stats: dict[tuple[int, str, str], ViewStatistics], views: list[dict], labels: Tensor) -> None:
+    """Add the views ``[{place: (B, C, h, w)}]`` of one test batch with ``labels`` (B,) to ``stats``."""
+    for layer, places in enumerate(views):
+        for place, view in places.items():
+            for feature in FEATURES:
+                stats[(layer, place, feature)].add_test(feature_vectors(view, feature), labels)
+
+
+def separation_rows(stats: dict[tuple[int, str, str], ViewStatistics], fisher_eps: float) -> list[dict]:
+    """One row per view: ``layer``, ``place``, ``feature``, ``dim`` and every measure of :data:`MEASURES`."""
     return [
         {"layer": layer, "place": place, "feature": feature, "dim": s.dim, **s.measures(fisher_eps)}
         for (layer, place, feature), s in stats.items()
     ]
+
+
+@torch.inference_mode()
+def layer_separation(
+    views_of,
+    train_batches,
+    test_batches,
+    n_classes: int,
+    device: torch.device,
+    probe_dim: int,
+    fisher_eps: float,
+    max_train_samples: int = 0,
+) -> list[dict]:
+    """Every measure of every view, one row per (layer, place, feature).
+
+    ``views_of(images) -> [{place: (B, C, h, w)}]`` (:func:`pcn.analysis.views.layer_views`). Pass 1 over
+    ``train_batches`` accumulates the training statistics (the first ``max_train_samples`` images if > 0),
+    pass 2 over ``test_batches`` the held-out ones.
+    """
+    stats = train_statistics(views_of, train_batches, n_classes, device, probe_dim, max_train_samples)
+    for images, labels in test_batches:
+        add_test_views(stats, views_of(images.to(device)), labels)
+    return separation_rows(stats, fisher_eps)

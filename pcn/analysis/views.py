@@ -19,9 +19,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-#: Every place, in the order of a forward pass.
-PLACES = ("input", "before_rho", "rho", "block")
-
 
 def _resnet_points(model: nn.Module, images: Tensor) -> list[dict[str, Tensor]]:
     """Hooks on the last non-linearity of every layer: its input and output at its last call."""

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-AUGMENTATIONS = ("none", "cifar", "imagenet", "translate")
 CROP_PADDING = 4
 
 

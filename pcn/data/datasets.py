@@ -39,9 +39,7 @@ from pcn.data.errors import DataError
 from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 from pcn.data.splits import ArraySplit, stratified_split
 from pcn.files import file_digest, sha256_json
-
-DATASETS = ("mnist5k", "translated_mnist", "cifar10", "imagenet", "synthetic")
-MNIST5K_PER_CLASS = 500
+from pcn.names import DATASETS
 
 CIFAR10_MD5 = {
     "data_batch_1": "c99cafc152244af753f735de768cd75f",
@@ -95,6 +93,23 @@ def load_translated_mnist(canvas: int, test_fraction: float, seed: int) -> tuple
     return placed[0], placed[1], classes
 
 
+def _download_cifar10(root: Path) -> None:
+    """Download and extract the CIFAR-10 archive into ``root`` (its MD5 checked by torchvision)."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    try:
+        download_and_extract_archive(
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            str(root),
+            filename="cifar-10-python.tar.gz",
+            md5="c58f30108f718f92721af3b95e74349a",
+        )
+    except Exception as exc:  # network errors, checksum mismatch
+        raise DataError(
+            f"cifar10: download into {root} failed ({exc}); set data.download: false and data.root to an existing copy"
+        ) from exc
+
+
 def load_cifar10(root: Path, download: bool, md5: dict | None = None) -> tuple[ArraySplit, ArraySplit, list[str]]:
     """CIFAR-10 from the python pickles under ``root/cifar-10-batches-py``.
 
@@ -110,20 +125,7 @@ def load_cifar10(root: Path, download: bool, md5: dict | None = None) -> tuple[A
     md5 = CIFAR10_MD5 if md5 is None else md5
     folder = Path(root) / "cifar-10-batches-py"
     if download and not folder.is_dir():
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        try:
-            download_and_extract_archive(
-                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                str(root),
-                filename="cifar-10-python.tar.gz",
-                md5="c58f30108f718f92721af3b95e74349a",
-            )
-        except Exception as exc:  # network errors, checksum mismatch
-            raise DataError(
-                f"cifar10: download into {root} failed ({exc}); set data.download: false and "
-                "data.root to an existing copy"
-            ) from exc
+        _download_cifar10(root)
     if not folder.is_dir():
         raise DataError(
             f"cifar10: {folder} does not exist; set data.root to the folder containing "

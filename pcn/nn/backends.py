@@ -30,13 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcn.names import BACKENDS
 from pcn.nn.features import SplitFeatures
 from pcn.nn.geometry import FilterGeometry, smooth_size
 from pcn.nn.morlet import spatial_kernels
 from pcn.nn.spectral import SpectralProduct, fft_filter
-
-#: Valid values of the filtering setting (``network.filter_backend`` in params.yaml).
-BACKENDS = ("auto", "fft", "fft_smooth", "spatial", "matrix")
 
 AUTO_MAX_MATRIX_PIXELS = 64  # input maps up to 8 x 8
 AUTO_MAX_SPATIAL_TAPS = 49  # kernels up to 7 x 7

@@ -5,40 +5,15 @@ products: the 4-multiplication complex product for low precision, per-sample or 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import Tensor
 
 from pcn.nn.layers import complex_product
 
-
-def complex_product_4(
-    mm,
-    a: Tensor,
-    b: Tensor,
-    u: Tensor,
-    v: Tensor,
-    *,
-    conj_a: bool = False,
-    conj_u: bool = False,
-    left: Tensor | None = None,
-    right: Tensor | None = None,
-    out: tuple[Tensor, Tensor] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """:func:`pcn.nn.layers.complex_product` with the 4 real products of the definition, for low precision.
-
-    :math:`(a + i s_a b)(u + i s_u v) = (a u - s_a s_u b v) + i (s_u a v + s_a b u)`; ``left`` and
-    ``right`` (Gauss's sums) are ignored. With ``out`` the result is added to those tensors.
-    """
-    sign = (-1 if conj_a else 1) * (-1 if conj_u else 1)
-    re = mm(a, u).sub_(mm(b, v), alpha=sign)
-    im = mm(a, v).mul_(-1 if conj_u else 1).add_(mm(b, u), alpha=-1 if conj_a else 1)
-    if out is None:
-        return re, im
-    out[0].add_(re)
-    out[1].add_(im)
-    return out
-
+#: :func:`pcn.nn.layers.complex_product` with the 4 real products of the definition, for low precision.
+complex_product_4 = partial(complex_product, gauss=False)
 
 FOLD_BELOW_PIXELS = 1024
 

@@ -203,8 +203,9 @@ def complex_product(
     left: Tensor | None = None,
     right: Tensor | None = None,
     out: tuple[Tensor, Tensor] | None = None,
+    gauss: bool = True,
 ) -> tuple[Tensor, Tensor]:
-    """Real and imaginary parts of :math:`(a + i s_a b)(u + i s_u v)` with 3 real products (Gauss).
+    """Real and imaginary parts of :math:`(a + i s_a b)(u + i s_u v)` with 3 real products (Gauss), or 4.
 
     With :math:`s_a = -1` if ``conj_a`` (else 1) and :math:`s_u` likewise for ``conj_u``:
 
@@ -218,8 +219,20 @@ def complex_product(
     and :math:`u + s_u v` (shared by several products). With ``out=(re, im)`` the result is accumulated
     into those tensors (``mm(x, y, out)`` must then accumulate into ``out``), which saves the fused path's
     temporaries.
+
+    With ``gauss=False``, the 4 real products of the definition, for low precision (where Gauss's form loses
+    accuracy): :math:`(a u - s_a s_u b v) + i (s_u a v + s_a b u)`; ``left`` and ``right`` are then ignored and
+    ``out`` (if given) gets the result added.
     """
     sign = (-1 if conj_a else 1) * (-1 if conj_u else 1)
+    if not gauss:
+        re = mm(a, u).sub_(mm(b, v), alpha=sign)
+        im = mm(a, v).mul_(-1 if conj_u else 1).add_(mm(b, u), alpha=-1 if conj_a else 1)
+        if out is None:
+            return re, im
+        out[0].add_(re)
+        out[1].add_(im)
+        return out
     t1, t2 = mm(a, u), mm(b, v)
     if left is None:
         left = a - b if conj_a else a + b

@@ -34,17 +34,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from pcn.nn.backends import BACKENDS
+from pcn.names import BACKENDS, LSCAT_ARCHITECTURES, LSCAT_NONLINEARITIES
 from pcn.nn.features import SplitFeatures
 from pcn.nn.fused_projection import standardized_projection
 from pcn.nn.geometry import output_size
 from pcn.nn.layers import ComplexProjection, GlobalBatchNorm2d, Standardization, normalize_pixels
 from pcn.nn.morlet import block_filter_spec, block_filter_type
-from pcn.nn.nonlinearities import CST_THRESHOLD_INIT, MS_BIAS_INIT, MS_GAIN_INIT, NONLINEARITIES, PointwiseNonlinearity
+from pcn.nn.nonlinearities import CST_THRESHOLD_INIT, MS_BIAS_INIT, MS_GAIN_INIT, lscat_nonlinearity
 from pcn.nn.wavelet import WaveletFilter
-
-#: The two block layouts (module docstring).
-ARCHITECTURES = ("lscat", "lscat_skip")
 
 
 @dataclass
@@ -58,23 +55,24 @@ class PhaseCollapseConfig:
     n_angles: int = 4  # L
     full_angles: bool = False  # angles over 2 pi instead of pi
     factorize_from: int = 0  # F: blocks i < F use standard filters
-    arch: str = "lscat"  # lscat | lscat_skip
-    nonlinearity: str = "mod"  # mod | cst | ms | mc | tanh | relu
+    arch: str = "lscat"  # one of pcn.names.LSCAT_ARCHITECTURES (module docstring)
+    nonlinearity: str = "mod"  # one of pcn.names.LSCAT_NONLINEARITIES (pcn.nn.nonlinearities)
     learned: bool = True  # train cst/ms parameters (reference: yes)
     threshold_init: float = CST_THRESHOLD_INIT  # cst lambda
     gain_init: float = MS_GAIN_INIT  # ms g
     bias_init: float = MS_BIAS_INIT  # ms b
     sigma0: float = 0.8
-    filter_backend: str = "auto"  # one of pcn.nn.backends.BACKENDS (same function; speed differs)
+    filter_backend: str = "auto"  # one of pcn.names.BACKENDS (same function; speed differs)
     kernel_tolerance: float = 1e-7
     normalize_eps: float = 0.0  # 0 = reference (no epsilon)
     fused_projection: bool = True  # Std folded into Pc (same function, faster): module docstring
 
     def validate(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch {self.arch!r} is not valid; valid: {', '.join(ARCHITECTURES)}")
-        if self.nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity {self.nonlinearity!r} is not valid; valid: {', '.join(NONLINEARITIES)}")
+        if self.arch not in LSCAT_ARCHITECTURES:
+            raise ValueError(f"arch {self.arch!r} is not valid; valid: {', '.join(LSCAT_ARCHITECTURES)}")
+        if self.nonlinearity not in LSCAT_NONLINEARITIES:
+            valid = ", ".join(LSCAT_NONLINEARITIES)
+            raise ValueError(f"nonlinearity {self.nonlinearity!r} is not valid; valid: {valid}")
         if self.filter_backend not in BACKENDS:
             raise ValueError(f"filter_backend {self.filter_backend!r} is not valid; valid: {', '.join(BACKENDS)}")
         if not self.widths:
@@ -125,11 +123,12 @@ class PhaseCollapseBlock(nn.Module):
             rho_complex, rho_real = in_channels * L, 0
         else:  # rho on all of Wx
             rho_complex, rho_real = low_complex + in_channels * L, low_real
-        self.rho = PointwiseNonlinearity(
+        self.rho = lscat_nonlinearity(
             cfg.nonlinearity, rho_complex, rho_real, cfg.learned, cfg.threshold_init, cfg.gain_init, cfg.bias_init
         )
-        rho_out_complex = 0 if cfg.nonlinearity == "mod" else rho_complex
-        rho_out_real = rho_complex + rho_real if cfg.nonlinearity == "mod" else rho_real
+        real_output = self.rho.real_output  # the modulus: complex channels come out real
+        rho_out_complex = 0 if real_output else rho_complex
+        rho_out_real = rho_complex + rho_real if real_output else rho_real
         if cfg.arch == "lscat":
             n_complex, n_real = low_complex + rho_out_complex, low_real + rho_out_real
         else:
@@ -148,16 +147,18 @@ class PhaseCollapseBlock(nn.Module):
         """rho's output in this block: where the paper's argument lives (before Std and Pc)."""
         return SplitFeatures.cat(self._filtered(x)[2])
 
-    def probe(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, SplitFeatures]:
-        """``(block output, x * psi, rho(x * psi))``: the output and the band-pass channels before and after rho.
+    def probe(self, x: SplitFeatures) -> tuple[SplitFeatures, SplitFeatures, SplitFeatures, list[SplitFeatures]]:
+        """``(block output, x * psi, rho(x * psi), rho's parts)``: the output, the band-pass channels before and
+        after rho, and rho's whole output as parts (what :meth:`nonlinearity_output` concatenates).
 
-        In ``lscat_skip`` rho also acts on the low-pass ``x * phi``; that part is left out here: the paper's
-        argument is about the band-pass coefficients, whose class means vanish for translation-invariant classes.
+        In ``lscat_skip`` rho also acts on the low-pass ``x * phi``; that part is left out of ``rho(x * psi)``: the
+        paper's argument is about the band-pass coefficients, whose class means vanish for translation-invariant
+        classes.
         """
         low, band, rho = self._filtered(x)
         rho_inputs = [band] if self.arch == "lscat" else [low, band]
         band_part = sum(p.re is not None for p in rho_inputs) - 1  # rho's parts: complex inputs first, in order
-        return self._project(low, band, rho), band, rho[band_part]
+        return self._project(low, band, rho), band, rho[band_part], rho
 
     def forward(self, x: SplitFeatures) -> SplitFeatures:
         low, band, rho = self._filtered(x)
@@ -222,9 +223,20 @@ class PhaseCollapseNet(nn.Module):
         it (``rho``) and of the block output (``block``): where :mod:`pcn.analysis.views` measures."""
         out, z = [], SplitFeatures(real=x)
         for block in self.blocks:
-            z, band, rho = block.probe(z)
+            z, band, rho, _ = block.probe(z)
             out.append({"before_rho": band.stacked_real(), "rho": rho.stacked_real(), "block": z.stacked_real()})
         return out
+
+    def probe_pass(self, x: Tensor) -> tuple[list[dict[str, Tensor]], list[list[SplitFeatures]], SplitFeatures]:
+        """One forward pass of images ``x`` (B, C, H, W) that gives :meth:`probe_points`, rho's output in every block
+        as parts (concatenated: :meth:`nonlinearity_outputs`) and the last block's output (:attr:`classifier`
+        gives the logits of :meth:`forward` from it)."""
+        points, rhos, z = [], [], SplitFeatures(real=x)
+        for block in self.blocks:
+            z, band, rho, parts = block.probe(z)
+            points.append({"before_rho": band.stacked_real(), "rho": rho.stacked_real(), "block": z.stacked_real()})
+            rhos.append(parts)
+        return points, rhos, z
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         """Real views (B, 2K, h, w) of every block output, for separation measurements."""

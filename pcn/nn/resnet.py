@@ -3,28 +3,9 @@
 torchvision's ResNet-18 structure (7x7/2 stem + max-pool, 4 stages of 2 BasicBlocks
 with 64/128/256/512 channels, global average pooling, a Linear layer) with every
 bias removed: convolutions without bias and ``BatchNorm2d(affine=False)``. Only the
-final Linear layer keeps its bias, as in the reference. The non-linearity replaces
-every ReLU (after the stem, inside each block and after each residual sum):
-
-============  =======================================================  ==============
-name          formula                                                  parameters
-============  =======================================================  ==============
-``relu``      :math:`\\max(x, 0)`                                        none
-``abs``       :math:`|x|` (sign collapse)                               none
-``thresh``    :math:`\\mathrm{ReLU}(x - b) - \\mathrm{ReLU}(-x - b)`      ``b > 0`` per channel
-``absdead``   :math:`\\mathrm{ReLU}(x - b) + \\mathrm{ReLU}(-x - b)`      ``b > 0`` per channel
-``tanh``      :math:`\\tanh x`                                           none
-``powfixed``  :math:`x / (1 + |x|)`                                     none
-``identity``  :math:`x` (no non-linearity: a control)                   none
-============  =======================================================  ==============
-
-``thresh`` (soft-thresholding: the odd part of a biased ReLU, which keeps the sign) and
-``absdead`` (an absolute value with a dead zone: its even part, which collapses the sign)
-are the poster's decomposition of ``ReLU(x - b)``; both are in the authors' code. The
-reference never trains ``b`` (a quoting bug freezes it at its initial 1.0): ``learned=False``
-reproduces that. With ``learned=True`` (our default) ``b = softplus(beta)`` with a free
-``beta``, so the threshold stays positive (a negative one would turn soft-thresholding into
-its opposite) and its gradient never vanishes; ``threshold_init`` is its initial value.
+final Linear layer keeps its bias, as in the reference. The non-linearity (one of
+:data:`pcn.nn.nonlinearities.RESNET_REGISTRY`, whose module gives the formulas) replaces every ReLU
+(after the stem, inside each block and after each residual sum).
 
 ``stem="small"`` swaps the ImageNet stem for a 3x3/1 convolution without max-pool, for small
 images (the usual CIFAR stem: stage 1 runs at the input's resolution); ``stem="strided"`` for a
@@ -37,76 +18,17 @@ cost: measured 138 vs 34 training images/s on 2 CPU cores, 299 with the ImageNet
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from pcn.names import STEMS
 from pcn.nn.layers import GlobalBatchNorm2d
+from pcn.nn.nonlinearities import ResNetNonlinearity, resnet_nonlinearity
 
-#: The architecture name of this model in params.yaml.
-ARCHITECTURE = "resnet18"
-#: The architecture name of torchvision's standard ResNet-18 (biases, affine BatchNorm, ReLU).
-STANDARD_ARCHITECTURE = "resnet18_standard"
-RESNET_NONLINEARITIES = ("relu", "abs", "thresh", "absdead", "tanh", "powfixed", "identity")
-#: The non-linearities with a per-channel threshold ``b``.
-THRESHOLDED = ("thresh", "absdead")
-#: First layers: torchvision's 7x7/2 convolution and max-pool, or for small images a 3x3 convolution
-#: without max-pool, of stride 1 (``small``) or 2 (``strided``).
-STEMS = ("imagenet", "small", "strided")
 #: The stride of the small-image stems' 3x3 convolution.
 SMALL_STEM_STRIDE = {"small": 1, "strided": 2}
 #: The reference's initial threshold of ``thresh`` (its quoting bug also froze it there).
 THRESH_INIT = 1.0
-
-
-def inverse_softplus(value: float) -> float:
-    """``beta`` with ``softplus(beta) = value`` (``value > 0``)."""
-    return value + math.log(-math.expm1(-value))
-
-
-class NonLinearity(nn.Module):
-    """One of :data:`RESNET_NONLINEARITIES` (module docstring), per-channel threshold where it has one."""
-
-    def __init__(self, kind: str, channels: int, learned: bool, threshold_init: float):
-        super().__init__()
-        if kind not in RESNET_NONLINEARITIES:
-            raise ValueError(f"unknown ResNet non-linearity {kind!r}; valid: {', '.join(RESNET_NONLINEARITIES)}")
-        self.kind, self.learned = kind, learned
-        if kind in THRESHOLDED:
-            if learned:
-                if threshold_init <= 0:
-                    raise ValueError(
-                        f"a learned {kind} threshold is softplus(beta) > 0: its initial value must be "
-                        f"> 0, got {threshold_init}"
-                    )
-                self.beta = nn.Parameter(torch.full((channels,), inverse_softplus(float(threshold_init))))
-            else:
-                self.register_buffer("frozen_threshold", torch.full((channels,), float(threshold_init)))
-
-    @property
-    def threshold(self) -> Tensor:
-        """The per-channel threshold ``b`` (channels,): ``softplus(beta)``, or the frozen value."""
-        return F.softplus(self.beta) if self.learned else self.frozen_threshold
-
-    def extra_repr(self) -> str:
-        return self.kind
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.kind == "relu":
-            return torch.relu(x)
-        if self.kind == "abs":
-            return x.abs()
-        if self.kind in THRESHOLDED:
-            b = self.threshold.view(1, -1, 1, 1)
-            odd_or_even = -1.0 if self.kind == "thresh" else 1.0
-            return torch.relu(x - b) + odd_or_even * torch.relu(-x - b)
-        if self.kind == "tanh":
-            return torch.tanh(x)
-        if self.kind == "identity":
-            return x
-        return x / (1 + x.abs())
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
@@ -118,13 +40,13 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
         self.bn1 = _bn(planes)
-        self.act1 = NonLinearity(kind, planes, learned, threshold_init)
+        self.act1 = resnet_nonlinearity(kind, planes, learned, threshold_init)
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
         self.bn2 = _bn(planes)
         self.downsample = None
         if stride != 1 or in_planes != planes:
             self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), _bn(planes))
-        self.act2 = NonLinearity(kind, planes, learned, threshold_init)
+        self.act2 = resnet_nonlinearity(kind, planes, learned, threshold_init)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -151,14 +73,14 @@ class BiasFreeResNet18(nn.Module):
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False),
                 _bn(64),
-                NonLinearity(nonlinearity, 64, learned, threshold_init),
+                resnet_nonlinearity(nonlinearity, 64, learned, threshold_init),
                 nn.MaxPool2d(3, 2, 1),
             )
         else:
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, 64, 3, SMALL_STEM_STRIDE[stem], 1, bias=False),
                 _bn(64),
-                NonLinearity(nonlinearity, 64, learned, threshold_init),
+                resnet_nonlinearity(nonlinearity, 64, learned, threshold_init),
             )
         stages, in_planes = [], 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
@@ -177,7 +99,7 @@ class BiasFreeResNet18(nn.Module):
 
     def nonlinearity_modules(self) -> list[list[nn.Module]]:
         """The non-linearities of each layer (the stem, then the 4 stages)."""
-        return [[m for m in part.modules() if isinstance(m, NonLinearity)] for part in (self.stem, *self.stages)]
+        return [[m for m in part.modules() if isinstance(m, ResNetNonlinearity)] for part in (self.stem, *self.stages)]
 
     def layer_features(self, x: Tensor) -> list[Tensor]:
         feats = [self.stem(x)]
@@ -185,11 +107,15 @@ class BiasFreeResNet18(nn.Module):
             feats.append(stage(feats[-1]))
         return feats
 
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the last stage's output (B, 512, h, w): global average pooling, then the Linear layer."""
+        return self.fc(torch.flatten(torch.mean(features, dim=(2, 3)), 1))
+
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
         for stage in self.stages:
             x = stage(x)
-        return self.fc(torch.flatten(torch.mean(x, dim=(2, 3)), 1))
+        return self.head(x)
 
 
 class StandardResNet18(nn.Module):
@@ -231,6 +157,10 @@ class StandardResNet18(nn.Module):
         for stage in (n.layer1, n.layer2, n.layer3, n.layer4):
             feats.append(stage(feats[-1]))
         return feats
+
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the last stage's output (B, 512, h, w): torchvision's average pooling, flatten, fc."""
+        return self.net.fc(torch.flatten(self.net.avgpool(features), 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

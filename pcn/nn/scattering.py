@@ -25,9 +25,6 @@ from torch import Tensor, nn
 from pcn.nn.features import SplitFeatures
 from pcn.nn.layers import GlobalBatchNorm2d, Standardization
 
-#: The architecture name in params.yaml.
-ARCHITECTURE = "scat"
-
 
 def scattering_channels(J: int, L: int, max_order: int = 2) -> int:
     """Number of scattering maps per input channel: ``1 + J L (+ L^2 J (J - 1) / 2 at order 2)``."""
@@ -59,5 +56,9 @@ class ScatteringNet(nn.Module):
         """The one layer before the classifier: the standardized scattering maps."""
         return [self.scatter(x)]
 
+    def head(self, features: Tensor) -> Tensor:
+        """Logits (B, K) of the standardized scattering maps (:meth:`scatter`): BatchNorm2d, flatten, Linear."""
+        return self.fc(torch.flatten(self.bn(features), 1))
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc(torch.flatten(self.bn(self.scatter(x)), 1))
+        return self.head(self.scatter(x))

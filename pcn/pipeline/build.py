@@ -13,17 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from pcn.names import RESNET_ARCHITECTURE, SCAT_ARCHITECTURE, STANDARD_RESNET_ARCHITECTURE
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 from pcn.nn.resnet import BiasFreeResNet18, StandardResNet18
 from pcn.nn.scattering import ScatteringNet
-from pcn.schema import (
-    RESNET_ARCHITECTURE,
-    SCAT_ARCHITECTURE,
-    STANDARD_RESNET_ARCHITECTURE,
-    FiltersConfig,
-    NetworkConfig,
-    VariantConfig,
-)
+from pcn.schema import FiltersConfig, NetworkConfig, VariantConfig
 
 
 @dataclass(frozen=True)

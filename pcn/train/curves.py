@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
 from pcn.files import save_png
 
 
 def plot_history(history: list[dict], path: Path, title: str) -> None:
     """Loss and accuracy per epoch (train and test)."""
+    from matplotlib.figure import Figure  # imported when drawing, not with the module
+
     epochs = [h["epoch"] for h in history]
     fig = Figure(figsize=(9, 3.5))
     (ax1, ax2) = fig.subplots(1, 2)

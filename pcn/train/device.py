@@ -10,8 +10,7 @@ import ctypes
 import ctypes.util
 import sys
 
-#: Valid ``train.device`` values: CUDA when present (``auto``), or forced.
-DEVICES = ("auto", "cpu", "cuda")
+from pcn.names import DEVICES
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3

@@ -16,9 +16,6 @@ import torch.distributed as dist
 
 from pcn.nn.collectives import is_initialized
 
-#: How the train stage starts its processes: in the stage's own process, or under torchrun (DDP).
-LAUNCHERS = ("python", "torchrun")
-
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -42,15 +39,6 @@ def all_gather_objects(obj) -> list:
     out = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj, src: int = 0):
-    """Send a picklable object from rank ``src`` to every rank."""
-    if not is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
 
 
 def init_distributed(info: DistInfo, device_type: str) -> None:

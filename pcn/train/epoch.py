@@ -73,6 +73,28 @@ def _topk_correct(logits: Tensor, target: Tensor, k: int) -> Tensor:
     return (logits.topk(k, dim=1).indices == target[:, None]).any(dim=1).sum()
 
 
+def loss_and_hits(logits: Tensor, target: Tensor) -> Tensor:
+    """``[loss sum, top-1 hits, top-5 hits]`` (3,) float64 of one test batch: ``logits`` (B, K), ``target`` (B,)."""
+    return torch.stack(
+        [
+            nn.functional.cross_entropy(logits, target, reduction="sum"),
+            _topk_correct(logits, target, 1),
+            _topk_correct(logits, target, 5),
+        ]
+    ).double()
+
+
+def checked_stats(totals: Tensor, count: int, device: torch.device) -> EpochStats:
+    """The statistics of a test pass from its summed :func:`loss_and_hits` and its ``count`` of samples (reduced
+    across ranks). Raises ``FloatingPointError`` if the loss is not finite."""
+    stats = _reduced_stats(totals, count, device)
+    if not torch.isfinite(torch.tensor(stats.loss)):
+        raise FloatingPointError(
+            f"the evaluation loss is not finite ({stats.loss}): the model's weights or statistics hold NaN/Inf"
+        )
+    return stats
+
+
 def _reduced_stats(totals: Tensor, count: int, device: torch.device) -> EpochStats:
     """Sum ``[loss sum, top-1 hits, top-5 hits]`` and the count over ranks; one read of the device."""
     values = all_reduce_sum_(
@@ -155,17 +177,6 @@ def run_test_pass(
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast(device, amp):
             logits = model(images).float()
-        totals += torch.stack(
-            [
-                nn.functional.cross_entropy(logits, target, reduction="sum"),
-                _topk_correct(logits, target, 1),
-                _topk_correct(logits, target, 5),
-            ]
-        ).double()
+        totals += loss_and_hits(logits, target)
         count += target.shape[0]
-    stats = _reduced_stats(totals, count, device)
-    if not torch.isfinite(torch.tensor(stats.loss)):
-        raise FloatingPointError(
-            f"the evaluation loss is not finite ({stats.loss}): the model's weights or statistics hold NaN/Inf"
-        )
-    return stats
+    return checked_stats(totals, count, device)

@@ -17,10 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from pcn.names import SELECTIONS
 from pcn.train.epoch import EpochStats, run_test_pass, step_lr, train_one_epoch
-
-#: Which model a run keeps: the last epoch's (honest) or the best test epoch's (the reference's log).
-SELECTIONS = ("last", "best")
 
 
 @dataclass

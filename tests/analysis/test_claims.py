@@ -2,6 +2,7 @@
 
 import pytest
 
+from pcn import names
 from pcn.analysis.claims import (
     CONTRADICTED,
     SUPPORTED,
@@ -135,3 +136,47 @@ def test_mechanism_is_untestable_when_the_class_means_of_wavelet_coefficients_do
 def test_one_seed_or_no_spread_decides_nothing(errors):
     rows = [row("modulus", "lscat", "mod", errors), row("soft_threshold", "lscat", "cst", [e + 1 for e in errors])]
     assert verdicts(rows)[3] == UNDECIDED
+
+
+def test_a_phase_preserving_name_added_to_the_families_joins_the_claims(monkeypatch):
+    """Claims 4 and 6 read the family of pcn.names: a new phase-preserving non-linearity is compared with the
+    modulus of its block like ms / mc / tanh, and named in the claim's measure."""
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.10, 0.12, 0.11)),
+        row("softsign", "lscat", "softsign", [7.0, 7.5, 6.8], mechanism=(0.0, 0.001, 0.0)),
+    ]
+    before = check_claims(rows, 0.95, 0.2, 0.01)
+    assert before[3]["verdict"] == UNTESTABLE and before[5]["comparisons"] == [{"premise_share": 0.002}]
+    monkeypatch.setitem(names.LSCAT_FAMILIES, "softsign", names.PHASE_PRESERVING)
+    claim4, claim6 = (check_claims(rows, 0.95, 0.2, 0.01)[i] for i in (3, 5))
+    assert [(c["a"], c["b"]) for c in claim4["comparisons"]] == [("softsign", "modulus")]
+    assert claim4["comparisons"][0]["interval"] == paired_interval([4.0, 4.3, 3.9], 0.95)
+    assert claim4["verdict"] == SUPPORTED and "each ms / mc / tanh / softsign network" in claim4["measure"]
+    assert [(c["a"], c["b"]) for c in claim6["comparisons"][1:]] == [("modulus", "softsign")]
+    assert claim6["verdict"] == SUPPORTED
+    monkeypatch.setitem(names.LSCAT_FAMILIES, "softsign", names.OTHER)  # another family: not a phase-preserving claim
+    assert verdicts(rows)[4] == UNTESTABLE
+
+
+def test_a_variant_the_claim_cannot_compare_is_named_in_its_reason():
+    """A phase-preserving variant without the modulus network of its block, or without a seed in common with it,
+    is said to be left out (never skipped in silence)."""
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.10, 0.12, 0.11)),
+        row("tanh", "lscat", "tanh", [7.0, 7.5, 6.8]),
+        row("tanh_skip", "lscat_skip", "tanh", [7.0, 7.5, 6.8]),
+        {**row("ms", "lscat", "ms", [5.0]), "test_error_by_seed": {7: 5.0}},  # seed 7 only
+    ]
+    claim4 = check_claims(rows, 0.95, 0.2, 0.01)[3]
+    assert [c["a"] for c in claim4["comparisons"]] == ["tanh"]
+    assert claim4["reason"].endswith(
+        "; left out: tanh_skip (no lscat_skip variant with mod is selected), "
+        "ms − modulus (no seed where both have a value)"
+    )
+    alone = check_claims(rows[2:3], 0.95, 0.2, 0.01)[3]
+    assert alone["verdict"] == UNTESTABLE and alone["reason"] == (
+        "needs an ms, mc or tanh variant and its mod variant among the selected variants (params.yaml: variants); "
+        "left out: tanh_skip (no lscat_skip variant with mod is selected)"
+    )
+    claim6 = check_claims(rows, 0.95, 0.2, 0.01)[5]
+    assert claim6["reason"].endswith("; left out: tanh_skip (no lscat_skip variant with mod is selected)")

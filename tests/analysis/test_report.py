@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 
-from pcn.analysis.report import build_report, markdown, summary_metrics
+from pcn.analysis.report import REFERENCES, build_report, markdown, summary_metrics
 
 
 def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9), fisher_falls=False) -> dict:
@@ -188,3 +188,15 @@ def test_table1_has_the_papers_layout_with_our_baselines():
     assert "10.00 ± 1.41 (n = 2)" in table and "not selected" in table
     assert "| paper, CIFAR-10 | 27.7 | 11.7 | 7.7 | 8.8 |" in table
     assert "| paper, ImageNet top-1 | 73.0 | 35.9 | 30.1 | 30.2 |" in table
+
+
+def test_each_architecture_is_compared_with_its_plain_phase_collapse():
+    """The references come from the families of pcn.names: the first phase collapse of an architecture (the
+    ResNet's absolute value, not its thresholded absdead), a baseline without one compared with its own ReLU."""
+    assert REFERENCES == {
+        "lscat": "mod",
+        "lscat_skip": "mod",
+        "resnet18": "abs",
+        "resnet18_standard": "relu",
+        "scat": "mod",
+    }

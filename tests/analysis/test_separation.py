@@ -15,7 +15,7 @@ from pcn.analysis.separation import (
     random_projection,
 )
 from pcn.nn.features import SplitFeatures
-from pcn.nn.nonlinearities import PointwiseNonlinearity
+from pcn.nn.nonlinearities import lscat_nonlinearity
 
 
 def gaussian_classes(n_train=300, n_test=200, k=4, d=6, spread=0.8, seed=0):
@@ -123,7 +123,7 @@ def test_phase_preserving_rho_keeps_class_means_near_zero_the_modulus_does_not(k
     zt, yt = _random_phase_classes(600, 1)
     shares = {}
     for rho in (kind, "mod"):
-        f = PointwiseNonlinearity(rho, 3, 0).eval()
+        f = lscat_nonlinearity(rho, 3, 0).eval()
         with torch.no_grad():
             x, xt = (feature_vectors(f(v).stacked_real(), "spatial_mean").numpy() for v in (z, zt))
         shares[rho] = statistics(x, y.numpy(), xt, yt.numpy(), 3).measures(1e-3)

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from pcn.nn.nonlinearities import inverse_softplus, resnet_nonlinearity
 from pcn.nn.phase_collapse import count_parameters
-from pcn.nn.resnet import BiasFreeResNet18, NonLinearity, StandardResNet18, inverse_softplus
+from pcn.nn.resnet import BiasFreeResNet18, StandardResNet18
 from pcn.nn.scattering import ScatteringNet, scattering_channels
 
 
@@ -57,7 +58,7 @@ def test_resnet_stems_set_the_resolution_of_every_stage(make):
 
 @pytest.mark.parametrize("kind", ["thresh", "absdead"])
 def test_a_learned_threshold_starts_where_asked_stays_positive_and_learns(kind):
-    nl = NonLinearity(kind, 4, True, 0.3)
+    nl = resnet_nonlinearity(kind, 4, True, 0.3)
     torch.testing.assert_close(nl.threshold, torch.full((4,), 0.3))
     with torch.no_grad():
         nl.beta.fill_(-30.0)  # however negative the free parameter
@@ -67,11 +68,11 @@ def test_a_learned_threshold_starts_where_asked_stays_positive_and_learns(kind):
     nl(x).pow(2).sum().backward()
     assert nl.beta.grad is not None and (nl.beta.grad != 0).all()
     with pytest.raises(ValueError, match="must be > 0"):
-        NonLinearity(kind, 4, True, 0.0)
+        resnet_nonlinearity(kind, 4, True, 0.0)
 
 
 def test_the_authors_frozen_threshold_is_a_buffer():
-    frozen = NonLinearity("thresh", 4, False, 1.0)
+    frozen = resnet_nonlinearity("thresh", 4, False, 1.0)
     assert not list(frozen.parameters()) and torch.equal(frozen.threshold, torch.ones(4))
     assert count_parameters(BiasFreeResNet18(3, 1000, "thresh", learned=False)) == 11_679_912  # b frozen
     assert count_parameters(BiasFreeResNet18(3, 1000, "thresh")) > 11_679_912

@@ -62,6 +62,7 @@ def test_stages_depend_on_packages_not_on_the_whole_library():
         "stages/stage_inputs.py",
         "stages/workspace.py",
         "pcn/layout.py",
+        "pcn/names.py",
         "pcn/__init__.py",
         "pcn/files.py",
         "pcn/schema.py",
