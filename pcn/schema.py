@@ -269,8 +269,7 @@ def parse_params(data, source: str = "params.yaml") -> Params:
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     params = build(Params, data, "", errors)
-    if not errors:
-        _check_consistency(params, errors)
+    _check_consistency(params, errors)
     if errors:
         raise ParamsError(f"invalid parameters in {source}:\n  - " + "\n  - ".join(errors))
     return params
@@ -313,9 +312,7 @@ def _check_data(p: Params, errors: list[str]) -> None:
         )
 
 
-def _check_consistency(p: Params, errors: list[str]) -> None:
-    _check_names(p, errors)
-    _check_data(p, errors)
+def _check_models(p: Params, errors: list[str]) -> None:
     for name, v in p.models.items():
         if v.nonlinearity in THRESHOLDED and v.learned and v.threshold_init is not None and v.threshold_init <= 0:
             errors.append(
@@ -328,6 +325,9 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
                 f"models.{name}.nonlinearity: {v.nonlinearity!r} is not valid for arch {v.arch}; "
                 f"valid: {', '.join(valid)}"
             )
+
+
+def _check_network(p: Params, errors: list[str]) -> None:
     if any(w < 1 for w in p.network.widths):
         errors.append(f"network.widths: every width must be >= 1, got {p.network.widths}")
     if p.filters.factorize_from > len(p.network.widths):
@@ -335,6 +335,9 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
             f"filters.factorize_from: {p.filters.factorize_from} exceeds the number of blocks "
             f"({len(p.network.widths)} network.widths)"
         )
+
+
+def _check_train(p: Params, errors: list[str]) -> None:
     if p.train.launcher == "python" and p.train.nproc != 1:
         errors.append("train.nproc: must be 1 with train.launcher=python (use launcher=torchrun for several processes)")
     if p.train.batch_size % p.train.nproc:
@@ -342,3 +345,27 @@ def _check_consistency(p: Params, errors: list[str]) -> None:
     for name, v in p.models.items():
         if v.batch_size is not None and v.batch_size % p.train.nproc:
             errors.append(f"models.{name}.batch_size: {v.batch_size} is not divisible by train.nproc={p.train.nproc}")
+
+
+#: Each check of how settings fit together, with the top-level sections it reads. A check runs when those
+#: sections passed the checks of their own keys (types, ranges, choices), so that every problem of a params file
+#: is reported at once (a misspelled variant beside a wrong type elsewhere) without follow-on errors.
+CONSISTENCY_CHECKS = (
+    (_check_names, ("models", "variants", "seeds")),
+    (_check_data, ("data",)),
+    (_check_models, ("models",)),
+    (_check_network, ("network", "filters")),
+    (_check_train, ("train", "models")),
+)
+
+
+def _section(error: str) -> str:
+    """The top-level key an error message is about (``train.lr: ...`` -> ``train``)."""
+    return re.split(r"[.\[:]", error, maxsplit=1)[0]
+
+
+def _check_consistency(p: Params, errors: list[str]) -> None:
+    broken = {_section(e) for e in errors}
+    for check, sections in CONSISTENCY_CHECKS:
+        if not broken.intersection(sections):
+            check(p, errors)

@@ -96,6 +96,14 @@ PROBLEMS = {
             "seeds: expected distinct integers in [0, 2147483647], got [0, 0]",
         ],
     ),
+    "a misspelled variant beside wrong types elsewhere": (
+        {"variants": ["modulus", "modulos"], "train.lr": "fast", "report.confidence": 2},
+        [
+            "variants[1]: 'modulos' is not defined under 'models'",
+            "train.lr: expected a finite number, got 'fast'",
+            "report.confidence: 2.0 is out of range; must be < 1.0",
+        ],
+    ),
 }
 
 
@@ -105,6 +113,13 @@ def test_every_problem_is_reported_with_its_key(default_params, case):
     message = errors_for(changed(default_params, changes))
     missing = [m for m in messages if m not in message]
     assert not missing, message
+
+
+def test_a_malformed_section_gets_no_follow_on_errors(default_params):
+    """A scalar where the variants list belongs is one error, not one per character of the scalar."""
+    message = errors_for(changed(default_params, {"variants": "modulus", "train.lr": "fast"}))
+    assert "variants: expected a list" in message and "train.lr: expected a finite number" in message
+    assert "variants[0]" not in message
 
 
 def test_numbers_are_read_as_yaml_1_2(tmp_path):
