@@ -18,7 +18,6 @@ its DVC stages and the name of its folders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -27,47 +26,20 @@ def run_name(variant: str, seed: int) -> str:
     return f"{variant}-{seed}"
 
 
-@dataclass(frozen=True)
 class Workspace:
-    """The pipeline's folders under ``root``."""
+    """The pipeline's folders under ``root`` (the table above)."""
 
-    root: Path
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        results, data = self.root / "results", self.root / "data"
+        self.validated = results / "params.ok"
+        self.listing_dir, self.data_dir = data / "listing", data / "prepared"
+        self.filters_dir, self.report_dir = results / "filters", results / "report"
+        self.train_dir, self.eval_dir = results / "train", results / "evaluate"
+        self.models_dir, self.checkpoints_dir = self.root / "models", self.root / "checkpoints"
 
-    @property
-    def validated(self) -> Path:
-        return self.root / "results" / "params.ok"
-
-    @property
-    def listing_dir(self) -> Path:
-        return self.root / "data" / "listing"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data" / "prepared"
-
-    @property
-    def filters_dir(self) -> Path:
-        return self.root / "results" / "filters"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def train_dir(self) -> Path:
-        return self.root / "results" / "train"
-
-    @property
-    def eval_dir(self) -> Path:
-        return self.root / "results" / "evaluate"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "results" / "report"
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        return self.root / "checkpoints"
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.root)!r})"
 
     def model_file(self, run: str) -> Path:
         return self.models_dir / run / "model.pt"
