@@ -365,13 +365,24 @@ SUMMARY_KEYS = {"test": "test_error_pct", "validation": "val_error_pct"}
 
 
 def summary_metrics(report: dict) -> dict:
-    """``{test_error_pct: {variant: %}, val_error_pct: {variant: %}}``: the metrics file DVC
-    shows (``dvc exp show`` columns ``test_error_pct.<variant>``). The validation error (the model
-    kept, on the validation split carved from the training part) is what hyperparameter sweeps compare;
-    it is left out for variants trained without a validation split."""
+    """The metrics file DVC shows (``dvc exp show`` and ``dvc exp diff`` columns ``<key>.<variant>``), one
+    mapping per key, each ``{variant: value}``:
+
+    * ``test_error_pct``: the mean test error over the seeds, in percent;
+    * ``test_error_sd``: its standard deviation over the seeds; ``n_seeds``: how many seeds;
+    * ``test_error_low`` / ``test_error_high``: the two-sided Student-t interval of the mean at
+      ``report.confidence``, :math:`\bar e \pm t_{n-1} s / \sqrt n` (left out with one seed, or no spread);
+    * ``val_error_pct``: the mean validation error (the model kept, on the validation split carved from the
+      training part): what hyperparameter sweeps compare; left out for variants trained without one.
+
+    Values are rounded to 4 decimals (hundredths of an image in a thousand)."""
+    rows, confidence = report["rows"], report["confidence"]
+    intervals = {r["variant"]: paired_interval(list(r["test_error_by_seed"].values()), confidence) for r in rows}
     return {
-        SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in report["rows"]},
-        SUMMARY_KEYS["validation"]: {
-            r["variant"]: round(r["val_error"]["mean"], 4) for r in report["rows"] if r.get("val_error")
-        },
+        SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in rows},
+        "test_error_sd": {v: round(i["sd"], 4) for v, i in intervals.items() if i["sd"] is not None},
+        "test_error_low": {v: round(i["low"], 4) for v, i in intervals.items() if i["low"] is not None},
+        "test_error_high": {v: round(i["high"], 4) for v, i in intervals.items() if i["high"] is not None},
+        "n_seeds": {v: i["n"] for v, i in intervals.items()},
+        SUMMARY_KEYS["validation"]: {r["variant"]: round(r["val_error"]["mean"], 4) for r in rows if r.get("val_error")},
     }

@@ -86,10 +86,16 @@ def test_summary_difference_and_band_on_two_seeds():
     assert block["ncm_accuracy"]["trend"]["rises"] and block["ncm_accuracy"]["rises_in_seeds"] == 2
     assert cst["views"]["block/flatten"]["ncm_accuracy"]["trend"]["rises"] is False
     assert [c["claim"] for c in report["claims"]] == list(range(1, 8))
-    assert summary_metrics(report) == {
-        "test_error_pct": {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0},
-        "val_error_pct": {"modulus": 3.5, "soft_threshold": 15.5, "resnet_thresh": 82.0},
-    }
+    summary = summary_metrics(report)
+    assert summary["test_error_pct"] == {"modulus": 2.5, "soft_threshold": 14.5, "resnet_thresh": 81.0}
+    assert summary["val_error_pct"] == {"modulus": 3.5, "soft_threshold": 15.5, "resnet_thresh": 82.0}
+    assert summary["n_seeds"] == {"modulus": 2, "soft_threshold": 2, "resnet_thresh": 2}
+    from scipy import stats  # an independent interval of the mean: modulus errors 2 and 3 over its two seeds
+
+    low, high = stats.t.interval(0.95, 1, loc=2.5, scale=stats.sem([2.0, 3.0]))
+    assert summary["test_error_low"]["modulus"] == pytest.approx(low, abs=1e-4)
+    assert summary["test_error_high"]["modulus"] == pytest.approx(high, abs=1e-4)
+    assert summary["test_error_sd"]["modulus"] == pytest.approx(np.std([2.0, 3.0], ddof=1), abs=1e-4)
     del report["rows"][0]["val_error"]  # trained without a validation split
     assert "modulus" not in summary_metrics(report)["val_error_pct"]
     json.dumps(report)  # the JSON file can be written

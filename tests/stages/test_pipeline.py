@@ -31,10 +31,9 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     report = read_json(repo / "results/report/table.json")
     assert report["comparisons"][0]["seeds"] == [0, 1] and report["comparisons"][0]["interval"]["low"] is not None
     summary = read_json(repo / "results/report/summary.json")
-    assert {k: set(v) for k, v in summary.items()} == {
-        "test_error_pct": {"modulus", "soft_threshold"},
-        "val_error_pct": {"modulus", "soft_threshold"},
-    }
+    keys = ("test_error_pct", "test_error_sd", "test_error_low", "test_error_high", "n_seeds", "val_error_pct")
+    assert {k: set(v) for k, v in summary.items()} == {k: {"modulus", "soft_threshold"} for k in keys}
+    assert summary["n_seeds"] == {"modulus": 2, "soft_threshold": 2}
     assert ran(dvc("repro", cwd=repo).stdout) == []  # a second repro does nothing
 
     params["seeds"] = [0, 1, 2]  # a seed added: only that seed trains
@@ -81,9 +80,10 @@ def test_exp_show_and_plots_for_people(tmp_path, default_params):
     header = dvc("exp", "show", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
     metrics = header[header.index("Created") + 1 : header.index("seeds")]
     metrics = [m for m in metrics if m not in ("rev", "typ", "parent", "State", "Executor")]
-    assert metrics == [f"{kind}_error_pct.{name}" for kind in ("test", "val") for name in ("modulus", "soft_threshold")]
+    keys = ("n_seeds", "test_error_high", "test_error_low", "test_error_pct", "test_error_sd", "val_error_pct")
+    assert metrics == [f"{key}.{name}" for key in keys for name in ("modulus", "soft_threshold")]
     dvc("exp", "run", "-S", "train.lr=0.02", "-n", "lr002", cwd=repo)
-    people = ("exp", "show", "--only-changed", "--drop", "val_error_pct", "--no-pager")  # the README's command
+    people = ("exp", "show", "--only-changed", "--drop", "val_error|_sd|_low|_high|n_seeds", "--no-pager")  # docs
     shown = dvc(*people, cwd=repo, environ=env(COLUMNS="120")).stdout
     lines = shown.splitlines()
     assert max(len(line) for line in lines) <= 120, shown
