@@ -371,7 +371,7 @@ def summary_metrics(report: dict) -> dict:
     * ``test_error_pct``: the mean test error over the seeds, in percent;
     * ``test_error_sd``: its standard deviation over the seeds; ``n_seeds``: how many seeds;
     * ``test_error_low`` / ``test_error_high``: the two-sided Student-t interval of the mean at
-      ``report.confidence``, :math:`\bar e \pm t_{n-1} s / \sqrt n` (left out with one seed, or no spread);
+      ``report.confidence``, :math:`\\bar e \\pm t_{n-1} s / \\sqrt n` (left out with one seed, or no spread);
     * ``val_error_pct``: the mean validation error (the model kept, on the validation split carved from the
       training part): what hyperparameter sweeps compare; left out for variants trained without one.
 
@@ -384,5 +384,7 @@ def summary_metrics(report: dict) -> dict:
         "test_error_low": {v: round(i["low"], 4) for v, i in intervals.items() if i["low"] is not None},
         "test_error_high": {v: round(i["high"], 4) for v, i in intervals.items() if i["high"] is not None},
         "n_seeds": {v: i["n"] for v, i in intervals.items()},
-        SUMMARY_KEYS["validation"]: {r["variant"]: round(r["val_error"]["mean"], 4) for r in rows if r.get("val_error")},
+        SUMMARY_KEYS["validation"]: {
+            r["variant"]: round(r["val_error"]["mean"], 4) for r in rows if r.get("val_error")
+        },
     }

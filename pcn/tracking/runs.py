@@ -27,6 +27,12 @@ from pcn.tracking.store import TrackingError, check_tracking_uri, exclusive_lock
 RETRY_AFTER_SECONDS = 30.0
 
 
+def readable(value: float) -> float:
+    """``value`` at 12 significant digits, as MLflow shows it: an error of 100 (1 - 0.901) is logged as 9.9, not
+    9.899999999999999 (the binary noise of the subtraction), and no digit a measurement carries is lost."""
+    return float(f"{float(value):.12g}")
+
+
 class Terminated(KeyboardInterrupt):
     """The process received SIGTERM (treated like Ctrl-C: runs are marked KILLED)."""
 
@@ -185,14 +191,14 @@ class StageRun:
 
     # -- resilient logging
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        self._call("metrics", {k: float(v) for k, v in metrics.items()}, step, int(time.time() * 1000))
+        self._call("metrics", {k: readable(v) for k, v in metrics.items()}, step, int(time.time() * 1000))
 
     def log_parent_metrics(self, metrics: dict[str, float]) -> None:
         """Metrics on the pipeline's parent run (the headline numbers of the execution)."""
         if self.parent_id:
             self._call(
                 "metrics",
-                {k: float(v) for k, v in metrics.items()},
+                {k: readable(v) for k, v in metrics.items()},
                 None,
                 int(time.time() * 1000),
                 run_id=self.parent_id,

@@ -268,3 +268,10 @@ def test_a_frozen_server_costs_what_a_dead_one_does(tmp_path, monkeypatch, serve
         elapsed = time.perf_counter() - start
     assert run.pending == 3
     assert elapsed < 6, f"{server} server: {elapsed:.1f} s for three epochs' metrics"
+
+
+def test_metrics_are_logged_without_binary_noise():
+    from pcn.tracking.runs import readable
+
+    assert 100 * (1 - 0.901) != 9.9 and readable(100 * (1 - 0.901)) == 9.9
+    assert readable(2.8333333333333335) == 2.83333333333 and readable(1e-9) == 1e-9 and readable(3) == 3.0
