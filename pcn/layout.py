@@ -4,7 +4,7 @@
 ``results/params.ok``                    stage ``validate``: params.yaml passed validation
 ``data/listing/<source>.json``           stage ``scan@<source>``
 ``data/prepared/``                       stage ``fetch`` (its ``card.json`` describes the data set)
-``results/filters/filters.png``          stage ``draw_filters``
+``results/wavelets/filters.png``          stage ``draw_filters``
 ``models/<run>/model.pt``                stage ``train@<run>``: the trained weights with their configuration
 ``results/train/<run>/``                 stage ``train@<run>``: metrics.json, history.csv, curves.png
 ``results/evaluate/<run>/``              stage ``evaluate@<run>``: metrics.json, separation.csv
@@ -34,7 +34,7 @@ class Workspace:
         results, data = self.root / "results", self.root / "data"
         self.validated = results / "params.ok"
         self.listing_dir, self.data_dir = data / "listing", data / "prepared"
-        self.filters_dir, self.report_dir = results / "filters", results / "report"
+        self.filters_dir, self.report_dir = results / "wavelets", results / "report"
         self.train_dir, self.eval_dir = results / "train", results / "evaluate"
         self.models_dir, self.checkpoints_dir = self.root / "models", self.root / "checkpoints"
 

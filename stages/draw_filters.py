@@ -1,7 +1,7 @@
 """Stage `draw_filters`: a figure of every block's Morlet filter bank, in space and in Fourier.
 
 The networks compute their filters from the params (:mod:`pcn.nn.morlet`); this stage only
-draws them (``results/filters/filters.png``) and nothing reads its output back. With no LScat
+draws them (``results/wavelets/filters.png``) and nothing reads its output back. With no LScat
 variant selected (ResNets and Scat only) it writes a note instead, whatever the filter settings.
 """
 

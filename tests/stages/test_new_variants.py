@@ -53,5 +53,5 @@ def test_resnet_only_pipelines_ignore_the_filter_settings(tmp_path, default_para
     params["network"].update(widths=[4] * 8, resnet_stem="small")  # 8 blocks do not fit 16x16 images
     repo = make_project(tmp_path / "repo", params)
     out = dvc("repro", cwd=repo)
-    assert "no LScat variant selected" in out.stdout and (repo / "results/filters/filters.png").is_file()
+    assert "no LScat variant selected" in out.stdout and (repo / "results/wavelets/filters.png").is_file()
     assert read_json(repo / "results/train/resnet_relu-0/metrics.json")["epochs"] == 1
