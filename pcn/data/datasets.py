@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 from pcn.data.errors import DataError
 from pcn.data.imagenet import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD, folder_listing, image_files, verify_images
 from pcn.data.splits import ArraySplit, stratified_split
-from pcn.files import file_digest, sha256_json
+from pcn.files import atomic_write, file_digest, sha256_json
 from pcn.names import DATASETS
 
 CIFAR10_MD5 = {
@@ -210,7 +210,7 @@ def _write_arrays(out_dir: Path, train: ArraySplit, test: ArraySplit) -> dict[st
             kinds.append(("positions", arrays.positions))
         for kind, arr in kinds:
             path = out_dir / f"{split}_{kind}.npy"
-            np.save(path, arr)
+            atomic_write(path, lambda f, arr=arr: np.save(f, arr))  # never through a planted link
             checksums[path.name] = file_digest(path)
     return checksums
 

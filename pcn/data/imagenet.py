@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import torch
@@ -32,7 +33,9 @@ def image_files(root: Path) -> list[Path]:
 
     Symbolic links to folders are followed (linking class folders is the usual way to make a subset);
     a folder reached twice (a symbolic-link loop, or two links to one folder) stops with both names, before
-    any count or epoch could include it again.
+    any count or epoch could include it again. An image file must be a regular file: a link to a file (a training
+    image linked into ``val/``) or anything else named like an image (a FIFO, which would hang the first read) is
+    refused by name, unopened.
     """
     seen: dict[str, str] = {}
     files = []
@@ -45,8 +48,23 @@ def image_files(root: Path) -> list[Path]:
             )
         seen[real] = dirpath
         dirnames.sort()
-        files += [Path(dirpath) / name for name in sorted(filenames) if name.lower().endswith(IMAGE_EXTENSIONS)]
+        for name in sorted(filenames):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(regular_image(Path(dirpath) / name))
     return files
+
+
+def regular_image(path: Path) -> Path:
+    """``path``, if it is a regular file (not followed if a link); else :class:`DataError` naming it."""
+    mode = os.lstat(path).st_mode
+    if stat.S_ISLNK(mode):
+        raise DataError(
+            f"imagenet: {path} is a symbolic link to a file; an image must be a regular file (copy it; links to "
+            "class folders are allowed)"
+        )
+    if not stat.S_ISREG(mode):
+        raise DataError(f"imagenet: {path} is not a regular file (a FIFO, socket or device named like an image)")
+    return path
 
 
 def folder_listing(root: Path) -> dict:
