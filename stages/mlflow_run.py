@@ -24,9 +24,9 @@ logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its star
 
 
 def tracking_uri(params) -> str:
-    from pcn.tracking.store import default_tracking_uri
+    from pcn.tracking.store import pipeline_tracking_uri
 
-    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking.uri or default_tracking_uri(ORIGIN_ROOT)
+    return pipeline_tracking_uri(ORIGIN_ROOT, params.tracking.uri, os.environ.get("MLFLOW_TRACKING_URI"))
 
 
 def open_tracking(params):
@@ -53,8 +53,8 @@ def pipeline_identity() -> tuple[str, str] | None:
     experiment name, so every stage of one ``dvc repro`` or ``dvc exp run`` shares it and two
     executions never do. ``PCN_PIPELINE_ID`` overrides it.
     """
-    if os.environ.get("PCN_PIPELINE_ID"):
-        return os.environ["PCN_PIPELINE_ID"], os.environ["PCN_PIPELINE_ID"]
+    if os.environ.get("PCN_PIPELINE_ID"):  # pcn repro sets both; PCN_PIPELINE_LABEL names the parent run
+        return os.environ["PCN_PIPELINE_ID"], os.environ.get("PCN_PIPELINE_LABEL") or os.environ["PCN_PIPELINE_ID"]
     import datetime
 
     import psutil
@@ -93,10 +93,11 @@ def pipeline_alive(ident: str) -> bool:
 def run_tags(params, stage: str, variant: str | None = None, seed: int | None = None) -> dict[str, str]:
     import getpass
 
-    from pcn.tracking.runs import git_commit
+    from pcn.tracking.runs import git_commit, host_tags
 
     commit = git_commit(ROOT)
     tags = {
+        **host_tags(),
         "dvc.stage": stage,
         "git.commit": commit,
         "data.name": params.data.name,
@@ -118,6 +119,8 @@ def run_tags(params, stage: str, variant: str | None = None, seed: int | None = 
     for env, tag in (("DVC_EXP_NAME", "dvc.exp_name"), ("DVC_EXP_BASELINE_REV", "dvc.baseline_rev")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]
+    if os.environ.get("PCN_DASK_WORKER"):  # the Dask worker of `pcn repro` that ran this stage
+        tags["dask.worker"] = os.environ["PCN_DASK_WORKER"]
     card = WORKSPACE.data_dir / "card.json"
     if card.is_file():
         tags["data.card_sha256"] = file_digest(card)
@@ -152,6 +155,8 @@ def describe_parent(client, parent_id: str, params, label: str) -> None:
         client.log_batch(parent_id, params=items[start : start + 100])
     exp = os.environ.get("DVC_EXP_NAME")
     note = f"`dvc exp run` of experiment {exp}" if exp else "`dvc repro`"
+    if os.environ.get("PCN_PIPELINE_LABEL", "").startswith("pcn repro"):
+        note = "`pcn repro` (dvc repro --single-item of each stage, on a Dask cluster)"
     if os.environ.get("DVC_EXP_BASELINE_REV"):
         note += f" on baseline commit {os.environ['DVC_EXP_BASELINE_REV'][:12]}"
     client.set_tag(
@@ -198,7 +203,7 @@ def stage_run(params, stage: str, variant: str | None = None, seed: int | None =
                 experiment_id,
                 ident,
                 f"{label}{suffix}",
-                {k: v for k, v in common_tags.items() if k != "dvc.stage"},
+                {k: v for k, v in common_tags.items() if k not in ("dvc.stage", "dask.worker")},
                 store_lock(tracking_uri(params), ORIGIN_ROOT / "mlartifacts"),
                 alive=pipeline_alive,
             )

@@ -11,7 +11,13 @@ halves of lines. A journal is untrusted input (anyone who can write the folder c
 * its run belongs to the expected experiment (when one is given): an entry never writes into another
   experiment's runs;
 * an artifact it names is a regular file inside one of the allowed roots (the repository and the
-  workspace the stage ran in): an entry never uploads a file from elsewhere.
+  workspace the stage ran in): an entry never uploads a file from elsewhere;
+* it cannot rewrite history: its run is one that this journal's own stage opened (the run's ``pcn.journal`` tag,
+  set when pcn creates it, names this journal; for the pipeline's parent run, one of that stage's runs is its
+  child), and that run is still open (RUNNING, or KILLED by pcn because its execution was gone, tag
+  ``pcn.closed_abandoned``): a FINISHED or FAILED run is never changed from a journal;
+* a tags entry sets no ``pcn.*`` or ``mlflow.parentRunId`` tag, and an artifact is one of the outputs that dvc.yaml
+  declares for the run's stage (``dvc.stage`` tag): a journal never uploads ``.dvc/config``.
 
 An entry that breaks a rule, or that the store refuses while the store answers, is **quarantined**:
 moved to ``<journal>.quarantined.jsonl`` with the reason, and said so on stderr; the entries after it
@@ -22,10 +28,12 @@ for the next replay (nothing is lost, nothing is reordered).
 from __future__ import annotations
 
 import json
-import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pcn.files import append_bytes, write_text
 
 #: Entry kinds and the types of their ``args``.
 KINDS = {
@@ -48,14 +56,9 @@ class ReplayReport:
 
 
 def append(journal: Path, entry: dict) -> None:
-    """Add one entry as one line, in a single ``write`` on a file opened for appending (owner-only)."""
-    journal.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(entry) + "\n").encode()
-    fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
+    """Add one entry as one line, in a single ``write`` on a file opened for appending (owner-only), never through
+    a planted link (:func:`pcn.files.append_bytes`)."""
+    append_bytes(journal, (json.dumps(entry) + "\n").encode())
 
 
 def quarantine_path(journal: Path) -> Path:
@@ -80,6 +83,33 @@ def entry_problem(entry, tracking_uri: str, roots: tuple[Path, ...]) -> str | No
         if not path.is_file():
             return f"artifact {args[0]!r} is not a file (any more)"
     return None
+
+
+#: Tags a journal entry may not set: those that decide which runs a journal may touch.
+PROTECTED_TAGS = ("pcn.", "mlflow.parentRunId")
+#: Run ids as MLflow makes them (hexadecimal), and journal names as pcn makes them (safe in a filter string).
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+JOURNAL_NAME = re.compile(r"[A-Za-z0-9_.@-]+")
+#: Statuses of a run a journal may still write to.
+OPEN = "RUNNING"
+
+
+def declared_outputs(root: Path, stage: str) -> list[str]:
+    """The outputs that ``root``'s dvc.yaml declares for ``stage`` (``outs``, ``metrics``, ``plots``), as path
+    prefixes relative to ``root`` (a templated part and what follows it dropped: ``results/train/``)."""
+    import yaml
+
+    try:
+        definition = yaml.safe_load((root / "dvc.yaml").read_text())["stages"][stage]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return []
+    definition = definition.get("do", definition)
+    prefixes = []
+    for key in ("outs", "metrics", "plots"):
+        for out in definition.get(key) or []:
+            name = next(iter(out)) if isinstance(out, dict) else str(out)
+            prefixes.append(name.split("${", 1)[0])
+    return [p for p in prefixes if p]
 
 
 def apply_entry(client, entry: dict) -> None:
@@ -121,15 +151,40 @@ def store_answers(client) -> bool:
     return True
 
 
-def _run_problem(client, entry: dict, experiment_id: str | None) -> str | None:
-    """Why the entry's run is not one to write to (another experiment), or None."""
-    if experiment_id is None:
-        return None
+def _run_problem(client, entry: dict, experiment_id: str | None, journal: Path, roots) -> str | None:
+    """Why the entry's run is not one this journal may write to (module docstring), or None."""
     run_id = entry["args"][0] if entry["kind"] == "terminate" else entry["run_id"]
+    if not RUN_ID.fullmatch(run_id) or not JOURNAL_NAME.fullmatch(journal.name):
+        return f"run id {run_id!r} or journal name {journal.name!r} is not one pcn makes"
     run = client.get_run(run_id)
-    if run.info.experiment_id != experiment_id:
+    if experiment_id is not None and run.info.experiment_id != experiment_id:
         return f"run {run_id} belongs to experiment {run.info.experiment_id}, not {experiment_id}"
+    tags = run.data.tags
+    if tags.get("pcn.kind") == "pipeline":
+        children = f"tags.`pcn.journal` = '{journal.name}' and tags.`mlflow.parentRunId` = '{run_id}'"
+        if not client.search_runs([run.info.experiment_id], children, max_results=1):
+            return f"parent run {run_id} has no run of journal {journal.name}"
+    elif tags.get("pcn.journal") != journal.name:
+        return f"run {run_id} was not opened by the stage of journal {journal.name}"
+    if run.info.status != OPEN and not (run.info.status == "KILLED" and tags.get("pcn.closed_abandoned")):
+        return f"run {run_id} is {run.info.status}: a finished run is not changed from a journal"
+    if entry["kind"] == "tags" and any(k.startswith(PROTECTED_TAGS) for k in entry["args"][0]):
+        return f"tags entry sets a protected tag ({', '.join(sorted(entry['args'][0]))[:200]})"
+    if entry["kind"] == "artifact":
+        return _artifact_problem(Path(entry["args"][0]), tags.get("dvc.stage", ""), roots)
     return None
+
+
+def _artifact_problem(path: Path, stage: str, roots) -> str | None:
+    """Why ``path`` is not one of the outputs dvc.yaml declares for ``stage`` under one of ``roots``, or None."""
+    path = path.resolve()
+    for root in roots:
+        root = Path(root).resolve()
+        if path.is_relative_to(root):
+            relative = path.relative_to(root).as_posix()
+            if any(relative == p or relative.startswith(p.rstrip("/") + "/") for p in declared_outputs(root, stage)):
+                return None
+    return f"artifact {str(path)!r} is not an output that dvc.yaml declares for stage {stage!r}"
 
 
 def replay(
@@ -153,7 +208,7 @@ def replay(
             problem = entry_problem(entry, client.tracking_uri, roots)
         if problem is None:
             try:
-                problem = _run_problem(client, entry, experiment_id)
+                problem = _run_problem(client, entry, experiment_id, journal, roots)
                 if problem is None:
                     apply_entry(client, entry)
                     report.sent += 1
@@ -176,9 +231,7 @@ def replay(
             file=sys.stderr,
         )
     if kept:
-        tmp = journal.with_name(journal.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, journal)
+        write_text(journal, "".join(line + "\n" for line in kept))
     else:
         journal.unlink(missing_ok=True)
     return report

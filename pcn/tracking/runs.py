@@ -49,6 +49,38 @@ def git_commit(repo_root: Path) -> str:
         return "unknown"
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (the first ``model name`` of ``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    import platform
+
+    try:
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def host_tags() -> dict[str, str]:
+    """What a run's floats depend on beyond its inputs: the CPU model, the instruction set ATen's kernels use
+    (``torch.backends.cpu.get_cpu_capability()``: ``AVX512``, ``AVX2``, ...), the torch build and whether it has
+    MKL, and the GPU's name when there is one. The same inputs on another CPU model can train to other bytes
+    (docs/reliability.md)."""
+    import torch
+
+    tags = {
+        "host.cpu": cpu_model(),
+        "host.cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch.version": torch.__version__,
+        "torch.mkl": str(torch.backends.mkl.is_available()).lower(),
+    }
+    if torch.cuda.is_available():
+        tags["host.cuda_device"] = torch.cuda.get_device_name()
+    return tags
+
+
 # ----------------------------------------------------------------------------- runs
 
 
@@ -98,7 +130,9 @@ def close_abandoned_parents(client, experiment_id: str, alive: Callable[[str], b
         parent_id = parent.info.run_id  # hexadecimal: safe in a filter
         children = f"tags.`mlflow.parentRunId` = '{parent_id}' and attributes.status = 'RUNNING'"
         for child in client.search_runs([experiment_id], children):
+            client.set_tag(child.info.run_id, "pcn.closed_abandoned", "true")  # its journal may still complete it
             client.set_terminated(child.info.run_id, "KILLED")
+        client.set_tag(parent_id, "pcn.closed_abandoned", "true")
         client.set_terminated(parent_id, "KILLED")
         closed.append(parent_id)
     return closed
@@ -145,7 +179,7 @@ class StageRun:
 
     # -- lifecycle
     def __enter__(self) -> "StageRun":
-        tags = dict(self.tags)
+        tags = {**self.tags, "pcn.journal": self.journal.name}  # the journal that may complete this run
         if self.parent_id:
             tags["mlflow.parentRunId"] = self.parent_id
         run = self.client.create_run(self.experiment_id, run_name=self.name, tags=tags)

@@ -3,8 +3,9 @@
 * The default store is an **absolute** ``sqlite:///<repo>/mlflow.db``: relative paths
   break in ``dvc exp run --queue`` temporary copies.
 * :func:`check_tracking_uri` fails fast (seconds), naming the file or server, on an
-  unreachable server, a database that is not SQLite or not MLflow's, or one that cannot be
-  written (tried, not read from mode bits).
+  unreachable server, a database that is not SQLite or not MLflow's, one that cannot be
+  written (tried, not read from mode bits), or one that is damaged (:func:`check_integrity`:
+  SQLite's ``quick_check``, bounded in time), with the recovery steps; nothing is written to it.
 * :func:`ensure_experiment` creates the database and experiment once, under an exclusive
   file lock, so concurrent stages never race on the sqlite schema creation; a deleted
   experiment of that name is named, with the command that restores it.
@@ -27,6 +28,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from pcn.tracking.ui import experiment_ui_tags
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -36,6 +39,12 @@ class TrackingError(RuntimeError):
 
 def default_tracking_uri(repo_root: Path) -> str:
     return f"sqlite:///{Path(repo_root).resolve() / 'mlflow.db'}"
+
+
+def pipeline_tracking_uri(repo_root: Path, params_uri: str | None, environ_uri: str | None) -> str:
+    """The store the pipeline writes to, in order: ``MLFLOW_TRACKING_URI`` (``environ_uri``, read by the caller),
+    ``tracking.uri`` of params.yaml (``params_uri``), the project's ``mlflow.db``."""
+    return environ_uri or params_uri or default_tracking_uri(repo_root)
 
 
 def sqlite_path(uri: str) -> Path | None:
@@ -87,6 +96,39 @@ def _check_sqlite_file(path: Path) -> None:
             f"{', '.join(sorted(tables)[:5])}); MLflow would add its tables to it. Point "
             "tracking.uri elsewhere"
         )
+    check_integrity(path)
+
+
+#: The most seconds :func:`check_integrity` spends; a larger store is checked in part (said on stderr).
+QUICK_CHECK_SECONDS = 20.0
+
+
+def check_integrity(path: Path, budget: float = QUICK_CHECK_SECONDS) -> None:
+    """Raise :class:`TrackingError` naming ``path`` and the recovery steps if SQLite's ``PRAGMA quick_check`` finds
+    damage (a corrupt page behind an intact header and schema). Bounded: after ``budget`` seconds the check stops,
+    with a note, and the store is used."""
+    import time
+
+    deadline = time.monotonic() + budget
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)) as db:
+            db.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
+            rows = [row[0] for row in db.execute("PRAGMA quick_check(5)")]
+    except sqlite3.OperationalError as exc:
+        if "interrupted" in str(exc):
+            print(f"note: tracking database {path}: integrity check stopped after {budget:.0f} s", file=sys.stderr)
+            return
+        rows = [str(exc)]
+    except sqlite3.DatabaseError as exc:
+        rows = [str(exc)]
+    if rows != ["ok"]:
+        raise TrackingError(
+            f"tracking database {path} is damaged ({' '.join('; '.join(rows).split())[:200]}); nothing was written to "
+            "it. Recover: "
+            f"stop every process using it, keep a copy (cp {path} {path}.damaged), then "
+            f"sqlite3 {path}.damaged .recover | sqlite3 {path}.recovered and move {path}.recovered to {path} "
+            "(or point tracking.uri elsewhere)"
+        )
 
 
 def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
@@ -124,13 +166,18 @@ def _check_writable_folder(folder: Path) -> None:
 
 @contextlib.contextmanager
 def exclusive_lock(lock_path: Path):
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """Hold an exclusive ``flock`` on ``lock_path`` (never opened through a planted link: :mod:`pcn.files`)."""
+    from pcn.files import open_lock_file
+
+    fd = open_lock_file(lock_path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def store_lock(uri: str, artifact_root: Path) -> Path:
@@ -162,7 +209,8 @@ def _keep_artifacts_here(uri: str, experiment, location: Path) -> None:
 
 
 def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
-    """Create (once, under a lock) and return the id of experiment ``name``.
+    """Create (once, under a lock) and return the id of experiment ``name``, tagged for the UI
+    (:func:`pcn.tracking.ui.experiment_ui_tags`: model-training mode, the runs table on the numbers).
 
     Store errors (a locked, corrupted or read-only database) become :class:`TrackingError`
     naming the store.
@@ -180,10 +228,13 @@ def ensure_experiment(uri: str, name: str, artifact_root: Path) -> str:
                     "tracking.experiment to another name"
                 )
             location = Path(artifact_root).resolve() / name
-            if experiment is not None:
-                _keep_artifacts_here(uri, experiment, location)
-                return experiment.experiment_id
-            return client.create_experiment(name, artifact_location=location.as_uri())
+            if experiment is None:
+                return client.create_experiment(name, artifact_location=location.as_uri(), tags=experiment_ui_tags())
+            _keep_artifacts_here(uri, experiment, location)
+            for key, value in experiment_ui_tags().items():  # a store made before the tags, or a view edited
+                if experiment.tags.get(key) != value:
+                    client.set_experiment_tag(experiment.experiment_id, key, value)
+            return experiment.experiment_id
     except TrackingError:
         raise
     except Exception as exc:  # SQLAlchemy / MLflow errors, reduced to one line

@@ -19,7 +19,8 @@ def store(tmp_path):
     uri = default_tracking_uri(tmp_path)
     experiment = ensure_experiment(uri, "e", tmp_path / "art")
     client = MlflowClient(uri)
-    run = client.create_run(experiment, run_name="train@m-0")
+    tags = {"pcn.journal": "train@m-0.jsonl", "dvc.stage": "report"}  # as StageRun opens it
+    run = client.create_run(experiment, run_name="train@m-0", tags=tags)
     return client, experiment, run.info.run_id
 
 
@@ -32,6 +33,7 @@ def test_only_entries_for_this_store_experiment_and_repository_are_sent(tmp_path
     uri = client.tracking_uri
     repo = tmp_path / "repo"
     repo.mkdir()
+    (repo / "dvc.yaml").write_text("stages:\n  report:\n    cmd: x\n    outs: [table.md]\n")
     (repo / "table.md").write_text("ok")
     outside = tmp_path / "secret.txt"
     outside.write_text("not yours")
@@ -67,7 +69,7 @@ def test_only_entries_for_this_store_experiment_and_repository_are_sent(tmp_path
 
 def test_an_unreachable_store_keeps_the_entries_in_order(tmp_path, store):
     client, experiment, run_id = store
-    journal = tmp_path / "j.jsonl"
+    journal = tmp_path / "train@m-0.jsonl"
     for step in (1, 2, 3):
         append(journal, entry("metrics", run_id, [{"loss": float(step)}, step, 1000], client.tracking_uri))
     real = client.log_batch
@@ -99,7 +101,7 @@ def test_each_entry_is_written_in_one_call(tmp_path, monkeypatch):
 
 def test_resync_sends_what_it_may_and_reports_the_rest(tmp_path, store):
     client, experiment, run_id = store
-    journal = tmp_path / "j.jsonl"
+    journal = tmp_path / "train@m-0.jsonl"
     append(journal, entry("metrics", run_id, [{"loss": 1.0}, 1, 1000], client.tracking_uri))
     append(journal, entry("metrics", run_id, [{"loss": 2.0}, 2, 1000], "http://127.0.0.1:9"))
     done = subprocess.run(

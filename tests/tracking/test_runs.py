@@ -275,3 +275,18 @@ def test_metrics_are_logged_without_binary_noise():
 
     assert 100 * (1 - 0.901) != 9.9 and readable(100 * (1 - 0.901)) == 9.9
     assert readable(2.8333333333333335) == 2.83333333333 and readable(1e-9) == 1e-9 and readable(3) == 3.0
+
+
+def test_host_tags_name_the_cpu_model_and_the_torch_build(tmp_path):
+    import torch
+
+    from pcn.tracking.runs import cpu_model, host_tags
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\n\nprocessor\t: 1\n")
+    assert cpu_model(cpuinfo) == "AMD EPYC 9B14"
+    tags = host_tags()
+    assert tags["torch.version"] == torch.__version__
+    assert tags["host.cpu_capability"] in {"DEFAULT", "NO AVX", "AVX2", "AVX512", "ZVECTOR", "SVE256", "SVE128"}
+    assert tags["host.cpu"] == cpu_model() and tags["host.cpu"] != "unknown"
+    assert all(isinstance(v, str) and v for v in tags.values())  # MLflow tags: non-empty strings

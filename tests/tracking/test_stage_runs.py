@@ -35,6 +35,11 @@ def test_logged_models_are_in_the_experiment_registered_with_meaning_and_take_pi
     logged = client.get_logged_model(version.source.rsplit("/", 1)[-1])  # models:/<model id>
     assert logged.experiment_id == train.info.experiment_id and logged.name == "modulus-0"  # not "Default"
     assert not (repo / "mlruns").exists()  # no stray tree of the Default experiment
+    from pcn.tracking.runs import cpu_model
+
+    for run in all_runs:  # every run says on which CPU and torch build its floats were computed
+        assert run.data.tags.get("host.cpu") == cpu_model() and run.data.tags["torch.version"] == torch.__version__
+    assert train.data.tags["pcn.work"] == "train"
     metrics = read_json(repo / "results/train/modulus-0/metrics.json")
     card = read_json(repo / "data/prepared/card.json")
     assert {k: version.tags[k] for k in ("variant", "seed", "data.name", "epochs", "params_hash")} == {
@@ -227,3 +232,34 @@ def test_the_served_registered_model_classifies_raw_test_images_over_rest(tmp_pa
     accuracy = float((logits.argmax(1) == labels).mean())
     assert accuracy == pytest.approx(1 - metrics["final_test_error"] / 100, abs=0.5 / len(labels))
     assert accuracy > 0.25  # 4 classes: better than chance, so the comparison says something
+
+
+def test_the_registered_model_on_its_exported_test_split_gives_its_test_error_tag(tmp_path, default_params):
+    """What docs/mlflow.md's serving section promises: ``pcn test-split --seed 0`` and the model of
+    ``models:/pcn-modulus@current`` give the error of the version's ``test_error_pct`` tag (with ``data.resplit``,
+    not the prepared test images')."""
+    import mlflow
+    import numpy as np
+
+    params = tiny_params(default_params, variants=("modulus",), seeds=(0,), epochs=2)
+    params["runtime"]["log_models"] = True
+    params["data"]["resplit"] = True
+    repo = make_project(tmp_path / "repo", params)
+    dvc("repro", cwd=repo)
+    out = subprocess.run(
+        [sys.executable, "-m", "pcn.cli.main", "test-split", "--seed", "0", "--out", "seed0.npz"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    split = np.load(repo / "seed0.npz")
+    _, _, client = mlflow_runs(repo)
+    mlflow.set_tracking_uri(client.tracking_uri)
+    version = client.get_model_version_by_alias("pcn-modulus", "current")
+    assert version.tags["seed"] == str(int(split["seed"]))  # the alias's model is the split's seed's
+    logits = np.asarray(mlflow.pyfunc.load_model("models:/pcn-modulus@current").predict(split["images"]))
+    error = 100 * float((logits.argmax(1) != split["labels"]).mean())
+    assert error == pytest.approx(float(version.tags["test_error_pct"]), abs=1e-3)
+    assert error < 75  # 4 classes: better than chance, so the comparison says something
