@@ -16,15 +16,33 @@ import sys
 SUBCOMMANDS = {
     "preset": ("pcn.cli.preset", "apply a presets/*.yaml file as a DVC experiment (dvc exp run --set-param ...)"),
     "sweep": ("pcn.cli.sweep", "queue a hyperparameter sweep (dvc exp run --queue), or tabulate its validation errors"),
+    "repro": ("pcn.cli.repro", "run the stages dvc repro would run, side by side on a Dask cluster (GPUs, cores)"),
     "resync": ("pcn.cli.resync", "replay the MLflow journals left by an unreachable tracking store"),
+    "aliases": ("pcn.cli.aliases", "check that the registry's aliases point at the workspace's models (--repair)"),
+    "test-split": ("pcn.cli.test_split", "write a seed's held-out test split (images, labels) to an .npz file"),
+    "model": ("pcn.cli.model", "load a registered model after verifying its files against their digests"),
+    "baseline": ("pcn.cli.baseline", "commit dvc.lock and the report computed on this machine as the baseline"),
 }
 
 EPILOG = """examples:
   pcn preset presets/translated.yaml       # the translated-digits experiment
   pcn sweep sweeps/translated-lr.yaml table
+  pcn repro --workers 2                    # dvc repro, two stages at a time
   pcn resync checkpoints/mlflow_pending/*.jsonl
+  pcn aliases --repair                     # after dvc checkout: current and seed-<s> follow the workspace
+  pcn test-split --seed 0                  # seed 0's test split, for a registered model
+  pcn model load pcn-modulus@current       # verified against the digests recorded at registration
+  pcn baseline                             # after dvc repro: this CPU's results become the clone's baseline
 
 Run `pcn <command> --help` for a command's options and examples."""
+
+
+class _TopFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse measures the subcommands' names one indent short: a name over 8 letters would wrap its summary."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        self._action_max_length = max(self._action_max_length, 4 + max(map(len, SUBCOMMANDS)))
 
 
 def parser_for(name: str) -> tuple[argparse.ArgumentParser, object]:
@@ -50,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="pcn",
         description="Phase collapse networks as a tracked pipeline: the drivers that are not DVC stages.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_TopFormatter,
     )
     commands = top.add_subparsers(dest="command", metavar="command", required=True)
     for name, (_, summary) in SUBCOMMANDS.items():
