@@ -35,7 +35,7 @@ from pcn.train.checkpoint import CheckpointError, load
 from pcn.train.device import retain_freed_memory, select_device
 
 from mlflow_run import stage_run
-from stage_inputs import fail, load_params, run_arguments
+from stage_inputs import fail, load_params, record_params, run_arguments
 from workspace import PARAMS_PATH, ROOT, WORKSPACE, resolve_data_root
 
 
@@ -128,6 +128,7 @@ def evaluate(params, args, provenance: Provenance, run) -> dict:
     out_dir = WORKSPACE.eval_dir / name
     write_json(out_dir / "metrics.json", metrics)
     write_csv(out_dir / "separation.csv", rows)
+    record_params(out_dir)
     run.log_metrics({"test_error": metrics["test_error"], "test_acc": acc.top1, "test_top5": acc.top5})
     for r in rows:
         run.log_metrics({f"layer/{r['place']}/{r['feature']}/{k}": r[k] for k in MEASURES}, step=r["layer"])
@@ -151,6 +152,7 @@ def main() -> None:
     try:
         with stage_run(params, "evaluate", args.variant, args.seed) as run:
             metrics, rows = evaluate(params, args, provenance, run)
+        provenance.refuse_if_changed("Its outputs are written but not credited")  # the last call
     except ProvenanceChanged as exc:
         fail(str(exc))
     probe = [

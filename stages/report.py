@@ -23,7 +23,7 @@ from pcn.files import write_json, write_text
 from pcn.pipeline.provenance import Provenance, ProvenanceChanged
 from pcn.pipeline.results import ResultsError, collect
 
-from mlflow_run import stage_run
+from mlflow_run import stage_run, tracking_uri
 from stage_inputs import fail, load_params
 from workspace import PARAMS_PATH, ROOT, WORKSPACE
 
@@ -118,9 +118,18 @@ def main() -> None:
     try:
         with stage_run(params, "report") as run:
             table = report(params, provenance, run)
+        provenance.refuse_if_changed(
+            "Its outputs are written but not credited"
+        )  # the last call: figures and aliases are written
+        experiment_id = getattr(run, "experiment_id", None)  # None: tracking off
     except (ResultsError, ProvenanceChanged) as exc:
         fail(str(exc))
     print(table)
+    if experiment_id is not None:
+        from pcn.tracking.ui import runs_table_url, ui_base
+
+        url = runs_table_url(ui_base(tracking_uri(params)), experiment_id)
+        print(f"MLflow runs table (after `mlflow ui`, README): {url}")
 
 
 if __name__ == "__main__":

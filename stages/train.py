@@ -22,7 +22,7 @@ from pcn.train.device import retain_freed_memory, select_device
 from pcn.train.distributed import DistInfo, barrier, cleanup, init_distributed, torchrun_command
 
 from mlflow_run import stage_run, tracking_uri
-from stage_inputs import fail, load_params, run_arguments
+from stage_inputs import fail, load_params, record_params, run_arguments
 from workspace import PARAMS_PATH, ROOT, WORKSPACE, resolve_data_root
 
 
@@ -49,6 +49,7 @@ def train(params, args, info: DistInfo, device: torch.device, provenance: Proven
         if info.is_main:
             provenance.refuse_if_changed(f"The trained model follows the old values and is kept in {s.checkpoint_path}")
             metrics, weights = training.write_outputs(s, state, run)
+            record_params(s.out_dir)
             if params.runtime.log_models:
                 from pcn.tracking.registry import TrainedRun, log_and_register
 
@@ -86,6 +87,8 @@ def main() -> None:
     torch.set_float32_matmul_precision("high")
     try:
         train(params, args, info, device, provenance)
+        if info.is_main:  # the last call: params.yaml still holds what the outputs were computed with
+            provenance.refuse_if_changed("Its outputs are written but not credited")
     except (training.TrainingError, ProvenanceChanged) as exc:
         fail(str(exc))
     finally:

@@ -147,8 +147,24 @@ def setup(
     )  # fmt: skip
 
 
+#: Run tag saying what a train stage's run did, so that runs can be told apart in the UI and by search
+#: (``tags.`pcn.work` = 'train'``): ``train`` (from epoch 0), ``resume`` (from an unfinished checkpoint),
+#: ``rewrite`` (the checkpoint was complete: no epoch trained, the outputs written again).
+WORK_TAG = "pcn.work"
+
+
 def resume(s: Setup, run) -> TrainingState:
-    """The state to start from: the checkpoint's if its resume key matches, else a fresh one."""
+    """The state to start from: the checkpoint's if its resume key matches, else a fresh one; tags the run with
+    :data:`WORK_TAG`."""
+    state = resumed_state(s, run)
+    if s.info.is_main:
+        work = "train" if state.epoch == 0 else "rewrite" if state.epoch >= s.run.recipe["epochs"] else "resume"
+        run.set_tags({WORK_TAG: work})
+    return state
+
+
+def resumed_state(s: Setup, run) -> TrainingState:
+    """:func:`resume`'s state (the checkpoint's, or a fresh one), without the work tag."""
     try:
         saved = checkpoint.load(s.checkpoint_path)
     except CheckpointError as exc:

@@ -64,6 +64,8 @@ def test_stages_depend_on_packages_not_on_the_whole_library():
         "pcn/layout.py",
         "pcn/names.py",
         "pcn/__init__.py",
+        "pcn/mappings.py",  # stage_inputs names the params dvc.lock credits wrongly
+        "pcn/remote.py",  # the default remote's folder is made private
         "pcn/files.py",
         "pcn/schema.py",
         "pcn/typed_params.py",

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import tiny_params
-from project import GIT, commit, dvc, make_project, mlflow_runs, ran, read_json, result_files
+from project import GIT, commit, dvc, env, make_project, mlflow_runs, ran, read_json, result_files
 
 pytestmark = pytest.mark.slow
 
@@ -62,18 +62,21 @@ def test_an_experiment_round_trip_restores_outputs_without_running_a_stage(tmp_p
 
 
 def test_a_second_clone_pulls_models_and_data_from_the_default_remote_without_running(tmp_path, default_params):
-    """`dvc push` in one clone and `dvc pull` in another, through the default remote of .dvc/config (a folder next
-    to the repository): the second clone has every output, byte for byte, and `dvc repro` runs nothing."""
+    """`dvc push` in one clone and `dvc pull` in another, through the default remote of .dvc/config (the user's
+    ~/.cache/pcn/dvc-storage, private): the second clone has every output, byte for byte, and `dvc repro` runs
+    nothing."""
     params = tiny_params(default_params, variants=("modulus",), seeds=(0,))
     first = make_project(tmp_path / "first", params)
-    dvc("repro", cwd=first)
+    home = env(HOME=str(tmp_path / "home"))
+    dvc("repro", cwd=first, environ=home)
     commit(first, "results")
-    pushed = dvc("push", cwd=first)
-    assert (tmp_path / "pcn-dvc-storage").is_dir(), pushed.stdout  # ../../pcn-dvc-storage from .dvc/config
+    pushed = dvc("push", cwd=first, environ=home)
+    assert (tmp_path / "home/.cache/pcn/dvc-storage").is_dir(), pushed.stdout  # ~/.cache/pcn/... of .dvc/config
+    assert (tmp_path / "home/.cache/pcn").stat().st_mode & 0o777 == 0o700
     second = tmp_path / "second"
     subprocess.run(GIT + ["clone", "-q", str(first), str(second)], check=True)
     assert not (second / "models/modulus-0").exists() and not (second / "results/train/modulus-0").exists()
-    dvc("pull", cwd=second)
+    dvc("pull", cwd=second, environ=home)
     assert result_files(second) == result_files(first)
     again = dvc("repro", cwd=second)
     assert ran(again.stdout) == [] and not (second / "mlflow.db").exists()  # no stage ran, nothing tracked

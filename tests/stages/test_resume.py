@@ -58,6 +58,7 @@ def test_resume_after_kill_is_exact_and_code_changes_restart(tmp_path, default_p
     first = state["mlflow_run_id"]
     assert len(runs) == 2 and [r for r in runs if r.info.run_id == first][0].info.status == "KILLED"
     assert [r for r in runs if r.data.tags.get("resumed_from") == first][0].info.status == "FINISHED"
+    assert sorted(r.data.tags.get("pcn.work") for r in runs) == ["resume", "train"]
 
     # the code changes between a kill and the rerun: the checkpoint is not resumed
     again, _ = project(tmp_path, default_params, "edited")
@@ -85,6 +86,8 @@ def test_a_finished_run_is_never_trained_again(tmp_path, default_params):
     assert read_json(repo / "results/train/modulus-0/metrics.json")["epochs"] == 2
     kept = torch.load(repo / "checkpoints/modulus-0/last.pt", weights_only=True)
     assert kept["state"]["epoch"] == 2 and kept["optimizer"] == {}  # kept small, without optimizer state
+    _, runs, _ = mlflow_runs(repo)
+    assert sorted(r.data.tags.get("pcn.work") for r in runs) == ["rewrite", "train"]
 
 
 def test_params_edited_while_training_are_not_credited(tmp_path, default_params):
