@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pcn.analysis.separation import MEASURES
-from pcn.analysis.statistics import paired_interval
+from pcn.analysis.statistics import paired_interval, seeds_to_decide
 from pcn.names import (
     LSCAT_ARCHITECTURES,
     PHASE_PRESERVING,
@@ -73,6 +73,11 @@ def equivalence_verdict(interval: dict, margin: float) -> str:
     if interval["low"] > margin:
         return CONTRADICTED
     return UNDECIDED
+
+
+def direction(interval: dict, _b_mean: float = 0.0) -> tuple[str, float]:
+    """The rule of a direction: its verdict (:func:`direction_verdict`) and its boundary, zero."""
+    return direction_verdict(interval), 0.0
 
 
 def combine(verdicts: list[str]) -> str:
@@ -171,17 +176,25 @@ def _lscat_pairs(rows: list[dict], rhos: tuple[str, ...], modulus_first: bool = 
     return pairs, left_out
 
 
+def _with_verdict(c: dict, verdict: str, boundary: float) -> dict:
+    """``c`` with its verdict and, when undecided, ``seeds_to_decide``: the paired seeds that the observed mean
+    and spread would need to decide it against ``boundary`` (:func:`pcn.analysis.statistics.seeds_to_decide`)."""
+    c["verdict"] = verdict
+    if verdict == UNDECIDED:
+        c["seeds_to_decide"] = seeds_to_decide(c["interval"], boundary)
+    return c
+
+
 def _compared(pairs: list, value, confidence: float, rule) -> tuple[list[dict], list[str]]:
-    """Each ``(a, b)`` of ``pairs`` compared, with its verdict ``rule(interval, b_mean)``; the pairs left out for
-    want of a seed where both have a value."""
+    """Each ``(a, b)`` of ``pairs`` compared, with its verdict and boundary ``rule(interval, b_mean)``; the pairs
+    left out for want of a seed where both have a value."""
     parts, left_out = [], []
     for a, b in pairs:
         c = compare(a, b, value, confidence)
         if c is None:
             left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
             continue
-        c["verdict"] = rule(c["interval"], c["mean_b"])
-        parts.append(c)
+        parts.append(_with_verdict(c, *rule(c["interval"], c["mean_b"])))
     return parts, left_out
 
 
@@ -199,7 +212,8 @@ def _decided(number, claim, paper, measure, parts: list[dict], left_out: list[st
 
 
 def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, rule, left_out=()) -> dict:
-    """A claim decided by comparing each (a, b) of ``pairs`` with ``rule(interval, b_mean) -> verdict``."""
+    """A claim decided by comparing each (a, b) of ``pairs`` with ``rule(interval, b_mean) -> (verdict,
+    boundary)``."""
     parts, unpaired = _compared(pairs, value, confidence, rule)
     left = [*left_out, *unpaired]
     return _decided(number, claim, paper, measure, parts, left, "paired variants with common seeds")
@@ -207,8 +221,7 @@ def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, r
 
 def check_claims(rows: list[dict], confidence: float, margin: float, vanishing_share: float) -> list[dict]:
     """The seven claims of the paper, each with our comparisons and a computed verdict (module docstring)."""
-    direction = lambda interval, _: direction_verdict(interval)  # noqa: E731
-    equivalent = lambda interval, b_mean: equivalence_verdict(interval, margin * b_mean)  # noqa: E731
+    equivalent = lambda interval, b_mean: (equivalence_verdict(interval, margin * b_mean), margin * b_mean)  # noqa: E731
     return [
         *_table1_claims(rows, confidence, margin, direction, equivalent),
         *_ablation_claims(rows, confidence, direction),
@@ -303,7 +316,9 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
     how = (
         f"premise: {MEASURES[PREMISE_VIEW[2]].label} of the flattened first-layer wavelet coefficients "
         f"≤ {vanishing_share:g}; then {MEASURES[measure].label} of ρ's output in block 1 "
-        f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block"
+        f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block "
+        "(block 1's ρ acts on the fixed wavelet coefficients of the image, before any learned projection: for the "
+        "modulus the value involves no trained parameter, so LScat and LScat+skip give the same one)"
     )
     premise_rows = [r for r in rows if r["arch"] in LSCAT_ARCHITECTURES]
     shares = [v for r in premise_rows for v in view_value(r, PREMISE_VIEW, 1).values()]
@@ -323,7 +338,6 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
         )
     pairs, left_out = _lscat_pairs(rows, _phase_preserving(), modulus_first=True)
     value = lambda r: view_value(r, MECHANISM_VIEW, 1)  # noqa: E731
-    direction = lambda interval, _: direction_verdict(interval)  # noqa: E731
     result = _claim_from_pairs(6, claim, paper, how, pairs, value, confidence, direction, left_out)
     result["comparisons"].insert(0, {"premise_share": premise})
     if pairs:
@@ -356,26 +370,14 @@ def _depth_claim(rows: list[dict], confidence: float) -> dict:
         values = gain(mod)
         if values:
             interval = paired_interval([values[s] for s in sorted(values)], confidence)
-            parts.append(
-                {
-                    "a": f"gain of {mod['variant']}",
-                    "b": None,
-                    "seeds": sorted(values),
-                    "interval": interval,
-                    "mean_a": interval["mean"],
-                    "mean_b": 0.0,
-                    "verdict": direction_verdict(interval),
-                }
-            )
+            gain_alone = {"a": f"gain of {mod['variant']}", "b": None, "seeds": sorted(values), "interval": interval}
+            gain_alone.update(mean_a=interval["mean"], mean_b=0.0)
+            parts.append(_with_verdict(gain_alone, *direction(interval)))
         if cst is not None:
             c = compare(mod, cst, gain, confidence)
             if c is not None:
-                c.update(
-                    a=f"gain of {mod['variant']}",
-                    b=f"gain of {cst['variant']}",
-                    verdict=direction_verdict(c["interval"]),
-                )
-                parts.append(c)
+                c.update(a=f"gain of {mod['variant']}", b=f"gain of {cst['variant']}")
+                parts.append(_with_verdict(c, *direction(c["interval"])))
     if not parts:
         return _result(7, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant with mod"))
     if all(p["b"] is None for p in parts):

@@ -248,12 +248,18 @@ def _cell(v, fmt: str = "{:.2f}") -> str:
 
 
 def _comparison_cell(c: dict) -> str:
-    """One comparison of a claim: the premise share, or ``a − b: mean [low, high] (n seeds)``."""
+    """One comparison of a claim: the premise share, or ``a − b: mean [low, high] (n seeds)``, with the seeds an
+    undecided one would need."""
     if "premise_share" in c:
         return f"premise: class-mean share of the wavelet coefficients {c['premise_share']:.3g}"
     i = c["interval"]
     ci = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
-    return f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
+    cell = f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
+    if c.get("seeds_to_decide"):
+        cell += f" (about {c['seeds_to_decide']} seeds would decide it at this mean and spread)"
+    elif "seeds_to_decide" in c:
+        cell += " (no number of seeds decides it at this mean and spread)"
+    return cell
 
 
 def claims_markdown(report: dict) -> list[str]:

@@ -11,8 +11,12 @@ modulus network of the same architecture on the same seeds, by the paired differ
     \\bar d \\pm t_{(1 + c)/2,\\, n - 1}\\, s_d / \\sqrt n
 
 at confidence ``c``, which assumes the differences are independent draws from a normal
-distribution (seeds are independent; normality is the t test's usual approximation, rough
-at n = 3). The quantile is computed here (:func:`student_t_quantile`, tested against scipy).
+distribution. They are not quite independent: with ``data.resplit`` every seed draws its own train and
+test split from one pool of images, so two seeds' test sets overlap and their training sets share most
+images; the interval is then somewhat too narrow (Nadeau and Bengio's correction widens it). Normality is
+the t test's usual approximation, rough at n = 3. An undecided verdict comes with the seeds that would
+decide it at the observed spread (:func:`seeds_to_decide`). The quantile is computed here
+(:func:`student_t_quantile`, tested against scipy).
 """
 
 from __future__ import annotations
@@ -104,6 +108,32 @@ def paired_interval(differences: Sequence[float], confidence: float) -> dict:
         half = t * s["sd"] / math.sqrt(s["n"])
         out.update(low=s["mean"] - half, high=s["mean"] + half, t=t)
     return out
+
+
+def seeds_to_decide(interval: dict, boundary: float, limit: int = 10_000) -> int | None:
+    """The fewest paired seeds at which an interval with this one's mean and sd would exclude ``boundary``.
+
+    A power figure for an undecided verdict: the smallest :math:`n \\ge 2` with
+
+    .. math::
+
+        t_{(1 + c)/2,\\, n - 1}\\, s_d / \\sqrt n < |\\bar d - b|
+
+    where :math:`b` is the verdict's boundary (0 for a direction, the margin for an equivalence). It assumes
+    the mean and the spread stay as observed, so it says how far the data are from a decision, not what a
+    new experiment would find. None when there is no spread to scale (one seed, equal differences), when the
+    mean sits on the boundary, or beyond ``limit`` seeds.
+    """
+    sd, distance, level = interval["sd"], abs(interval["mean"] - boundary), (1 + interval["confidence"]) / 2
+    if not sd or distance == 0:
+        return None
+    z = student_t_quantile(level, 1e9)
+    n = max(2, int((z * sd / distance) ** 2))  # the normal approximation: never above the answer
+    while n <= limit:
+        if student_t_quantile(level, n - 1) * sd / math.sqrt(n) < distance:
+            return n
+        n += 1
+    return None
 
 
 def comparison_sentence(ablation: str, reference: str, interval: dict, unit: str = "percentage points") -> str:

@@ -14,7 +14,7 @@ from pcn.analysis.claims import (
     direction_verdict,
     equivalence_verdict,
 )
-from pcn.analysis.statistics import paired_interval
+from pcn.analysis.statistics import paired_interval, seeds_to_decide
 
 
 def interval(low, high):
@@ -116,6 +116,11 @@ def test_contradicted_undecided_and_untestable_claims():
     ]
     got = verdicts(rows)
     assert got[1] == UNDECIDED  # the skip network's errors vary too much
+    claims = check_claims(rows, 0.95, 0.2, 0.01)
+    undecided = claims[0]["comparisons"][0]  # skip - resnet: mean 1.5/3, margin 0.2 x 2.83, sd ~ 3.6
+    boundary = 0.2 * undecided["mean_b"]
+    assert undecided["seeds_to_decide"] == seeds_to_decide(undecided["interval"], boundary) > 3
+    assert all("seeds_to_decide" not in c for c in claims[2]["comparisons"])  # decided: no power figure
     assert got[2] == CONTRADICTED and got[3] == CONTRADICTED and got[6] == CONTRADICTED and got[7] == CONTRADICTED
     assert got[4] == UNTESTABLE and got[5] == UNTESTABLE  # no ms / mc / tanh; no bias-free ResNet
     claim5 = check_claims(rows, 0.95, 0.2, 0.01)[4]

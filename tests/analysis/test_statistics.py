@@ -9,6 +9,7 @@ from pcn.analysis.statistics import (
     comparison_sentence,
     incomplete_beta,
     paired_interval,
+    seeds_to_decide,
     student_t_cdf,
     student_t_quantile,
     summary,
@@ -94,3 +95,20 @@ def test_identical_differences_give_no_interval_and_no_verdict():
     sentence = comparison_sentence("a", "b", interval)
     assert "cannot tell" in sentence and "distinguishable from zero" not in sentence
     assert paired_interval([1.0, 1.5, 1.2], 0.95)["low"] is not None
+
+
+@pytest.mark.parametrize(
+    "sd, mean, boundary", [(0.81, 0.36, 0.58), (0.81, 0.0, 0.58), (2.0, 1.0, 0.0), (0.3, 5.0, 0.0)]
+)
+def test_seeds_to_decide_is_the_first_n_whose_scipy_half_width_excludes_the_boundary(sd, mean, boundary):
+    n = seeds_to_decide({"mean": mean, "sd": sd, "confidence": 0.95}, boundary)
+    half = lambda k: scipy_stats.t.ppf(0.975, k - 1) * sd / math.sqrt(k)  # noqa: E731
+    assert half(n) < abs(mean - boundary)
+    assert n == 2 or half(n - 1) >= abs(mean - boundary)
+
+
+def test_seeds_to_decide_the_issue_figure_and_the_cases_without_one():
+    # claim 1 of the translated run: paired sd 0.81; an interval centred on zero fits the 0.58 margin at 11 seeds
+    assert seeds_to_decide({"mean": 0.0, "sd": 0.8142, "confidence": 0.95}, 0.58) == 11
+    assert seeds_to_decide({"mean": 0.58, "sd": 0.81, "confidence": 0.95}, 0.58) is None  # on the boundary
+    assert seeds_to_decide({"mean": 1e-6, "sd": 5.0, "confidence": 0.95}, 0.0) is None  # beyond the limit
