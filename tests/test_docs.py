@@ -43,10 +43,10 @@ README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
 PAGES = [README, *DOCS]
 #: The pages the README's documentation section links to (each a topic).
-DOC_PAGES = ["pipeline", "mlflow", "scale", "reliability", "fidelity", "benchmarks", "results"]
+DOC_PAGES = ["pipeline", "mlflow", "scale", "reliability", "security", "fidelity", "benchmarks", "results"]
 #: README's first code block: set up and run the pipeline, then the test command (read by CI).
 README_COMMANDS = [
-    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]' && dvc repro",
+    "python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[dev]' && dvc repro && pcn baseline",
     ".venv/bin/python -m pytest -q",
 ]
 MAX_README_LINES = 200

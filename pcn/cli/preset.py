@@ -14,7 +14,11 @@ a generated file that ``dvc exp run`` overwrites from ``conf/``, losing hand edi
 
 Before anything runs, the preset is checked: every key must exist in params.yaml (DVC's
 ``-S`` silently adds misspelled keys), except under ``models`` (the schema checks those), and the merged
-params must pass the full validation (pcn/schema.py).
+params must pass the full validation (pcn/schema.py). The values are checked **as DVC will read them**
+(:func:`as_dvc_reads`): the overrides go through DVC's own ``-S`` function into a private copy of params.yaml,
+which is read back as a stage reads it, so a string that ``-S`` would turn into a number or a boolean
+(``"1e3"``, ``"NaN"``, ``"True"``) is refused by key before any experiment starts, and params.yaml is never
+touched.
 """
 
 from __future__ import annotations
@@ -84,6 +88,36 @@ def set_params(base: dict, preset: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def as_dvc_reads(base: dict, overrides: list[str]) -> dict:
+    """params.yaml (``base``) after DVC's ``--set-param overrides``, as a stage reads it: applied by DVC's own
+    function to a copy in a private temporary folder, then read back (YAML 1.2); params.yaml is not touched."""
+    import tempfile
+
+    import yaml
+    from dvc.utils.hydra import apply_overrides
+
+    from pcn.schema import read_params_file
+
+    with tempfile.TemporaryDirectory(prefix="pcn-preset-") as folder:
+        copy = Path(folder) / "params.yaml"
+        copy.write_text(yaml.safe_dump(base, sort_keys=False))
+        apply_overrides(str(copy), overrides)
+        return read_params_file(copy)
+
+
+def misread_keys(preset: dict, read: dict) -> list[str]:
+    """``key: value as given -> value as DVC reads it`` for each leaf of ``preset`` that ``read`` holds otherwise
+    (another type, or another value)."""
+    from pcn.mappings import flatten
+
+    got = flatten(read)
+    return [
+        f"{key}: {value!r} would be read as {got.get(key)!r}"
+        for key, value in flatten(preset).items()
+        if type(got.get(key)) is not type(value) or got.get(key) != value
+    ]
+
+
 def exp_run_command(base: dict, preset, label: str, base_name: str, extra: list[str]) -> list[str]:
     """The ``dvc exp run`` command that applies ``preset`` (a mapping) to ``base``; fails, naming ``label``
     and the key, when a key is unknown or the merged params do not validate."""
@@ -95,6 +129,16 @@ def exp_run_command(base: dict, preset, label: str, base_name: str, extra: list[
     try:
         parse_params(overlay(base, preset), f"{base_name} with {label}")
         overrides = set_params(base, preset)
+        read = as_dvc_reads(base, overrides)
+    except (ParamsError, ValueError) as exc:
+        fail(f"{label}: {exc}")
+    except Exception as exc:  # DVC's own refusal of an override (InvalidArgumentError)
+        fail(f"{label}: dvc exp run -S refuses it: {exc}")
+    misread = misread_keys(preset, read)
+    if misread:
+        fail(f"{label}: dvc exp run -S would change these values (quote nothing; pick another): {'; '.join(misread)}")
+    try:
+        parse_params(read, f"{base_name} with {label}, as dvc exp run -S writes it")
     except (ParamsError, ValueError) as exc:
         fail(f"{label}: {exc}")
     return ["dvc", "exp", "run", *[arg for o in overrides for arg in ("--set-param", o)], *extra]

@@ -78,3 +78,15 @@ def test_the_translated_preset_is_the_committed_run(default_params):
     assert merged.data.name == "translated_mnist" and table["dataset"] == merged.data.name
     run = (ROOT / "results/translated/RUN.md").read_text()
     assert f"{len(merged.variants)} variants, {len(merged.seeds)} seeds" in run
+
+
+@pytest.mark.parametrize("value", ['"1e3"', '"NaN"', '"True"'])
+def test_a_value_that_dvc_reads_otherwise_is_refused_by_key(tmp_path, value):
+    """Issue 32: ``-S tracking.experiment=1e3`` writes the number 1000.0; the preset is refused before any experiment,
+    naming the key and what DVC would read, and params.yaml is untouched."""
+    before = (ROOT / "params.yaml").read_bytes()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"tracking:\n  experiment: {value}\n")
+    with pytest.raises(CommandError, match=r"tracking\.experiment: '.*' would be read as"):
+        command(bad, ROOT / "params.yaml", [])
+    assert (ROOT / "params.yaml").read_bytes() == before
