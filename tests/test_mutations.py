@@ -1,8 +1,10 @@
 """The quick suite fails on deliberately broken code: each mutant below must be caught.
 
-Every mutant copies the project, changes one line of the library (what a plausible bug would
-change) and runs the quick suite (``-m "not slow"``, stopping at the first failure) against it.
-A mutant that the suite does not catch fails this test, with the mutation named.
+Every mutant copies the project (every file git tracks), changes one line of the library (what a
+plausible bug would change) and runs the quick suite (``-m "not slow"``, stopping at the first failure)
+against it. A mutant that the suite does not catch fails this test, with the mutation named. The unchanged
+copy must pass the quick suite first: a copy that fails for another reason (a file the tests read left out
+of it) would make every mutant look caught.
 """
 
 import shutil
@@ -89,7 +91,7 @@ MUTANTS = {
         '"class_mean_share": float((p * (mu * mu)',
     ),
     "verdict from the mean, not the interval": (
-        "pcn/analysis/claims.py",
+        "pcn/analysis/verdicts.py",
         '    if interval["low"] > 0:',
         '    if interval["mean"] > 0:',
     ),
@@ -107,24 +109,42 @@ MUTANTS = {
 }
 
 
-@pytest.mark.parametrize("name", list(MUTANTS))
-def test_the_quick_suite_catches(name, tmp_path):
-    path, original, broken = MUTANTS[name]
-    for folder in ("pcn", "tests", "stages"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for file in ("pyproject.toml", "params.yaml", "dvc.yaml"):
-        shutil.copy(ROOT / file, tmp_path / file)
-    shutil.copytree(ROOT / "presets", tmp_path / "presets")
-    source = (tmp_path / path).read_text()
-    assert source.count(original) == 1, f"the mutation site of {name!r} is gone from {path}: update MUTANTS"
-    (tmp_path / path).write_text(source.replace(original, broken))
-    result = subprocess.run(
+def copy_project(destination):
+    """Every file git tracks in the checkout, at its place under ``destination``."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in listed.decode().split("\0"):
+        if name and (ROOT / name).is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, destination / name)
+
+
+def quick_suite(project):
+    return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider", "tests"],
-        cwd=tmp_path,
+        cwd=project,
         capture_output=True,
         text=True,
         timeout=900,
     )
+
+
+@pytest.fixture(scope="module")
+def unchanged_copy_passes(tmp_path_factory):
+    """The quick suite passes on an unchanged copy: only then does a mutant's failure mean it was caught."""
+    project = tmp_path_factory.mktemp("unchanged")
+    copy_project(project)
+    result = quick_suite(project)
+    assert result.returncode == 0, f"the unchanged copy fails the quick suite\n{result.stdout[-1500:]}"
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_the_quick_suite_catches(name, tmp_path, unchanged_copy_passes):
+    path, original, broken = MUTANTS[name]
+    copy_project(tmp_path)
+    source = (tmp_path / path).read_text()
+    assert source.count(original) == 1, f"the mutation site of {name!r} is gone from {path}: update MUTANTS"
+    (tmp_path / path).write_text(source.replace(original, broken))
+    result = quick_suite(tmp_path)
     caught = [line for line in result.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     assert result.returncode != 0 and caught, f"mutant not caught: {name}\n{result.stdout[-1500:]}"
     print(f"{name}: caught by {caught[0]}")

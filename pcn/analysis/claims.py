@@ -1,20 +1,6 @@
 """The paper's claims, each checked on our results with a verdict computed from intervals over seeds.
 
-Every number that decides a verdict is a paired difference over the seeds two variants share, with
-its two-sided Student-t interval (:func:`pcn.analysis.statistics.paired_interval`, level
-``report.confidence``). The vocabulary is fixed (:data:`VERDICTS`); the rules:
-
-* a *direction* ("A has a higher error than B", "the modulus gives a larger share"): **supported** when
-  the interval of the difference lies above zero, **contradicted** when it lies below zero, otherwise
-  **not distinguishable at these seeds** (also with one seed or a difference that never varies: no
-  interval);
-* an *equivalence* ("A reaches the accuracy of B"): with the margin ``m`` = ``report.equivalence_margin``
-  times B's mean test error, **supported** when the interval of ``error(A) - error(B)`` lies below
-  ``+m``, **contradicted** when it lies above ``+m``, otherwise not distinguishable;
-* a claim made of several comparisons is contradicted if any part is, supported if every part is;
-* **not testable on this data** when the variants a claim needs are not among the selected ones, or
-  when the data do not meet the claim's premise (claim 6: the class means of the first-layer wavelet
-  coefficients must carry at most ``report.vanishing_share`` of their energy), with the reason.
+The vocabulary of verdicts and the rules that give them are in :mod:`pcn.analysis.verdicts`.
 
 Claims 3, 4 and 6 take in every LScat non-linearity of the phase-preserving family of :mod:`pcn.names`
 (claim 3 its soft-thresholding ``cst``, claim 4 the others), so a non-linearity added to that family joins
@@ -27,7 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pcn.analysis.separation import MEASURES
-from pcn.analysis.statistics import paired_interval, seeds_to_decide
+from pcn.analysis.statistics import paired_interval, placement, ratio_interval
+from pcn.analysis.verdicts import (
+    UNTESTABLE,
+    combine,
+    compare,
+    difference_name,
+    direction,
+    equivalence_verdict,
+    error_by_seed,
+    view_value,
+    with_verdict,
+)
 from pcn.names import (
     LSCAT_ARCHITECTURES,
     PHASE_PRESERVING,
@@ -37,10 +34,6 @@ from pcn.names import (
     of_family,
 )
 
-SUPPORTED, CONTRADICTED = "supported", "contradicted"
-UNDECIDED, UNTESTABLE = "not distinguishable at these seeds", "not testable on this data"
-#: The fixed vocabulary of verdicts.
-VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED, UNTESTABLE)
 #: The phase collapse of the LScat blocks (the modulus) and its soft-thresholding (claims 3 and 7).
 MODULUS, SOFT_THRESHOLD = "mod", "cst"
 LSCAT, LSCAT_SKIP = LSCAT_ARCHITECTURES
@@ -51,79 +44,6 @@ LSCAT, LSCAT_SKIP = LSCAT_ARCHITECTURES
 MECHANISM_VIEW = ("rho", "flatten", "between_share")
 PREMISE_VIEW = ("before_rho", "flatten", "class_mean_share")
 DEPTH_VIEW = ("block", "spatial_mean", "ncm_accuracy")
-
-
-def direction_verdict(interval: dict) -> str:
-    """Verdict on "the difference is positive" from its interval (module docstring)."""
-    if interval["low"] is None:
-        return UNDECIDED
-    if interval["low"] > 0:
-        return SUPPORTED
-    if interval["high"] < 0:
-        return CONTRADICTED
-    return UNDECIDED
-
-
-def equivalence_verdict(interval: dict, margin: float) -> str:
-    """Verdict on "the difference is at most ``margin``" from its interval (module docstring)."""
-    if interval["low"] is None:
-        return UNDECIDED
-    if interval["high"] < margin:
-        return SUPPORTED
-    if interval["low"] > margin:
-        return CONTRADICTED
-    return UNDECIDED
-
-
-def direction(interval: dict, _b_mean: float = 0.0) -> tuple[str, float]:
-    """The rule of a direction: its verdict (:func:`direction_verdict`) and its boundary, zero."""
-    return direction_verdict(interval), 0.0
-
-
-def combine(verdicts: list[str]) -> str:
-    """One verdict for a claim made of several comparisons (module docstring)."""
-    if not verdicts:
-        return UNTESTABLE
-    if CONTRADICTED in verdicts:
-        return CONTRADICTED
-    if all(v == SUPPORTED for v in verdicts):
-        return SUPPORTED
-    return UNDECIDED
-
-
-def view_value(row: dict, view: tuple[str, str, str], layer: int | str) -> dict:
-    """Per seed, a measure of ``row`` at ``layer`` (an index, or "last" / "first" of the view's layers)."""
-    place, feature, measure = view
-    curves = row["views"].get(f"{place}/{feature}")
-    if curves is None:
-        return {}
-    layers = curves["layers"]
-    at = {"first": layers[0] if place != "block" else layers[min(1, len(layers) - 1)], "last": layers[-1]}
-    index = layers.index(at.get(layer, layer)) if at.get(layer, layer) in layers else None
-    if index is None:
-        return {}
-    return {seed: values[index] for seed, values in curves[measure]["by_seed"].items()}
-
-
-def error_by_seed(row: dict) -> dict:
-    return row["test_error_by_seed"]
-
-
-def compare(a: dict, b: dict, value: Callable[[dict], dict], confidence: float) -> dict | None:
-    """``value(a) - value(b)`` paired over their common seeds, with its interval; None without common seeds."""
-    va, vb = value(a), value(b)
-    seeds = sorted(set(va) & set(vb))
-    if not seeds:
-        return None
-    diffs = [va[s] - vb[s] for s in seeds]
-    return {
-        "a": a["variant"],
-        "b": b["variant"],
-        "seeds": seeds,
-        "interval": paired_interval(diffs, confidence),
-        "mean_a": sum(va[s] for s in seeds) / len(seeds),
-        "mean_b": sum(vb[s] for s in seeds) / len(seeds),
-    }
 
 
 def _find(rows: list[dict], arch: str, rho: str) -> dict | None:
@@ -176,15 +96,6 @@ def _lscat_pairs(rows: list[dict], rhos: tuple[str, ...], modulus_first: bool = 
     return pairs, left_out
 
 
-def _with_verdict(c: dict, verdict: str, boundary: float) -> dict:
-    """``c`` with its verdict and, when undecided, ``seeds_to_decide``: the paired seeds that the observed mean
-    and spread would need to decide it against ``boundary`` (:func:`pcn.analysis.statistics.seeds_to_decide`)."""
-    c["verdict"] = verdict
-    if verdict == UNDECIDED:
-        c["seeds_to_decide"] = seeds_to_decide(c["interval"], boundary)
-    return c
-
-
 def _compared(pairs: list, value, confidence: float, rule) -> tuple[list[dict], list[str]]:
     """Each ``(a, b)`` of ``pairs`` compared, with its verdict and boundary ``rule(interval, b_mean)``; the pairs
     left out for want of a seed where both have a value."""
@@ -194,7 +105,7 @@ def _compared(pairs: list, value, confidence: float, rule) -> tuple[list[dict], 
         if c is None:
             left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
             continue
-        parts.append(_with_verdict(c, *rule(c["interval"], c["mean_b"])))
+        parts.append(with_verdict(c, *rule(c["interval"], c["mean_b"])))
     return parts, left_out
 
 
@@ -282,7 +193,33 @@ def _ablation_claims(rows: list[dict], confidence: float, direction) -> list[dic
             if pairs
             else _decided(number, *c, [], left_out, needed)
         )
+    _with_error_ratios(out[0], rows, confidence)
     return out
+
+
+#: The paper's ratio of errors, soft-thresholding over the modulus: LScat+skip on CIFAR-10, 22.5% / 7.7%.
+PAPER_SOFT_THRESHOLD_RATIO = 22.5 / 7.7
+
+
+def _with_error_ratios(result: dict, rows: list[dict], confidence: float) -> None:
+    """Claim 3's size beside its direction: each comparison's ratio of test errors (soft-thresholded over
+    modulus, :func:`pcn.analysis.statistics.ratio_interval` over the same seeds), and where the paper's ratio
+    falls against its interval, in the reason; the verdict stays the direction's."""
+    by_name = {r["variant"]: r for r in rows}
+    for c in result["comparisons"]:
+        a, b = (error_by_seed(by_name[c[k]]) for k in ("a", "b"))
+        ratio = ratio_interval([a[s] for s in c["seeds"]], [b[s] for s in c["seeds"]], confidence)
+        if ratio is None:
+            continue
+        c["ratio"] = ratio
+        c["paper_ratio"] = PAPER_SOFT_THRESHOLD_RATIO
+        c["paper_ratio_is"] = placement(PAPER_SOFT_THRESHOLD_RATIO, ratio)
+        shown = "no interval" if ratio["low"] is None else f"[{ratio['low']:.3g}, {ratio['high']:.3g}]"
+        where = {"inside": "inside it", "below": "below it", "above": "above it", "unknown": "not comparable"}
+        result["reason"] += (
+            f"; error ratio {c['a']} / {c['b']} {ratio['mean']:.3g}× {shown}: the paper's "
+            f"{PAPER_SOFT_THRESHOLD_RATIO:.2g}× (LScat+skip on CIFAR-10) is {where[c['paper_ratio_is']]}"
+        )
 
 
 def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> dict:
@@ -353,46 +290,58 @@ def _depth_claim(rows: list[dict], confidence: float) -> dict:
         'to thresholding" (the per-layer measure could not be read)'
     )
     how = (
-        f"{MEASURES[measure].label} of the block outputs ({feature.replace('_', ' ')} features), last block "
-        "minus block 1 (the gain), for the modulus; and the modulus's gain minus the soft-thresholded network's, "
-        "same block"
+        f"{MEASURES[measure].label} of the block outputs ({feature.replace('_', ' ')} features). "
+        '"Progressively": the modulus network gains at every block transition (each gain\'s interval above '
+        'zero). "Unlike thresholding": its whole gain, last block minus block 1, exceeds the soft-thresholded '
+        "network's of the same block, and the identity control's (no non-linearity) when it is selected"
     )
-
-    def gain(r: dict) -> dict:
-        first, last = view_value(r, DEPTH_VIEW, "first"), view_value(r, DEPTH_VIEW, "last")
-        return {s: last[s] - first[s] for s in set(first) & set(last)}
-
-    parts = []
+    parts, left_out = [], []
     for arch in LSCAT_ARCHITECTURES:
         mod, cst = _find(rows, arch, MODULUS), _find(rows, arch, SOFT_THRESHOLD)
         if mod is None:
             continue
-        values = gain(mod)
-        if values:
-            interval = paired_interval([values[s] for s in sorted(values)], confidence)
-            gain_alone = {"a": f"gain of {mod['variant']}", "b": None, "seeds": sorted(values), "interval": interval}
-            gain_alone.update(mean_a=interval["mean"], mean_b=0.0)
-            parts.append(_with_verdict(gain_alone, *direction(interval)))
-        if cst is not None:
-            c = compare(mod, cst, gain, confidence)
+        if cst is None:
+            left_out.append(f"{mod['variant']} (no {arch} variant with {SOFT_THRESHOLD} is selected)")
+            continue
+        parts += _transition_gains(mod, confidence)
+        for other in (cst, _find(rows, arch, IDENTITY)):
+            c = None if other is None else compare(mod, other, _gain(), confidence)
             if c is not None:
-                c.update(a=f"gain of {mod['variant']}", b=f"gain of {cst['variant']}")
-                parts.append(_with_verdict(c, *direction(c["interval"])))
-    if not parts:
-        return _result(7, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant with mod"))
-    if all(p["b"] is None for p in parts):
-        return _result(7, claim, paper, how, parts, UNTESTABLE, _missing("a cst variant of the modulus's block"))
-    return _result(
-        7,
-        claim,
-        paper,
-        how,
-        parts,
-        combine([p["verdict"] for p in parts]),
-        "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts),
-    )
+                c.update(a=f"gain of {mod['variant']}", b=f"gain of {other['variant']}")
+                parts.append(with_verdict(c, *direction(c["interval"])))
+    needed = f"an LScat variant with {MODULUS} and {_one_of((SOFT_THRESHOLD,))} variant of its block"
+    return _decided(7, claim, paper, how, parts, left_out, needed)
 
 
-def difference_name(c: dict) -> str:
-    """``a − b``, or ``a`` for a quantity compared with zero."""
-    return c["a"] if c["b"] is None else f"{c['a']} − {c['b']}"
+#: The control without non-linearity (claim 7 compares the modulus's gain with its gain when selected).
+IDENTITY = "identity"
+
+
+def _block_layers(row: dict) -> list:
+    """The layers of ``row``'s block outputs in :data:`DEPTH_VIEW`, block 1 first (layer 0 is the input)."""
+    curves = row["views"].get(f"{DEPTH_VIEW[0]}/{DEPTH_VIEW[1]}")
+    return [] if curves is None else curves["layers"][1:] if len(curves["layers"]) > 1 else curves["layers"]
+
+
+def _gain(start="first", end="last") -> Callable[[dict], dict]:
+    """Per seed, the measure at layer ``end`` minus at layer ``start`` (:func:`view_value`'s layers)."""
+
+    def gain(r: dict) -> dict:
+        first, last = view_value(r, DEPTH_VIEW, start), view_value(r, DEPTH_VIEW, end)
+        return {s: last[s] - first[s] for s in set(first) & set(last)}
+
+    return gain
+
+
+def _transition_gains(mod: dict, confidence: float) -> list[dict]:
+    """The gain of ``mod`` at each block transition, each compared with zero."""
+    layers, parts = _block_layers(mod), []
+    for start, end in zip(layers, layers[1:]):
+        values = _gain(start, end)(mod)
+        if not values:
+            continue
+        interval = paired_interval([values[s] for s in sorted(values)], confidence)
+        part = {"a": f"gain of {mod['variant']} from block {start} to {end}", "b": None, "seeds": sorted(values)}
+        part.update(interval=interval, mean_a=interval["mean"], mean_b=0.0)
+        parts.append(with_verdict(part, *direction(interval)))
+    return parts

@@ -10,10 +10,11 @@ is an ablation, compared with it seed by seed (:func:`pcn.analysis.statistics.pa
 
 from __future__ import annotations
 
-from pcn.analysis.claims import check_claims, difference_name
+from pcn.analysis.claims import check_claims
 from pcn.analysis.paper import PAPER_ERRORS, PAPER_TABLE1, PAPER_TOP5_ERRORS, TABLE1_COLUMNS
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
+from pcn.analysis.verdicts import difference_name
 from pcn.names import ARCHITECTURES, PHASE_COLLAPSE, nonlinearities_of, of_family
 
 #: The phase collapse of each architecture, whose network the ablations are compared with (module docstring).
@@ -255,6 +256,8 @@ def _comparison_cell(c: dict) -> str:
     i = c["interval"]
     ci = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
     cell = f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
+    if c.get("ratio") and c["ratio"]["low"] is not None:  # claim 3: the size, as a ratio of errors
+        cell += f"; ratio {c['ratio']['mean']:.3g}× [{c['ratio']['low']:.3g}, {c['ratio']['high']:.3g}]"
     if c.get("seeds_to_decide"):
         cell += f" (about {c['seeds_to_decide']} seeds would decide it at this mean and spread)"
     elif "seeds_to_decide" in c:
@@ -269,7 +272,7 @@ def claims_markdown(report: dict) -> list[str]:
         f"## The paper's claims on {report['dataset']}",
         "",
         f"Verdicts are computed from two-sided {level} Student-t intervals of differences paired by seed "
-        "(rules: pcn/analysis/claims.py); none is written by hand.",
+        "(rules: pcn/analysis/verdicts.py and claims.py); none is written by hand.",
         "",
         "| # | claim | paper | measure | ours | verdict |",
         "|---|---|---|---|---|---|",

@@ -110,6 +110,30 @@ def paired_interval(differences: Sequence[float], confidence: float) -> dict:
     return out
 
 
+def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], confidence: float) -> dict | None:
+    r"""The ratio of two paired positive quantities with its interval: ``{"mean", "low", "high"}``.
+
+    The paired logarithms :math:`d_i = \log a_i - \log b_i` get the Student-t interval of
+    :func:`paired_interval`, mapped back by :math:`\exp`: ``mean`` is the geometric mean of the per-seed
+    ratios :math:`a_i / b_i`, and ``[low, high]`` its interval (the interval of a ratio is not symmetric).
+    ``low``/``high`` are None where :func:`paired_interval` gives none; None when any value is not positive
+    (a zero error has no ratio).
+    """
+    if not numerators or any(v <= 0 for v in (*numerators, *denominators)):
+        return None
+    logs = paired_interval([math.log(a) - math.log(b) for a, b in zip(numerators, denominators)], confidence)
+    back = {k: None if logs[k] is None else math.exp(logs[k]) for k in ("mean", "low", "high")}
+    return back | {"n": logs["n"]}
+
+
+def placement(value: float, interval: dict) -> str:
+    """Where ``value`` falls against ``interval``: ``"inside"``, ``"below"`` or ``"above"`` it (``"unknown"``
+    without an interval)."""
+    if interval["low"] is None:
+        return "unknown"
+    return "below" if value < interval["low"] else "above" if value > interval["high"] else "inside"
+
+
 def seeds_to_decide(interval: dict, boundary: float, limit: int = 10_000) -> int | None:
     """The fewest paired seeds at which an interval with this one's mean and sd would exclude ``boundary``.
 

@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "test-split": ("pcn.cli.test_split", "write a seed's held-out test split (images, labels) to an .npz file"),
     "model": ("pcn.cli.model", "load a registered model after verifying its files against their digests"),
     "baseline": ("pcn.cli.baseline", "commit dvc.lock and the report computed on this machine as the baseline"),
+    "claims": ("pcn.cli.claims", "decide a written report's claims again from its rows, under the current rules"),
 }
 
 EPILOG = """examples:
@@ -33,6 +34,7 @@ EPILOG = """examples:
   pcn test-split --seed 0                  # seed 0's test split, for a registered model
   pcn model load pcn-modulus@current       # verified against the digests recorded at registration
   pcn baseline                             # after dvc repro: this CPU's results become the clone's baseline
+  pcn claims results/translated            # a written report's claims under the current rules
 
 Run `pcn <command> --help` for a command's options and examples."""
 

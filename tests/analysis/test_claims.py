@@ -3,18 +3,18 @@
 import pytest
 
 from pcn import names
-from pcn.analysis.claims import (
+from pcn.analysis.claims import check_claims
+from pcn.analysis.statistics import paired_interval, seeds_to_decide
+from pcn.analysis.verdicts import (
     CONTRADICTED,
     SUPPORTED,
     UNDECIDED,
     UNTESTABLE,
     VERDICTS,
-    check_claims,
     combine,
     direction_verdict,
     equivalence_verdict,
 )
-from pcn.analysis.statistics import paired_interval, seeds_to_decide
 
 
 def interval(low, high):
@@ -52,7 +52,10 @@ def row(variant, arch, rho, errors, premise=0.002, mechanism=(0.0, 0.0, 0.0), de
     views = {
         "before_rho/flatten": {"layers": [1, 2], "class_mean_share": {"by_seed": {s: [premise, 0.1] for s in seeds}}},
         "rho/flatten": {"layers": [1, 2], "between_share": {"by_seed": {s: [mechanism[s], 0.0] for s in seeds}}},
-        "block/spatial_mean": {"layers": [0, 1, 2], "ncm_accuracy": {"by_seed": {s: list(depth[s]) for s in seeds}}},
+        "block/spatial_mean": {
+            "layers": list(range(len(depth[0]))),
+            "ncm_accuracy": {"by_seed": {s: list(depth[s]) for s in seeds}},
+        },
     }
     return {
         "variant": variant,
@@ -185,3 +188,73 @@ def test_a_variant_the_claim_cannot_compare_is_named_in_its_reason():
     )
     claim6 = check_claims(rows, 0.95, 0.2, 0.01)[5]
     assert claim6["reason"].endswith("; left out: tanh_skip (no lscat_skip variant with mod is selected)")
+
+
+FOUR_BLOCKS = {  # NCM accuracy at the input and after blocks 1-3, seeds 0, 1, 2
+    "rising": ((0.2, 0.3, 0.5, 0.8), (0.2, 0.31, 0.52, 0.79), (0.2, 0.29, 0.49, 0.81)),
+    "flat middle": ((0.2, 0.3, 0.31, 0.8), (0.2, 0.31, 0.30, 0.79), (0.2, 0.29, 0.30, 0.81)),
+    "falling middle": ((0.2, 0.3, 0.2, 0.8), (0.2, 0.31, 0.22, 0.79), (0.2, 0.29, 0.19, 0.81)),
+    "thresholded": ((0.2, 0.3, 0.35, 0.4), (0.2, 0.31, 0.34, 0.41), (0.2, 0.29, 0.36, 0.39)),
+}
+
+
+def depth_claim(modulus_depth, *others):
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], depth=FOUR_BLOCKS[modulus_depth]),
+        row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8], depth=FOUR_BLOCKS["thresholded"]),
+        *others,
+    ]
+    return check_claims(rows, 0.95, 0.2, 0.01)[6]
+
+
+def test_progressively_needs_a_gain_at_every_block_transition():
+    rising = depth_claim("rising")
+    assert rising["verdict"] == SUPPORTED
+    names = [c["a"] for c in rising["comparisons"]]
+    assert names[:2] == ["gain of modulus from block 1 to 2", "gain of modulus from block 2 to 3"]
+    gains = [0.5 - 0.3, 0.52 - 0.31, 0.49 - 0.29]
+    assert rising["comparisons"][0]["interval"] == paired_interval(gains, 0.95)
+    # the whole gain (block 1 to 3) is large in both, but a flat transition is not "progressive"
+    assert depth_claim("flat middle")["verdict"] == UNDECIDED
+    assert depth_claim("falling middle")["verdict"] == CONTRADICTED
+
+
+def test_unlike_thresholding_counts_the_identity_control_when_selected():
+    gaining_more = ((0.2, 0.3, 0.6, 0.95), (0.2, 0.31, 0.62, 0.97), (0.2, 0.29, 0.61, 0.99))
+    identity = row("identity", "lscat", "identity", [20.0, 21.0, 22.0], depth=gaining_more)
+    claim = depth_claim("rising", identity)
+    assert claim["verdict"] == CONTRADICTED
+    assert "gain of modulus − gain of identity: contradicted" in claim["reason"]
+    weaker = row("identity", "lscat", "identity", [20.0, 21.0, 22.0], depth=FOUR_BLOCKS["thresholded"])
+    assert depth_claim("rising", weaker)["verdict"] == SUPPORTED
+
+
+def test_a_modulus_without_its_thresholded_twin_is_named_not_judged():
+    skip = row("modulus_skip", "lscat_skip", "mod", [2.0, 2.1, 2.2], depth=FOUR_BLOCKS["falling middle"])
+    claim = depth_claim("rising", skip)
+    assert claim["verdict"] == SUPPORTED  # modulus_skip's falling transition decides nothing without a twin
+    assert "left out: modulus_skip (no lscat_skip variant with cst is selected)" in claim["reason"]
+    alone = check_claims([skip], 0.95, 0.2, 0.01)[6]
+    assert alone["verdict"] == UNTESTABLE and "modulus_skip (no lscat_skip" in alone["reason"]
+
+
+def test_claim_3_gives_the_ratio_of_errors_with_its_interval():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    import math
+
+    cst, mod = [9.0, 9.5, 8.8], [3.0, 3.2, 2.9]
+    rows = [row("modulus", "lscat", "mod", mod), row("soft_threshold", "lscat", "cst", cst)]
+    c = check_claims(rows, 0.95, 0.2, 0.01)[2]["comparisons"][0]
+    logs = [math.log(a / b) for a, b in zip(cst, mod)]
+    mean, sem = sum(logs) / 3, scipy_stats.sem(logs)
+    low, high = scipy_stats.t.interval(0.95, 2, loc=mean, scale=sem)
+    assert c["ratio"]["mean"] == pytest.approx(math.exp(mean), rel=1e-9)
+    assert (c["ratio"]["low"], c["ratio"]["high"]) == pytest.approx((math.exp(low), math.exp(high)), rel=1e-6)
+    assert math.exp(low) <= 22.5 / 7.7 <= math.exp(high) and c["paper_ratio_is"] == "inside"
+    tenfold = [row("modulus", "lscat", "mod", mod), row("soft_threshold", "lscat", "cst", [10 * e for e in mod])]
+    claim = check_claims(tenfold, 0.95, 0.2, 0.01)[2]
+    assert claim["comparisons"][0]["paper_ratio_is"] == "unknown"  # equal ratios: no spread, no interval
+    noisy = [row("modulus", "lscat", "mod", mod), row("soft_threshold", "lscat", "cst", [30.0, 33.0, 28.0])]
+    claim = check_claims(noisy, 0.95, 0.2, 0.01)[2]
+    assert claim["comparisons"][0]["paper_ratio_is"] == "below"
+    assert "the paper's 2.9× (LScat+skip on CIFAR-10) is below it" in claim["reason"]

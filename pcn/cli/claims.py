@@ -1,0 +1,117 @@
+"""``pcn claims REPORT_DIR``: decide a written report's claims again from its own rows, without training.
+
+A report's ``table.json`` keeps every variant's per-seed results (``rows``: test errors, separation curves).
+When the rules of :mod:`pcn.analysis.claims` change, or a researcher asks what another confidence level or
+margin would decide, this command recomputes the claims from those rows with the current rules and prints
+each claim's verdict beside the stored one. With ``--write`` it replaces the report's claims in
+``table.json`` (recording how they were decided under ``claims_decided_by``) and rewrites ``table.md``; the
+rows, comparisons and figures stay as the report stage wrote them.
+
+The margin and the premise threshold default to the project's params.yaml (``report.equivalence_margin``,
+``report.vanishing_share``), the confidence level to the report's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EXAMPLE = """examples:
+  pcn claims results/translated                    # the committed run's claims under the current rules
+  pcn claims results/translated --confidence 0.9   # what a 90% level would decide
+  pcn claims results/translated --write            # rewrite its table.json and table.md"""
+
+#: What each row of table.json must hold for the claims to be decided.
+ROW_KEYS = ("variant", "arch", "nonlinearity", "test_error_by_seed", "views")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("report_dir", type=Path, help="a report folder inside the project, holding table.json")
+    parser.add_argument("--confidence", type=float, default=None, help="level of the intervals (default: the report's)")
+    parser.add_argument("--margin", type=float, default=None, help="default: params.yaml report.equivalence_margin")
+    parser.add_argument(
+        "--vanishing-share", type=float, default=None, help="default: params.yaml report.vanishing_share"
+    )
+    parser.add_argument("--write", action="store_true", help="rewrite the report's table.json and table.md")
+
+
+def read_report(root: Path, folder: Path) -> tuple[Path, dict]:
+    """The resolved report folder (inside ``root``) and its ``table.json``, checked to hold decidable rows."""
+    from pcn.cli.project import fail
+
+    folder = (root / folder).resolve() if not folder.is_absolute() else folder.resolve()
+    if not folder.is_relative_to(root):
+        fail(f"{folder} is outside the project {root}: give a report folder inside it")
+    path = folder / "table.json"
+    try:
+        report = json.loads(path.read_text())
+    except FileNotFoundError:
+        fail(f"{path}: no table.json (a report folder is what the report stage writes, e.g. results/report)")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        fail(f"{path}: not a readable JSON report ({exc})")
+    rows = report.get("rows") if isinstance(report, dict) else None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        fail(f"{path}: 'rows' must be a non-empty list of the variants' results")
+    for r in rows:
+        missing = [k for k in ROW_KEYS if k not in r]
+        if missing:
+            fail(f"{path}: row {r.get('variant', '?')!r} lacks {', '.join(missing)} (needed: {', '.join(ROW_KEYS)})")
+    return folder, report
+
+
+def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
+    """The confidence, margin and premise threshold to decide with (module docstring), each checked."""
+    from pcn.cli.project import fail
+    from pcn.schema import ParamsError, load_params_file
+
+    try:
+        r = load_params_file(root / "params.yaml").report
+    except ParamsError as exc:
+        fail(str(exc))
+    values = {
+        "confidence": report.get("confidence") if args.confidence is None else args.confidence,
+        "margin": r.equivalence_margin if args.margin is None else args.margin,
+        "vanishing_share": r.vanishing_share if args.vanishing_share is None else args.vanishing_share,
+    }
+    c = values["confidence"]
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
+        fail(f"confidence {c!r}: a level strictly between 0 and 1 (--confidence, or table.json's 'confidence')")
+    for key in ("margin", "vanishing_share"):
+        if not values[key] >= 0:
+            fail(f"--{key.replace('_', '-')} {values[key]!r}: must be zero or positive")
+    return values
+
+
+def decide_again(report: dict, values: dict) -> list[dict]:
+    """The report's claims under the current rules (:func:`pcn.analysis.claims.check_claims`)."""
+    from pcn.analysis.claims import check_claims
+    from pcn.cli.project import fail
+
+    try:
+        return check_claims(report["rows"], values["confidence"], values["margin"], values["vanishing_share"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        fail(f"table.json's rows cannot be decided: {type(exc).__name__}: {exc}")
+
+
+def run(args: argparse.Namespace, extra: list[str]) -> int:
+    from pcn.analysis.report import markdown
+    from pcn.cli.project import find_root
+    from pcn.files import write_json, write_text
+
+    root = find_root()
+    folder, report = read_report(root, args.report_dir)
+    values = decision_values(root, args, report)
+    claims = decide_again(report, values)
+    stored = {c.get("claim"): c.get("verdict") for c in report.get("claims", []) if isinstance(c, dict)}
+    for c in claims:
+        before = stored.get(c["claim"], "(none)")
+        change = "unchanged" if before == c["verdict"] else f"was: {before}"
+        print(f"claim {c['claim']}: {c['verdict']} ({change})\n  {c['reason']}")
+    if args.write:
+        report.update(claims=claims, confidence=values["confidence"])
+        report["claims_decided_by"] = {"command": "pcn claims", **values}
+        write_json(folder / "table.json", report)
+        write_text(folder / "table.md", markdown(report))
+        print(f"wrote {folder / 'table.json'} and {folder / 'table.md'}")
+    return 0

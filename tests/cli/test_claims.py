@@ -1,0 +1,88 @@
+"""``pcn claims``: a written report's claims decided again from its rows, and the committed report's claims are
+what the current rules decide."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from pcn.analysis.claims import check_claims
+
+from conftest import ROOT, read_yaml
+
+COMMITTED = ROOT / "results/translated"
+
+
+def test_the_committed_report_holds_what_the_current_rules_decide():
+    report = json.loads((COMMITTED / "table.json").read_text())
+    r = read_yaml(ROOT / "params.yaml")["report"]
+    decided = check_claims(report["rows"], report["confidence"], r["equivalence_margin"], r["vanishing_share"])
+    assert json.loads(json.dumps(decided)) == report["claims"]  # through JSON: seed keys as table.json has them
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / ".dvc").mkdir()
+    shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(COMMITTED, tmp_path / "results/run", ignore=shutil.ignore_patterns("*.png"))
+    return tmp_path
+
+
+def pcn_claims(project, *args):
+    cmd = [sys.executable, "-m", "pcn.cli.main", "claims", *args]
+    return subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=120)
+
+
+def test_write_replaces_the_claims_and_keeps_the_rows(project):
+    before = json.loads((project / "results/run/table.json").read_text())
+    before["claims"][6]["verdict"] = "supported"  # as the rule of "progressively" before it tested every block
+    (project / "results/run/table.json").write_text(json.dumps(before))
+    shown = pcn_claims(project, "results/run")
+    assert shown.returncode == 0, shown.stderr
+    assert "claim 7: not distinguishable at these seeds (was: supported)" in shown.stdout
+    assert "claim 2: supported (unchanged)" in shown.stdout
+    assert json.loads((project / "results/run/table.json").read_text()) == before  # nothing written without --write
+    written = pcn_claims(project, "results/run", "--confidence", "0.8", "--write")
+    assert written.returncode == 0, written.stderr
+    after = json.loads((project / "results/run/table.json").read_text())
+    assert after["rows"] == before["rows"] and after["comparisons"] == before["comparisons"]
+    assert after["claims_decided_by"] == {
+        "command": "pcn claims",
+        "confidence": 0.8,
+        "margin": 0.2,
+        "vanishing_share": 0.01,
+    }
+    expected = check_claims(before["rows"], 0.8, 0.2, 0.01)
+    assert after["claims"] == json.loads(json.dumps(expected))
+    table = (project / "results/run/table.md").read_text()
+    assert "two-sided 80% Student-t intervals" in table
+    assert all(f"**{c['verdict']}**: {c['reason']}" in table for c in expected)
+
+
+@pytest.mark.parametrize(
+    "args, change, message",
+    [
+        (("../elsewhere",), None, "is outside the project"),
+        (("results/none",), None, "no table.json"),
+        (("results/run",), lambda t: "{not json", "not a readable JSON report"),
+        (("results/run",), lambda t: json.dumps({**t, "rows": []}), "'rows' must be a non-empty list"),
+        (
+            ("results/run",),
+            lambda t: json.dumps({**t, "rows": [{k: v for k, v in r.items() if k != "views"} for r in t["rows"]]}),
+            "lacks views",
+        ),
+        (("results/run", "--confidence", "1.5"), None, "confidence 1.5: a level strictly between 0 and 1"),
+        (("results/run", "--margin", "-1"), None, "--margin -1.0: must be zero or positive"),
+    ],
+)
+def test_bad_input_is_named_and_nothing_is_written(project, args, change, message):
+    path = project / "results/run/table.json"
+    if change:
+        path.write_text(change(json.loads(path.read_text())))
+    before = path.read_bytes()
+    failed = pcn_claims(project, *args, "--write")
+    assert failed.returncode == 1 and message in failed.stderr, failed.stderr
+    assert path.read_bytes() == before
