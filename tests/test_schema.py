@@ -20,7 +20,7 @@ def errors_for(params: dict) -> str:
 def test_default_params_are_valid(default_params):
     p = parse_params(default_params)
     assert p.data.name == "mnist5k" and all(v in p.models for v in p.variants)
-    assert len(p.seeds) >= 3 and {"modulus", "modulus_skip", "soft_threshold"} <= set(p.variants)
+    assert len(p.seeds) >= 3 and {"modulus", "soft_threshold"} <= set(p.variants)
 
 
 def test_unknown_key_with_suggestion(default_params):

@@ -380,7 +380,8 @@ def summary_metrics(report: dict) -> dict:
     * ``test_error_pct``: the mean test error over the seeds, in percent;
     * ``test_error_sd``: its standard deviation over the seeds; ``n_seeds``: how many seeds;
     * ``test_error_low`` / ``test_error_high``: the two-sided Student-t interval of the mean at
-      ``report.confidence``, :math:`\\bar e \\pm t_{n-1} s / \\sqrt n` (left out with one seed, or no spread);
+      ``report.confidence``, :math:`\\bar e \\pm t_{n-1} s / \\sqrt n`, its low end clipped at 0 (an error rate
+      is not negative; left out with one seed, or no spread);
     * ``val_error_pct``: the mean validation error (the model kept, on the validation split carved from the
       training part): what hyperparameter sweeps compare; left out for variants trained without one.
 
@@ -390,7 +391,7 @@ def summary_metrics(report: dict) -> dict:
     return {
         SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in rows},
         "test_error_sd": {v: round(i["sd"], 4) for v, i in intervals.items() if i["sd"] is not None},
-        "test_error_low": {v: round(i["low"], 4) for v, i in intervals.items() if i["low"] is not None},
+        "test_error_low": {v: round(max(0.0, i["low"]), 4) for v, i in intervals.items() if i["low"] is not None},
         "test_error_high": {v: round(i["high"], 4) for v, i in intervals.items() if i["high"] is not None},
         "n_seeds": {v: i["n"] for v, i in intervals.items()},
         SUMMARY_KEYS["validation"]: {

@@ -93,7 +93,9 @@ def test_summary_difference_and_band_on_two_seeds():
     from scipy import stats  # an independent interval of the mean: modulus errors 2 and 3 over its two seeds
 
     low, high = stats.t.interval(0.95, 1, loc=2.5, scale=stats.sem([2.0, 3.0]))
-    assert summary["test_error_low"]["modulus"] == pytest.approx(low, abs=1e-4)
+    assert low < 0 and summary["test_error_low"]["modulus"] == 0.0  # an error rate's interval stops at 0
+    low = stats.t.interval(0.95, 1, loc=81.0, scale=stats.sem([80.0, 82.0]))[0]
+    assert low > 0 and summary["test_error_low"]["resnet_thresh"] == pytest.approx(low, abs=1e-4)
     assert summary["test_error_high"]["modulus"] == pytest.approx(high, abs=1e-4)
     assert summary["test_error_sd"]["modulus"] == pytest.approx(np.std([2.0, 3.0], ddof=1), abs=1e-4)
     del report["rows"][0]["val_error"]  # trained without a validation split
