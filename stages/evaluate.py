@@ -24,13 +24,14 @@ from pcn.analysis.separation import MEASURES
 from pcn.data.datasets import read_card
 from pcn.data.errors import DataError
 from pcn.data.imagenet import default_workers
+from pcn.data.splits import RESPLITTABLE
 from pcn.files import write_csv, write_json
 from pcn.layout import run_name
 from pcn.mappings import changed_keys, flatten
 from pcn.pipeline.build import InputSpec, rebuild_model
 from pcn.pipeline.provenance import Provenance, ProvenanceChanged
 from pcn.pipeline.results import error_percent
-from pcn.pipeline.run_data import RunData, Shard
+from pcn.pipeline.run_data import RunData, Shard, run_splits
 from pcn.train.checkpoint import CheckpointError, load
 from pcn.train.device import retain_freed_memory, select_device
 
@@ -77,8 +78,19 @@ def measure(model, params, card: dict, device: torch.device, seed: int) -> tuple
     )
 
 
-def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> dict:
-    """metrics.json: test accuracy, error, top-5 and loss, and the separation measures of the last layer."""
+def resampled_split(params, card: dict, seed: int) -> dict | None:
+    """``{"n_train", "n_test"}``: the sizes of the train and test split this seed drew for itself
+    (``data.resplit``), which the report's Nadeau-Bengio correction needs (:mod:`pcn.analysis.statistics`);
+    None when every seed shares the prepared test split."""
+    if not (params.data.resplit and card["name"] in RESPLITTABLE):
+        return None
+    splits = run_splits(params, WORKSPACE.data_dir, card, seed)
+    return {"n_train": len(splits["train"].labels), "n_test": len(splits["test"].labels)}
+
+
+def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros, split: dict | None) -> dict:
+    """metrics.json: test accuracy, error, top-5 and loss, the separation measures of the last layer, and the
+    sizes of the seed's own split (:func:`resampled_split`)."""
     n_layers = max(r["layer"] for r in rows)
     last = {f"{r['place']}/{r['feature']}": {k: r[k] for k in MEASURES} for r in rows if r["layer"] == n_layers}
     return {
@@ -92,6 +104,7 @@ def evaluation_metrics(args, params_hash: str, acc, rows: list[dict], zeros) -> 
         "n_layers": n_layers,
         "last_layer": last,
         "zero_fraction_by_layer": zeros,
+        "resampled_split": split,
     }
 
 
@@ -123,7 +136,8 @@ def evaluate(params, args, provenance: Provenance, run) -> dict:
         fail(f"evaluate@{name}: {exc}")
     except DataError as exc:  # an image that cannot be decoded (from a loader worker: its last line names it)
         fail(f"evaluate@{name}: {str(exc).strip().splitlines()[-1]}")
-    metrics = evaluation_metrics(args, saved["params_hash"], acc, rows, zeros)
+    split = resampled_split(params, card, args.seed)
+    metrics = evaluation_metrics(args, saved["params_hash"], acc, rows, zeros, split)
     provenance.refuse_if_changed()
     out_dir = WORKSPACE.eval_dir / name
     write_json(out_dir / "metrics.json", metrics)

@@ -18,7 +18,8 @@ import sys
 from dataclasses import asdict
 
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
-from pcn.analysis.report import LAYER_FIGURES, SUMMARY_KEYS, build_report, markdown, summary_metrics
+from pcn.analysis.report import LAYER_FIGURES, SUMMARY_KEYS, build_report, summary_metrics
+from pcn.analysis.report_markdown import markdown
 from pcn.files import write_json, write_text
 from pcn.pipeline.provenance import Provenance, ProvenanceChanged
 from pcn.pipeline.results import ResultsError, collect

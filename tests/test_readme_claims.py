@@ -81,3 +81,16 @@ def test_prose_asserts_a_claim_only_when_it_is_supported(claim):
             assert CLAIMS[claim]["verdict"] == "supported", (
                 f"README asserts claim {claim} ({CLAIMS[claim]['verdict']} in table.json): {sentence!r}"
             )
+
+
+#: ``15.5× [10.4, 23.2]``: a ratio and its interval as README writes them.
+RATIO = re.compile(r"([\d.]+)× \[([\d.]+), ([\d.]+)\]")
+
+
+def test_every_ratio_quoted_is_a_computed_one():
+    for n, cells in claims_table().items():
+        computed = [c["ratio"] for c in CLAIMS[n]["comparisons"] if c.get("ratio")]
+        for mean, low, high in RATIO.findall(cells[3]):
+            assert any(
+                matches(mean, r["mean"]) and matches(low, r["low"]) and matches(high, r["high"]) for r in computed
+            ), f"claim {n}: {mean}× [{low}, {high}] is none of the computed ratios"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pcn.analysis.separation import MEASURES
-from pcn.analysis.statistics import paired_interval, placement, ratio_interval
+from pcn.analysis.statistics import IntervalRule, placement, ratio_interval
 from pcn.analysis.verdicts import (
     UNTESTABLE,
     combine,
@@ -96,16 +96,17 @@ def _lscat_pairs(rows: list[dict], rhos: tuple[str, ...], modulus_first: bool = 
     return pairs, left_out
 
 
-def _compared(pairs: list, value, confidence: float, rule) -> tuple[list[dict], list[str]]:
-    """Each ``(a, b)`` of ``pairs`` compared, with its verdict and boundary ``rule(interval, b_mean)``; the pairs
+def _compared(pairs: list, value, rule: IntervalRule, decide) -> tuple[list[dict], list[str]]:
+    """Each ``(a, b)`` of ``pairs`` compared under ``rule``, with its verdict and boundary
+    ``decide(interval, b_mean)``; the pairs
     left out for want of a seed where both have a value."""
     parts, left_out = [], []
     for a, b in pairs:
-        c = compare(a, b, value, confidence)
+        c = compare(a, b, value, rule)
         if c is None:
             left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
             continue
-        parts.append(with_verdict(c, *rule(c["interval"], c["mean_b"])))
+        parts.append(with_verdict(c, *decide(c["interval"], c["mean_b"])))
     return parts, left_out
 
 
@@ -122,27 +123,32 @@ def _decided(number, claim, paper, measure, parts: list[dict], left_out: list[st
     return _result(number, claim, paper, measure, parts, verdict, reason)
 
 
-def _claim_from_pairs(number, claim, paper, measure, pairs, value, confidence, rule, left_out=()) -> dict:
-    """A claim decided by comparing each (a, b) of ``pairs`` with ``rule(interval, b_mean) -> (verdict,
-    boundary)``."""
-    parts, unpaired = _compared(pairs, value, confidence, rule)
+def _claim_from_pairs(number, claim, paper, measure, pairs, value, rule, decide, left_out=()) -> dict:
+    """A claim decided by comparing each (a, b) of ``pairs`` under ``rule`` with ``decide(interval, b_mean) ->
+    (verdict, boundary)``."""
+    parts, unpaired = _compared(pairs, value, rule, decide)
     left = [*left_out, *unpaired]
     return _decided(number, claim, paper, measure, parts, left, "paired variants with common seeds")
 
 
-def check_claims(rows: list[dict], confidence: float, margin: float, vanishing_share: float) -> list[dict]:
-    """The seven claims of the paper, each with our comparisons and a computed verdict (module docstring)."""
+def check_claims(
+    rows: list[dict], confidence: float, margin: float, vanishing_share: float, resampling: float = 0.0
+) -> list[dict]:
+    """The seven claims of the paper, each with our comparisons and a computed verdict (module docstring); every
+    interval at level ``confidence``, with Nadeau and Bengio's ``resampling`` ratio (0: none;
+    :mod:`pcn.analysis.statistics`)."""
+    rule = IntervalRule(confidence, resampling)
     equivalent = lambda interval, b_mean: (equivalence_verdict(interval, margin * b_mean), margin * b_mean)  # noqa: E731
     return [
-        *_table1_claims(rows, confidence, margin, direction, equivalent),
-        *_ablation_claims(rows, confidence, direction),
-        _resnet_claim(rows, confidence, margin, direction, equivalent),
-        _mechanism_claim(rows, confidence, vanishing_share),
-        _depth_claim(rows, confidence),
+        *_table1_claims(rows, rule, margin, direction, equivalent),
+        *_ablation_claims(rows, rule, direction),
+        _resnet_claim(rows, rule, margin, direction, equivalent),
+        _mechanism_claim(rows, rule, vanishing_share),
+        _depth_claim(rows, rule),
     ]
 
 
-def _table1_claims(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> list[dict]:
+def _table1_claims(rows: list[dict], rule: IntervalRule, margin: float, direction, equivalent) -> list[dict]:
     """Claims 1-2: Table 1 (LScat+skip vs ResNet, Scat vs LScat)."""
     skip, resnet = _find(rows, LSCAT_SKIP, MODULUS), _find(rows, STANDARD_RESNET_ARCHITECTURE, "relu")
     c1 = (
@@ -159,16 +165,16 @@ def _table1_claims(rows: list[dict], confidence: float, margin: float, direction
         "test error % of Scat minus LScat (the ratio of the means shows the size)",
     )
     return [
-        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, confidence, equivalent)
+        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, rule, equivalent)
         if skip and resnet
         else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard")),
-        _claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, confidence, direction)
+        _claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, rule, direction)
         if scat and learned
         else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod")),
     ]
 
 
-def _ablation_claims(rows: list[dict], confidence: float, direction) -> list[dict]:
+def _ablation_claims(rows: list[dict], rule: IntervalRule, direction) -> list[dict]:
     """Claims 3-4: Table 2, the phase-preserving non-linearities of :mod:`pcn.names` against the modulus."""
     c3 = (
         "Replacing the modulus by complex soft-thresholding increases the error (about 3× on CIFAR-10).",
@@ -189,11 +195,11 @@ def _ablation_claims(rows: list[dict], confidence: float, direction) -> list[dic
     ):
         pairs, left_out = _lscat_pairs(rows, rhos)
         out.append(
-            _claim_from_pairs(number, *c, pairs, error_by_seed, confidence, direction, left_out)
+            _claim_from_pairs(number, *c, pairs, error_by_seed, rule, direction, left_out)
             if pairs
             else _decided(number, *c, [], left_out, needed)
         )
-    _with_error_ratios(out[0], rows, confidence)
+    _with_error_ratios(out[0], rows, rule)
     return out
 
 
@@ -201,14 +207,14 @@ def _ablation_claims(rows: list[dict], confidence: float, direction) -> list[dic
 PAPER_SOFT_THRESHOLD_RATIO = 22.5 / 7.7
 
 
-def _with_error_ratios(result: dict, rows: list[dict], confidence: float) -> None:
+def _with_error_ratios(result: dict, rows: list[dict], rule: IntervalRule) -> None:
     """Claim 3's size beside its direction: each comparison's ratio of test errors (soft-thresholded over
     modulus, :func:`pcn.analysis.statistics.ratio_interval` over the same seeds), and where the paper's ratio
     falls against its interval, in the reason; the verdict stays the direction's."""
     by_name = {r["variant"]: r for r in rows}
     for c in result["comparisons"]:
         a, b = (error_by_seed(by_name[c[k]]) for k in ("a", "b"))
-        ratio = ratio_interval([a[s] for s in c["seeds"]], [b[s] for s in c["seeds"]], confidence)
+        ratio = ratio_interval([a[s] for s in c["seeds"]], [b[s] for s in c["seeds"]], rule)
         if ratio is None:
             continue
         c["ratio"] = ratio
@@ -222,7 +228,7 @@ def _with_error_ratios(result: dict, rows: list[dict], confidence: float) -> Non
         )
 
 
-def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction, equivalent) -> dict:
+def _resnet_claim(rows: list[dict], rule: IntervalRule, margin: float, direction, equivalent) -> dict:
     """Claim 5: Table 3, the bias-free ResNet-18 with thresholding and with the absolute value against ReLU."""
     relu, absolute = _find(rows, RESNET_ARCHITECTURE, "relu"), _find(rows, RESNET_ARCHITECTURE, "abs")
     thresh = _find(rows, RESNET_ARCHITECTURE, "thresh")
@@ -234,13 +240,13 @@ def _resnet_claim(rows: list[dict], confidence: float, margin: float, direction,
         f"(within {margin:g} × ReLU's mean error)",
     )
     if relu and absolute and thresh:
-        a, left_a = _compared([(thresh, relu)], error_by_seed, confidence, direction)
-        b, left_b = _compared([(absolute, relu)], error_by_seed, confidence, equivalent)
+        a, left_a = _compared([(thresh, relu)], error_by_seed, rule, direction)
+        b, left_b = _compared([(absolute, relu)], error_by_seed, rule, equivalent)
         return _decided(5, *c5, a + b, left_a + left_b, "common seeds")
     return _result(5, *c5, [], UNTESTABLE, _missing("resnet18 with relu, abs and thresh"))
 
 
-def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float) -> dict:
+def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: float) -> dict:
     place, feature, measure = MECHANISM_VIEW
     claim = (
         "Class means of wavelet coefficients vanish for translation-invariant classes; a phase collapse "
@@ -275,14 +281,14 @@ def _mechanism_claim(rows: list[dict], confidence: float, vanishing_share: float
         )
     pairs, left_out = _lscat_pairs(rows, _phase_preserving(), modulus_first=True)
     value = lambda r: view_value(r, MECHANISM_VIEW, 1)  # noqa: E731
-    result = _claim_from_pairs(6, claim, paper, how, pairs, value, confidence, direction, left_out)
+    result = _claim_from_pairs(6, claim, paper, how, pairs, value, rule, direction, left_out)
     result["comparisons"].insert(0, {"premise_share": premise})
     if pairs:
         result["reason"] = f"premise met (share {premise:.3g}); " + result["reason"]
     return result
 
 
-def _depth_claim(rows: list[dict], confidence: float) -> dict:
+def _depth_claim(rows: list[dict], rule: IntervalRule) -> dict:
     place, feature, measure = DEPTH_VIEW
     claim = "Iterated phase collapses progressively improve the separation of classes, unlike thresholding."
     paper = (
@@ -303,9 +309,9 @@ def _depth_claim(rows: list[dict], confidence: float) -> dict:
         if cst is None:
             left_out.append(f"{mod['variant']} (no {arch} variant with {SOFT_THRESHOLD} is selected)")
             continue
-        parts += _transition_gains(mod, confidence)
+        parts += _transition_gains(mod, rule)
         for other in (cst, _find(rows, arch, IDENTITY)):
-            c = None if other is None else compare(mod, other, _gain(), confidence)
+            c = None if other is None else compare(mod, other, _gain(), rule)
             if c is not None:
                 c.update(a=f"gain of {mod['variant']}", b=f"gain of {other['variant']}")
                 parts.append(with_verdict(c, *direction(c["interval"])))
@@ -333,14 +339,14 @@ def _gain(start="first", end="last") -> Callable[[dict], dict]:
     return gain
 
 
-def _transition_gains(mod: dict, confidence: float) -> list[dict]:
+def _transition_gains(mod: dict, rule: IntervalRule) -> list[dict]:
     """The gain of ``mod`` at each block transition, each compared with zero."""
     layers, parts = _block_layers(mod), []
     for start, end in zip(layers, layers[1:]):
         values = _gain(start, end)(mod)
         if not values:
             continue
-        interval = paired_interval([values[s] for s in sorted(values)], confidence)
+        interval = rule.of([values[s] for s in sorted(values)])
         part = {"a": f"gain of {mod['variant']} from block {start} to {end}", "b": None, "seeds": sorted(values)}
         part.update(interval=interval, mean_a=interval["mean"], mean_b=0.0)
         parts.append(with_verdict(part, *direction(interval)))

@@ -11,10 +11,9 @@ is an ablation, compared with it seed by seed (:func:`pcn.analysis.statistics.pa
 from __future__ import annotations
 
 from pcn.analysis.claims import check_claims
-from pcn.analysis.paper import PAPER_ERRORS, PAPER_TABLE1, PAPER_TOP5_ERRORS, TABLE1_COLUMNS
+from pcn.analysis.paper import PAPER_ERRORS, PAPER_TOP5_ERRORS, TABLE1_COLUMNS
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import comparison_sentence, paired_interval, summary, trend
-from pcn.analysis.verdicts import difference_name
 from pcn.names import ARCHITECTURES, PHASE_COLLAPSE, nonlinearities_of, of_family
 
 #: The phase collapse of each architecture, whose network the ablations are compared with (module docstring).
@@ -103,10 +102,21 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
         "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
         "paper_top5_error": PAPER_TOP5_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
         "views": _view_curves(seeds),
+        "resampled_split_by_seed": {seed: r["evaluate"].get("resampled_split") for seed, r in seeds.items()},
     }
 
 
-def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[str]]:
+def resampling_ratio(rows: list[dict]) -> float:
+    """Nadeau and Bengio's :math:`r = n_{test} / n_{train}` (mean over every run) when every run drew its own
+    split and recorded its sizes (the evaluate stage's ``resampled_split``), else 0: a test split shared by
+    every seed needs no correction, and a run without the record (written before it existed) gives no ratio."""
+    splits = [s for r in rows for s in r.get("resampled_split_by_seed", {}).values()]
+    if not splits or any(not s for s in splits):
+        return 0.0
+    return sum(s["n_test"] / s["n_train"] for s in splits) / len(splits)
+
+
+def comparisons(rows: list[dict], confidence: float, resampling: float = 0.0) -> tuple[list[dict], list[str]]:
     """Paired comparisons of every ablation with its architecture's phase-collapse network.
 
     Returns the comparisons and notes on ablations without a reference among the variants.
@@ -131,7 +141,7 @@ def comparisons(rows: list[dict], confidence: float) -> tuple[list[dict], list[s
             notes.append(f"{r['variant']}: no seed in common with {ref['variant']}.")
             continue
         diffs = [r["test_error_by_seed"][s] - ref["test_error_by_seed"][s] for s in common]
-        interval = paired_interval(diffs, confidence)
+        interval = paired_interval(diffs, confidence, resampling)
         out.append(
             {
                 "ablation": r["variant"],
@@ -162,30 +172,6 @@ def table1(rows: list[dict]) -> list[dict]:
             }
         )
     return out
-
-
-def _table1_markdown(dataset: str, columns: list[dict]) -> list[str]:
-    def ours(c):
-        return "—" if c["test_error"] is None else f"{_pm(c['test_error'])} (n = {c['test_error']['n']})"
-
-    lines = [
-        "### Table 1, in the paper's layout",
-        "",
-        "| | " + " | ".join(c["column"] for c in columns) + " |",
-        "|---|" + "---|" * len(columns),
-        f"| ours, {dataset}: test error % (mean ± sd) | " + " | ".join(ours(c) for c in columns) + " |",
-        "| ours: variant | " + " | ".join(c["variant"] or "not selected" for c in columns) + " |",
-        "| ours: parameters | " + " | ".join(_cell(c["n_parameters"], "{:,}") for c in columns) + " |",
-    ]
-    lines += [
-        f"| paper, {name} | " + " | ".join(f"{v:.1f}" for v in values) + " |" for name, values in PAPER_TABLE1.items()
-    ]
-    return lines + [
-        "",
-        "Scat: kymatio's scattering (order 2), predefined projections, then the LScat classifier; "
-        "ResNet: torchvision's ResNet-18 with biases (ours), ResNet-20 / ResNet-18 quoted by the paper.",
-        "",
-    ]
 
 
 def trend_sentence(row: dict, view: str) -> str:
@@ -225,148 +211,24 @@ def build_report(
 ) -> dict:
     """Everything the report shows, as JSON-able data (``table.json``); claims first."""
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
-    comps, notes = comparisons(rows, confidence)
+    resampling = resampling_ratio(rows)
+    comps, notes = comparisons(rows, confidence, resampling)
     views = [v for v in ("block/spatial_mean", "block/flatten") if all(v in r["views"] for r in rows)]
     return {
         "dataset": dataset,
         "confidence": confidence,
-        "claims": check_claims(rows, confidence, margin, vanishing_share),
-        "interval": ("two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network"),
+        "resampling": resampling,
+        "claims": check_claims(rows, confidence, margin, vanishing_share, resampling),
+        "interval": (
+            "two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network"
+            + (f", Nadeau-Bengio corrected (r = {resampling:.4g})" if resampling else "")
+        ),
         "rows": rows,
         "table1": table1(rows),
         "comparisons": comps,
         "notes": notes,
         "trends": {view: [trend_sentence(r, view) for r in rows] for view in views},
     }
-
-
-def _pm(s: dict, fmt: str = "{:.2f}") -> str:
-    return fmt.format(s["mean"]) + ("" if s["sd"] is None else " ± " + fmt.format(s["sd"]))
-
-
-def _cell(v, fmt: str = "{:.2f}") -> str:
-    return "—" if v is None else fmt.format(v)
-
-
-def _comparison_cell(c: dict) -> str:
-    """One comparison of a claim: the premise share, or ``a − b: mean [low, high] (n seeds)``, with the seeds an
-    undecided one would need."""
-    if "premise_share" in c:
-        return f"premise: class-mean share of the wavelet coefficients {c['premise_share']:.3g}"
-    i = c["interval"]
-    ci = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
-    cell = f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
-    if c.get("ratio") and c["ratio"]["low"] is not None:  # claim 3: the size, as a ratio of errors
-        cell += f"; ratio {c['ratio']['mean']:.3g}× [{c['ratio']['low']:.3g}, {c['ratio']['high']:.3g}]"
-    if c.get("seeds_to_decide"):
-        cell += f" (about {c['seeds_to_decide']} seeds would decide it at this mean and spread)"
-    elif "seeds_to_decide" in c:
-        cell += " (no number of seeds decides it at this mean and spread)"
-    return cell
-
-
-def claims_markdown(report: dict) -> list[str]:
-    """The claims table: the paper's evidence, ours with intervals, the computed verdict and what decided it."""
-    level = f"{100 * report['confidence']:.0f}%"
-    lines = [
-        f"## The paper's claims on {report['dataset']}",
-        "",
-        f"Verdicts are computed from two-sided {level} Student-t intervals of differences paired by seed "
-        "(rules: pcn/analysis/verdicts.py and claims.py); none is written by hand.",
-        "",
-        "| # | claim | paper | measure | ours | verdict |",
-        "|---|---|---|---|---|---|",
-    ]
-    for c in report["claims"]:
-        ours = "<br>".join(_comparison_cell(x) for x in c["comparisons"]) or "—"
-        lines.append(
-            f"| {c['claim']} | {c['statement']} | {c['paper']} | {c['measure']} | {ours} | "
-            f"**{c['verdict']}**: {c['reason']} |"
-        )
-    return lines + [""]
-
-
-def _variant_table(rows: list[dict]) -> list[str]:
-    """One line per variant: errors over seeds and the separation of its last block (mean over seeds)."""
-    lines = [
-        "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
-        "best-epoch error % | paper error % | probe acc. last (flattened) | NCM acc. last (spatial mean) | "
-        "class-mean share of ρ, block 1 |",
-        "|" + "---|" * 13,
-    ]
-    for r in rows:
-        te, views = r["test_error"], r["views"]
-        paper = _cell(r["paper_error"], "{:.1f}")
-        if r["paper_top5_error"] is not None:
-            paper += f" (top-5 {r['paper_top5_error']:.1f})"
-        rho = views.get("rho/flatten")
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    r["variant"],
-                    r["arch"],
-                    r["nonlinearity"],
-                    f"{r['n_parameters']:,}",
-                    str(r["epochs"]),
-                    str(te["n"]),
-                    _pm(te),
-                    f"{te['min']:.2f} – {te['max']:.2f}",
-                    _pm(r["best_epoch_error"]),
-                    paper,
-                    f"{views['block/flatten']['probe_accuracy']['mean'][-1]:.3f}",
-                    f"{views['block/spatial_mean']['ncm_accuracy']['mean'][-1]:.3f}",
-                    "—" if rho is None else f"{rho['class_mean_share']['mean'][0]:.3g}",
-                ]
-            )
-            + " |"
-        )
-    return lines
-
-
-def markdown(report: dict) -> str:
-    """The report as Markdown (``table.md``): the claims table first."""
-    dataset, rows = report["dataset"], report["rows"]
-    seeds = sorted({s for r in rows for s in r["seeds"]})
-    lines = claims_markdown(report)
-    lines += [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", ""]
-    lines += _variant_table(rows)
-    level = f"{100 * report['confidence']:.0f}%"
-    lines += [""] + _table1_markdown(dataset, report["table1"])
-    lines += [
-        "### Ablations against the phase-collapse network of the same architecture",
-        "",
-        f"Paired by seed: test error of the ablation minus that of the reference, in percentage points, with "
-        f"a two-sided {level} Student-t interval over the seeds.",
-        "",
-        f"| ablation | reference | seeds | mean difference | {level} interval |",
-        "|---|---|---|---|---|",
-    ]
-    for c in report["comparisons"]:
-        i = c["interval"]
-        ci = "—" if i["low"] is None else f"[{i['low']:+.2f}, {i['high']:+.2f}]"
-        lines.append(f"| {c['ablation']} | {c['reference']} | {len(c['seeds'])} | {i['mean']:+.2f} | {ci} |")
-    lines += [""] + [f"- {c['sentence']}" for c in report["comparisons"]] + [f"- {n}" for n in report["notes"]]
-    lines += [
-        "",
-        "### Separation with depth",
-        "",
-        "From the mean curves over seeds of the held-out measures of pcn/analysis/separation.py (layer 0 is "
-        "the input image, the last layer the last block's output); the figures show the curves with a band "
-        "of one standard deviation.",
-        "",
-    ]
-    for view, sentences in report["trends"].items():
-        lines += [f"#### {view}", ""] + [f"- {s}" for s in sentences] + [""]
-    lines.append("")
-    if dataset not in PAPER_ERRORS:
-        lines.append(f"The paper reports no numbers on {dataset}; the 'paper error' column is empty.")
-    lines.append(
-        "Test error: the model kept by train.select, on the test split; sd is the sample standard "
-        "deviation over seeds. Best-epoch error selects the epoch on the test set (optimistic; it is what "
-        "the reference code logs)."
-    )
-    return "\n".join(lines) + "\n"
 
 
 #: The keys of summary.json (the metrics file DVC shows): mean over seeds, in percent.
@@ -380,14 +242,15 @@ def summary_metrics(report: dict) -> dict:
     * ``test_error_pct``: the mean test error over the seeds, in percent;
     * ``test_error_sd``: its standard deviation over the seeds; ``n_seeds``: how many seeds;
     * ``test_error_low`` / ``test_error_high``: the two-sided Student-t interval of the mean at
-      ``report.confidence``, :math:`\\bar e \\pm t_{n-1} s / \\sqrt n`, its low end clipped at 0 (an error rate
+      ``report.confidence``, :math:`\\bar e \\pm t_{n-1} s \\sqrt{1/n + r}` (``r``: the report's Nadeau-Bengio
+      ratio, 0 with a shared test split), its low end clipped at 0 (an error rate
       is not negative; left out with one seed, or no spread);
     * ``val_error_pct``: the mean validation error (the model kept, on the validation split carved from the
       training part): what hyperparameter sweeps compare; left out for variants trained without one.
 
     Values are rounded to 4 decimals (hundredths of an image in a thousand)."""
-    rows, confidence = report["rows"], report["confidence"]
-    intervals = {r["variant"]: paired_interval(list(r["test_error_by_seed"].values()), confidence) for r in rows}
+    rows, confidence, r = report["rows"], report["confidence"], report.get("resampling", 0.0)
+    intervals = {v["variant"]: paired_interval(list(v["test_error_by_seed"].values()), confidence, r) for v in rows}
     return {
         SUMMARY_KEYS["test"]: {r["variant"]: round(r["test_error"]["mean"], 4) for r in rows},
         "test_error_sd": {v: round(i["sd"], 4) for v, i in intervals.items() if i["sd"] is not None},

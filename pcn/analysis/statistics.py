@@ -11,11 +11,20 @@ modulus network of the same architecture on the same seeds, by the paired differ
     \\bar d \\pm t_{(1 + c)/2,\\, n - 1}\\, s_d / \\sqrt n
 
 at confidence ``c``, which assumes the differences are independent draws from a normal
-distribution. They are not quite independent: with ``data.resplit`` every seed draws its own train and
-test split from one pool of images, so two seeds' test sets overlap and their training sets share most
-images; the interval is then somewhat too narrow (Nadeau and Bengio's correction widens it). Normality is
-the t test's usual approximation, rough at n = 3. An undecided verdict comes with the seeds that would
-decide it at the observed spread (:func:`seeds_to_decide`). The quantile is computed here
+distribution. With ``data.resplit`` they are not: every seed draws its own train and test split from one
+pool of images, so two seeds' test sets overlap and their training sets share most images, and the plain
+interval is too narrow. The report then uses Nadeau and Bengio's corrected resampled t interval
+(Machine Learning 52, 2003), which widens the variance of the mean by the ratio ``r`` of test to training
+images of each split:
+
+.. math::
+
+    \\bar d \\pm t_{(1 + c)/2,\\, n - 1}\\, s_d \\sqrt{1/n + r}, \\qquad r = n_{test} / n_{train}
+
+(``resampling`` below; ``r = 0`` gives the plain interval, right for a test split shared by every seed). Its
+half-width never falls below :math:`z\\, s_d \\sqrt r`: more seeds cannot decide a difference smaller than
+that. Normality is the t test's usual approximation, rough at n = 3. An undecided verdict comes with the
+seeds that would decide it at the observed spread (:func:`seeds_to_decide`). The quantile is computed here
 (:func:`student_t_quantile`, tested against scipy).
 """
 
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 
 def summary(values: Sequence[float]) -> dict:
@@ -87,8 +97,10 @@ def student_t_quantile(p: float, df: float) -> float:
     return 0.5 * (low + high)
 
 
-def paired_interval(differences: Sequence[float], confidence: float) -> dict:
-    """Mean paired difference with its Student-t interval: ``{"n", "mean", "sd", "low", "high", "t"}``.
+def paired_interval(differences: Sequence[float], confidence: float, resampling: float = 0.0) -> dict:
+    """Mean paired difference with its Student-t interval: ``{"n", "mean", "sd", "low", "high", "t",
+    "confidence", "resampling"}``; half-width :math:`t\\, s_d \\sqrt{1/n + r}` with ``r = resampling``
+    (module docstring: 0 for the plain interval, the test-to-training ratio for resampled splits).
 
     ``low``/``high`` are None with a single pair, and when every difference is the same (no spread to
     estimate: an interval of zero width would call any nonzero difference "distinguishable" on its own).
@@ -102,15 +114,29 @@ def paired_interval(differences: Sequence[float], confidence: float) -> dict:
         "high": None,
         "t": None,
         "confidence": confidence,
+        "resampling": resampling,
     }
     if s["n"] > 1 and s["sd"] > 0:
         t = student_t_quantile((1 + confidence) / 2, s["n"] - 1)
-        half = t * s["sd"] / math.sqrt(s["n"])
+        half = t * s["sd"] * math.sqrt(1 / s["n"] + resampling)
         out.update(low=s["mean"] - half, high=s["mean"] + half, t=t)
     return out
 
 
-def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], confidence: float) -> dict | None:
+@dataclass(frozen=True)
+class IntervalRule:
+    """How a report's intervals are computed: the ``confidence`` level and the ``resampling`` ratio
+    :math:`r = n_{test} / n_{train}` of Nadeau and Bengio's correction (0: none; module docstring)."""
+
+    confidence: float
+    resampling: float = 0.0
+
+    def of(self, differences: Sequence[float]) -> dict:
+        """:func:`paired_interval` of ``differences`` under this rule."""
+        return paired_interval(differences, self.confidence, self.resampling)
+
+
+def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], rule: IntervalRule) -> dict | None:
     r"""The ratio of two paired positive quantities with its interval: ``{"mean", "low", "high"}``.
 
     The paired logarithms :math:`d_i = \log a_i - \log b_i` get the Student-t interval of
@@ -121,7 +147,7 @@ def ratio_interval(numerators: Sequence[float], denominators: Sequence[float], c
     """
     if not numerators or any(v <= 0 for v in (*numerators, *denominators)):
         return None
-    logs = paired_interval([math.log(a) - math.log(b) for a, b in zip(numerators, denominators)], confidence)
+    logs = rule.of([math.log(a) - math.log(b) for a, b in zip(numerators, denominators)])
     back = {k: None if logs[k] is None else math.exp(logs[k]) for k in ("mean", "low", "high")}
     return back | {"n": logs["n"]}
 
@@ -141,20 +167,25 @@ def seeds_to_decide(interval: dict, boundary: float, limit: int = 10_000) -> int
 
     .. math::
 
-        t_{(1 + c)/2,\\, n - 1}\\, s_d / \\sqrt n < |\\bar d - b|
+        t_{(1 + c)/2,\\, n - 1}\\, s_d \\sqrt{1/n + r} < |\\bar d - b|
 
-    where :math:`b` is the verdict's boundary (0 for a direction, the margin for an equivalence). It assumes
-    the mean and the spread stay as observed, so it says how far the data are from a decision, not what a
-    new experiment would find. None when there is no spread to scale (one seed, equal differences), when the
-    mean sits on the boundary, or beyond ``limit`` seeds.
+    where :math:`b` is the verdict's boundary (0 for a direction, the margin for an equivalence) and :math:`r`
+    the interval's resampling ratio. It assumes the mean and the spread stay as observed, so it says how far
+    the data are from a decision, not what a new experiment would find. None when there is no spread to scale
+    (one seed, equal differences), when the mean sits on the boundary, when the corrected half-width's floor
+    :math:`z\\, s_d \\sqrt r` already reaches the distance (no number of seeds decides it), or beyond ``limit``
+    seeds.
     """
     sd, distance, level = interval["sd"], abs(interval["mean"] - boundary), (1 + interval["confidence"]) / 2
+    r = interval.get("resampling", 0.0)
     if not sd or distance == 0:
         return None
     z = student_t_quantile(level, 1e9)
-    n = max(2, int((z * sd / distance) ** 2))  # the normal approximation: never above the answer
+    if z * sd * math.sqrt(r) >= distance:
+        return None
+    n = max(2, int((z * sd) ** 2 / (distance**2 - r * (z * sd) ** 2)))  # the normal approximation: a lower bound
     while n <= limit:
-        if student_t_quantile(level, n - 1) * sd / math.sqrt(n) < distance:
+        if student_t_quantile(level, n - 1) * sd * math.sqrt(1 / n + r) < distance:
             return n
         n += 1
     return None

@@ -2,7 +2,8 @@
 
 Every number that decides a verdict is a paired difference over the seeds two variants share, with
 its two-sided Student-t interval (:func:`pcn.analysis.statistics.paired_interval`, level
-``report.confidence``). The vocabulary is fixed (:data:`VERDICTS`); the rules:
+``report.confidence``, with Nadeau and Bengio's correction when every seed drew its own split). The
+vocabulary is fixed (:data:`VERDICTS`); the rules:
 
 * a *direction* ("A has a higher error than B", "the modulus gives a larger share"): **supported** when
   the interval of the difference lies above zero, **contradicted** when it lies below zero, otherwise
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pcn.analysis.statistics import paired_interval, seeds_to_decide
+from pcn.analysis.statistics import IntervalRule, seeds_to_decide
 
 SUPPORTED, CONTRADICTED = "supported", "contradicted"
 UNDECIDED, UNTESTABLE = "not distinguishable at these seeds", "not testable on this data"
@@ -85,7 +86,7 @@ def error_by_seed(row: dict) -> dict:
     return row["test_error_by_seed"]
 
 
-def compare(a: dict, b: dict, value: Callable[[dict], dict], confidence: float) -> dict | None:
+def compare(a: dict, b: dict, value: Callable[[dict], dict], rule: IntervalRule) -> dict | None:
     """``value(a) - value(b)`` paired over their common seeds, with its interval; None without common seeds."""
     va, vb = value(a), value(b)
     seeds = sorted(set(va) & set(vb))
@@ -96,7 +97,7 @@ def compare(a: dict, b: dict, value: Callable[[dict], dict], confidence: float) 
         "a": a["variant"],
         "b": b["variant"],
         "seeds": seeds,
-        "interval": paired_interval(diffs, confidence),
+        "interval": rule.of(diffs),
         "mean_a": sum(va[s] for s in seeds) / len(seeds),
         "mean_b": sum(vb[s] for s in seeds) / len(seeds),
     }

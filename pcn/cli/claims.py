@@ -3,12 +3,15 @@
 A report's ``table.json`` keeps every variant's per-seed results (``rows``: test errors, separation curves).
 When the rules of :mod:`pcn.analysis.claims` change, or a researcher asks what another confidence level or
 margin would decide, this command recomputes the claims from those rows with the current rules and prints
-each claim's verdict beside the stored one. With ``--write`` it replaces the report's claims in
-``table.json`` (recording how they were decided under ``claims_decided_by``) and rewrites ``table.md``; the
-rows, comparisons and figures stay as the report stage wrote them.
+each claim's verdict beside the stored one. With ``--write`` it replaces the report's claims and paired
+comparisons in ``table.json`` (recording how they were decided under ``claims_decided_by``) and rewrites
+``table.md`` and ``summary.json`` (whose intervals follow the same rule); the rows and figures stay as the
+report stage wrote them.
 
 The margin and the premise threshold default to the project's params.yaml (``report.equivalence_margin``,
-``report.vanishing_share``), the confidence level to the report's own.
+``report.vanishing_share``), the confidence level and Nadeau and Bengio's resampling ratio
+(:mod:`pcn.analysis.statistics`) to the report's own. A report written before the evaluate stage recorded each
+seed's split sizes has no ratio: ``--resampling`` gives it (``n_test / n_train`` of one seed's split).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 EXAMPLE = """examples:
   pcn claims results/translated                    # the committed run's claims under the current rules
   pcn claims results/translated --confidence 0.9   # what a 90% level would decide
-  pcn claims results/translated --write            # rewrite its table.json and table.md"""
+  pcn claims results/translated --resampling 0.2778 --write   # Nadeau-Bengio: 1000 test / 3600 training"""
 
 #: What each row of table.json must hold for the claims to be decided.
 ROW_KEYS = ("variant", "arch", "nonlinearity", "test_error_by_seed", "views")
@@ -32,6 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--margin", type=float, default=None, help="default: params.yaml report.equivalence_margin")
     parser.add_argument(
         "--vanishing-share", type=float, default=None, help="default: params.yaml report.vanishing_share"
+    )
+    parser.add_argument(
+        "--resampling",
+        type=float,
+        default=None,
+        help="Nadeau-Bengio ratio n_test / n_train of each seed's own split (default: the report's, else 0)",
     )
     parser.add_argument("--write", action="store_true", help="rewrite the report's table.json and table.md")
 
@@ -73,13 +82,15 @@ def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
         "confidence": report.get("confidence") if args.confidence is None else args.confidence,
         "margin": r.equivalence_margin if args.margin is None else args.margin,
         "vanishing_share": r.vanishing_share if args.vanishing_share is None else args.vanishing_share,
+        "resampling": report.get("resampling", 0.0) if args.resampling is None else args.resampling,
     }
     c = values["confidence"]
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
         fail(f"confidence {c!r}: a level strictly between 0 and 1 (--confidence, or table.json's 'confidence')")
-    for key in ("margin", "vanishing_share"):
-        if not values[key] >= 0:
-            fail(f"--{key.replace('_', '-')} {values[key]!r}: must be zero or positive")
+    for key in ("margin", "vanishing_share", "resampling"):
+        v = values[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            fail(f"{key} {v!r} (--{key.replace('_', '-')} or table.json): must be a number, zero or positive")
     return values
 
 
@@ -89,13 +100,16 @@ def decide_again(report: dict, values: dict) -> list[dict]:
     from pcn.cli.project import fail
 
     try:
-        return check_claims(report["rows"], values["confidence"], values["margin"], values["vanishing_share"])
+        return check_claims(
+            report["rows"], *(values[k] for k in ("confidence", "margin", "vanishing_share", "resampling"))
+        )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         fail(f"table.json's rows cannot be decided: {type(exc).__name__}: {exc}")
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from pcn.analysis.report import markdown
+    from pcn.analysis.report import comparisons, summary_metrics
+    from pcn.analysis.report_markdown import markdown
     from pcn.cli.project import find_root
     from pcn.files import write_json, write_text
 
@@ -109,9 +123,12 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         change = "unchanged" if before == c["verdict"] else f"was: {before}"
         print(f"claim {c['claim']}: {c['verdict']} ({change})\n  {c['reason']}")
     if args.write:
-        report.update(claims=claims, confidence=values["confidence"])
+        confidence, resampling = values["confidence"], values["resampling"]
+        report.update(claims=claims, confidence=confidence, resampling=resampling)
+        report["comparisons"], report["notes"] = comparisons(report["rows"], confidence, resampling)
         report["claims_decided_by"] = {"command": "pcn claims", **values}
         write_json(folder / "table.json", report)
         write_text(folder / "table.md", markdown(report))
-        print(f"wrote {folder / 'table.json'} and {folder / 'table.md'}")
+        write_json(folder / "summary.json", summary_metrics(report))
+        print(f"wrote {', '.join(str(folder / f) for f in ('table.json', 'table.md', 'summary.json'))}")
     return 0

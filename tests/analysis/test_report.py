@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_rgb
 
-from pcn.analysis.report import REFERENCES, build_report, markdown, summary_metrics
+from pcn.analysis.report import REFERENCES, build_report, summary_metrics
+from pcn.analysis.report_markdown import markdown
 
 
 def run(test_error: float, ncm: list[float], epochs=(0.5, 0.9), fisher_falls=False) -> dict:
@@ -208,3 +209,28 @@ def test_each_architecture_is_compared_with_its_plain_phase_collapse():
         "resnet18_standard": "relu",
         "scat": "mod",
     }
+
+
+def test_resampled_splits_widen_every_interval_by_nadeau_bengio():
+    variants = two_seed_variants()
+    plain = build_report("mnist5k", variants, 0.95)
+    assert plain["resampling"] == 0.0 and "no resampling correction" in markdown(plain)  # sizes not recorded
+    sizes = {0: {"n_train": 3600, "n_test": 1000}, 1: {"n_train": 3000, "n_test": 1000}}
+    for v in variants.values():
+        for seed, r in v["seeds"].items():
+            r["evaluate"]["resampled_split"] = sizes[seed]
+    report = build_report("mnist5k", variants, 0.95)
+    r = (1000 / 3600 + 1000 / 3000) / 2
+    assert report["resampling"] == pytest.approx(r)
+    (comp,) = [c for c in report["comparisons"] if c["ablation"] == "soft_threshold"]
+    half = 12.706204736174698 * np.std([10.0, 14.0], ddof=1) * np.sqrt(1 / 2 + r)
+    assert (comp["interval"]["low"], comp["interval"]["high"]) == pytest.approx((12.0 - half, 12.0 + half))
+    claim3 = report["claims"][2]["comparisons"][0]
+    assert claim3["interval"]["resampling"] == pytest.approx(r) and claim3["interval"]["low"] == comp["interval"]["low"]
+    assert f"r = n_test / n_train = {r:.4g}" in markdown(report)
+    mean_high = summary_metrics(report)["test_error_high"]["resnet_thresh"]
+    assert mean_high == pytest.approx(
+        81.0 + 12.706204736174698 * np.std([80.0, 82.0], ddof=1) * np.sqrt(0.5 + r), abs=1e-4
+    )
+    variants["modulus"]["seeds"][1]["evaluate"]["resampled_split"] = None  # one run on a shared split: no ratio
+    assert build_report("mnist5k", variants, 0.95)["resampling"] == 0.0

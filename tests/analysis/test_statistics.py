@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from pcn.analysis.statistics import (
+    IntervalRule,
     comparison_sentence,
     incomplete_beta,
     paired_interval,
@@ -112,3 +113,29 @@ def test_seeds_to_decide_the_issue_figure_and_the_cases_without_one():
     assert seeds_to_decide({"mean": 0.0, "sd": 0.8142, "confidence": 0.95}, 0.58) == 11
     assert seeds_to_decide({"mean": 0.58, "sd": 0.81, "confidence": 0.95}, 0.58) is None  # on the boundary
     assert seeds_to_decide({"mean": 1e-6, "sd": 5.0, "confidence": 0.95}, 0.0) is None  # beyond the limit
+
+
+def test_nadeau_bengio_interval_against_scipy():
+    diffs, r = [1.2, 0.4, 0.9, 1.5, 0.7], 1000 / 3600  # five seeds, each with 1000 test and 3600 training digits
+    got = paired_interval(diffs, 0.95, r)
+    half = scipy_stats.t.ppf(0.975, 4) * np.std(diffs, ddof=1) * math.sqrt(1 / 5 + r)
+    assert (got["low"], got["high"]) == pytest.approx((np.mean(diffs) - half, np.mean(diffs) + half), rel=1e-9)
+    plain = paired_interval(diffs, 0.95)
+    assert plain["high"] - plain["low"] < got["high"] - got["low"]  # the correction only widens
+    assert IntervalRule(0.95, r).of(diffs) == got and got["resampling"] == r
+
+
+@pytest.mark.parametrize("sd, mean, boundary", [(0.81, 0.36, 0.0), (2.0, 1.5, 0.0), (0.3, 0.5, 0.2)])
+def test_seeds_to_decide_with_resampling_is_the_first_n_scipy_decides(sd, mean, boundary):
+    r = 0.05
+    n = seeds_to_decide({"mean": mean, "sd": sd, "confidence": 0.95, "resampling": r}, boundary)
+    half = lambda k: scipy_stats.t.ppf(0.975, k - 1) * sd * math.sqrt(1 / k + r)  # noqa: E731
+    assert half(n) < abs(mean - boundary)
+    assert n == 2 or half(n - 1) >= abs(mean - boundary)
+
+
+def test_no_number_of_seeds_decides_a_difference_below_the_resampling_floor():
+    # claim 1 of the translated run under r = 0.2778: the half-width never falls below 1.96 * 0.81 * sqrt(r) = 0.84
+    interval = {"mean": 0.36, "sd": 0.8142, "confidence": 0.95, "resampling": 1000 / 3600}
+    assert seeds_to_decide(interval, 0.58) is None
+    assert seeds_to_decide({**interval, "resampling": 0.0}, 0.58) is not None

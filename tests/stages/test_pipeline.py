@@ -30,6 +30,10 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
     assert "soft_threshold minus modulus:" in table and "Student t over 2 paired seeds" in table
     report = read_json(repo / "results/report/table.json")
     assert report["comparisons"][0]["seeds"] == [0, 1] and report["comparisons"][0]["interval"]["low"] is not None
+    # each seed drew its own split of the 96 images (32 test; 64 - 2 per class of 4 for validation = 56 train)
+    split = read_json(repo / "results/evaluate/soft_threshold-1/metrics.json")["resampled_split"]
+    assert split == {"n_train": 56, "n_test": 32} and report["resampling"] == pytest.approx(32 / 56)
+    assert "Nadeau and Bengio's correction" in table and report["comparisons"][0]["interval"]["resampling"] > 0
     summary = read_json(repo / "results/report/summary.json")
     keys = ("test_error_pct", "test_error_sd", "test_error_low", "test_error_high", "n_seeds", "val_error_pct")
     assert {k: set(v) for k, v in summary.items()} == {k: {"modulus", "soft_threshold"} for k in keys}

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from pcn.analysis.claims import check_claims
+from pcn.analysis.report import comparisons, summary_metrics
 
 from conftest import ROOT, read_yaml
 
@@ -18,8 +19,16 @@ COMMITTED = ROOT / "results/translated"
 def test_the_committed_report_holds_what_the_current_rules_decide():
     report = json.loads((COMMITTED / "table.json").read_text())
     r = read_yaml(ROOT / "params.yaml")["report"]
-    decided = check_claims(report["rows"], report["confidence"], r["equivalence_margin"], r["vanishing_share"])
+    resampling = report["resampling"]  # Nadeau-Bengio: 1000 test / 3600 training digits per seed (RUN.md)
+    assert resampling == pytest.approx(1000 / 3600)
+    decided = check_claims(
+        report["rows"], report["confidence"], r["equivalence_margin"], r["vanishing_share"], resampling
+    )
     assert json.loads(json.dumps(decided)) == report["claims"]  # through JSON: seed keys as table.json has them
+    assert (
+        json.loads(json.dumps(comparisons(report["rows"], report["confidence"], resampling)[0]))
+        == report["comparisons"]
+    )
 
 
 @pytest.fixture
@@ -48,15 +57,19 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
     written = pcn_claims(project, "results/run", "--confidence", "0.8", "--write")
     assert written.returncode == 0, written.stderr
     after = json.loads((project / "results/run/table.json").read_text())
-    assert after["rows"] == before["rows"] and after["comparisons"] == before["comparisons"]
+    assert after["rows"] == before["rows"]
     assert after["claims_decided_by"] == {
         "command": "pcn claims",
         "confidence": 0.8,
         "margin": 0.2,
         "vanishing_share": 0.01,
+        "resampling": before["resampling"],
     }
-    expected = check_claims(before["rows"], 0.8, 0.2, 0.01)
+    expected = check_claims(before["rows"], 0.8, 0.2, 0.01, before["resampling"])
     assert after["claims"] == json.loads(json.dumps(expected))
+    assert after["comparisons"] == json.loads(json.dumps(comparisons(before["rows"], 0.8, before["resampling"])[0]))
+    summary = json.loads((project / "results/run/summary.json").read_text())
+    assert summary == json.loads(json.dumps(summary_metrics(after)))
     table = (project / "results/run/table.md").read_text()
     assert "two-sided 80% Student-t intervals" in table
     assert all(f"**{c['verdict']}**: {c['reason']}" in table for c in expected)
@@ -75,7 +88,8 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
             "lacks views",
         ),
         (("results/run", "--confidence", "1.5"), None, "confidence 1.5: a level strictly between 0 and 1"),
-        (("results/run", "--margin", "-1"), None, "--margin -1.0: must be zero or positive"),
+        (("results/run", "--margin", "-1"), None, "margin -1.0 (--margin or table.json): must be a number"),
+        (("results/run",), lambda t: json.dumps({**t, "resampling": "x"}), "resampling 'x' (--resampling or table"),
     ],
 )
 def test_bad_input_is_named_and_nothing_is_written(project, args, change, message):
