@@ -307,14 +307,19 @@ def _depth_claim(rows: list[dict], rule: IntervalRule) -> dict:
         if mod is None:
             continue
         if cst is None:
-            left_out.append(f"{mod['variant']} (no {arch} variant with {SOFT_THRESHOLD} is selected)")
+            left_out.append(f"{mod['variant']} (no learned {arch} variant with {SOFT_THRESHOLD} is selected)")
             continue
-        parts += _transition_gains(mod, rule)
+        against = []
         for other in (cst, _find(rows, arch, IDENTITY)):
             c = None if other is None else compare(mod, other, _gain(), rule)
-            if c is not None:
+            if c is None and other is not None:
+                left_out.append(f"{mod['variant']} − {other['variant']} (no seed where both have a gain)")
+            elif c is not None:
                 c.update(a=f"gain of {mod['variant']}", b=f"gain of {other['variant']}")
-                parts.append(with_verdict(c, *direction(c["interval"])))
+                against.append(with_verdict(c, *direction(c["interval"])))
+        if not against or against[0]["b"] != f"gain of {cst['variant']}":
+            continue  # "unlike thresholding" cannot be tested for this block: judge none of it
+        parts += _transition_gains(mod, rule) + against
     needed = f"an LScat variant with {MODULUS} and {_one_of((SOFT_THRESHOLD,))} variant of its block"
     return _decided(7, claim, paper, how, parts, left_out, needed)
 

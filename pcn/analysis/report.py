@@ -206,6 +206,12 @@ def trend_sentence(row: dict, view: str) -> str:
     return head + details + ". The measures disagree, so no conclusion on separation is drawn from them."
 
 
+def interval_description(resampling: float) -> str:
+    """table.json's ``interval``: how the paired comparisons' intervals are computed."""
+    words = "two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network"
+    return words + (f", Nadeau-Bengio corrected (r = {resampling:.4g})" if resampling else "")
+
+
 def build_report(
     dataset: str, variants: dict[str, dict], confidence: float, margin: float = 0.2, vanishing_share: float = 0.01
 ) -> dict:
@@ -219,10 +225,7 @@ def build_report(
         "confidence": confidence,
         "resampling": resampling,
         "claims": check_claims(rows, confidence, margin, vanishing_share, resampling),
-        "interval": (
-            "two-sided Student t over paired seeds, ablation minus its architecture's phase-collapse network"
-            + (f", Nadeau-Bengio corrected (r = {resampling:.4g})" if resampling else "")
-        ),
+        "interval": interval_description(resampling),
         "rows": rows,
         "table1": table1(rows),
         "comparisons": comps,

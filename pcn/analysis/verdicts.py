@@ -1,9 +1,9 @@
 """Verdicts: the fixed vocabulary and the rules that compute one from intervals over seeds.
 
-Every number that decides a verdict is a paired difference over the seeds two variants share, with
-its two-sided Student-t interval (:func:`pcn.analysis.statistics.paired_interval`, level
-``report.confidence``, with Nadeau and Bengio's correction when every seed drew its own split). The
-vocabulary is fixed (:data:`VERDICTS`); the rules:
+Every number that decides a verdict is a difference paired by seed (between two variants on the seeds they
+share, or between two layers of one network), with its two-sided Student-t interval
+(:func:`pcn.analysis.statistics.paired_interval`, level ``report.confidence``, with Nadeau and Bengio's
+correction when every seed drew its own split). The vocabulary is fixed (:data:`VERDICTS`); the rules:
 
 * a *direction* ("A has a higher error than B", "the modulus gives a larger share"): **supported** when
   the interval of the difference lies above zero, **contradicted** when it lies below zero, otherwise

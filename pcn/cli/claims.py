@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 EXAMPLE = """examples:
@@ -66,7 +67,36 @@ def read_report(root: Path, folder: Path) -> tuple[Path, dict]:
         missing = [k for k in ROW_KEYS if k not in r]
         if missing:
             fail(f"{path}: row {r.get('variant', '?')!r} lacks {', '.join(missing)} (needed: {', '.join(ROW_KEYS)})")
+    if not isinstance(report.get("claims", []), list):
+        fail(f"{path}: 'claims' must be a list")
+    report["rows"] = [seeds_as_numbers(r) for r in rows]
     return folder, report
+
+
+def _numbered(mapping):
+    """``mapping`` with its seed keys as numbers again (JSON writes ``0`` as ``"0"``); other values unchanged."""
+    if not isinstance(mapping, dict):
+        return mapping
+    return {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in mapping.items()}
+
+
+def seeds_as_numbers(row: dict) -> dict:
+    """A row of table.json with its per-seed mappings keyed by seed numbers, as the report stage built it, so
+    that seeds sort as numbers (2 before 10) and the rewritten seed lists match the rows' ``seeds``."""
+    row = dict(row, test_error_by_seed=_numbered(row["test_error_by_seed"]))
+    if "resampled_split_by_seed" in row:
+        row["resampled_split_by_seed"] = _numbered(row["resampled_split_by_seed"])
+    if isinstance(row["views"], dict):
+        row["views"] = {
+            name: {
+                k: dict(m, by_seed=_numbered(m["by_seed"])) if isinstance(m, dict) and "by_seed" in m else m
+                for k, m in curves.items()
+            }
+            if isinstance(curves, dict)
+            else curves
+            for name, curves in row["views"].items()
+        }
+    return row
 
 
 def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
@@ -89,46 +119,53 @@ def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
         fail(f"confidence {c!r}: a level strictly between 0 and 1 (--confidence, or table.json's 'confidence')")
     for key in ("margin", "vanishing_share", "resampling"):
         v = values[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            fail(f"{key} {v!r} (--{key.replace('_', '-')} or table.json): must be a number, zero or positive")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            fail(f"{key} {v!r} (--{key.replace('_', '-')} or table.json): must be a finite number, zero or positive")
     return values
 
 
-def decide_again(report: dict, values: dict) -> list[dict]:
-    """The report's claims under the current rules (:func:`pcn.analysis.claims.check_claims`)."""
+def decide_again(report: dict, values: dict) -> dict:
+    """The report with its claims and paired comparisons decided under the current rules and ``values``
+    (:func:`pcn.analysis.claims.check_claims`, :func:`pcn.analysis.report.comparisons`), and the texts to
+    write: ``{"report", "table.json", "table.md", "summary.json"}``. Everything is computed before anything is
+    written, so a report that cannot be decided or rendered costs no file."""
     from pcn.analysis.claims import check_claims
+    from pcn.analysis.report import comparisons, interval_description, summary_metrics
+    from pcn.analysis.report_markdown import markdown
     from pcn.cli.project import fail
 
+    confidence, resampling = values["confidence"], values["resampling"]
     try:
-        return check_claims(
+        claims = check_claims(
             report["rows"], *(values[k] for k in ("confidence", "margin", "vanishing_share", "resampling"))
         )
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        decided = dict(report, claims=claims, confidence=confidence, resampling=resampling)
+        decided["comparisons"], decided["notes"] = comparisons(report["rows"], confidence, resampling)
+        decided["interval"] = interval_description(resampling)
+        decided["claims_decided_by"] = {"command": "pcn claims", **values}
+        texts = {"table.md": markdown(decided), "summary.json": summary_metrics(decided)}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         fail(f"table.json's rows cannot be decided: {type(exc).__name__}: {exc}")
+    return {"report": decided, "table.json": decided, **texts}
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
-    from pcn.analysis.report import comparisons, summary_metrics
-    from pcn.analysis.report_markdown import markdown
     from pcn.cli.project import find_root
     from pcn.files import write_json, write_text
 
     root = find_root()
     folder, report = read_report(root, args.report_dir)
     values = decision_values(root, args, report)
-    claims = decide_again(report, values)
-    stored = {c.get("claim"): c.get("verdict") for c in report.get("claims", []) if isinstance(c, dict)}
-    for c in claims:
+    out = decide_again(report, values)
+    listed = [c for c in report.get("claims", []) if isinstance(c, dict) and isinstance(c.get("claim"), int)]
+    stored = {c["claim"]: c.get("verdict") for c in listed}
+    for c in out["report"]["claims"]:
         before = stored.get(c["claim"], "(none)")
         change = "unchanged" if before == c["verdict"] else f"was: {before}"
         print(f"claim {c['claim']}: {c['verdict']} ({change})\n  {c['reason']}")
     if args.write:
-        confidence, resampling = values["confidence"], values["resampling"]
-        report.update(claims=claims, confidence=confidence, resampling=resampling)
-        report["comparisons"], report["notes"] = comparisons(report["rows"], confidence, resampling)
-        report["claims_decided_by"] = {"command": "pcn claims", **values}
-        write_json(folder / "table.json", report)
-        write_text(folder / "table.md", markdown(report))
-        write_json(folder / "summary.json", summary_metrics(report))
+        write_json(folder / "table.json", out["table.json"])
+        write_text(folder / "table.md", out["table.md"])
+        write_json(folder / "summary.json", out["summary.json"])
         print(f"wrote {', '.join(str(folder / f) for f in ('table.json', 'table.md', 'summary.json'))}")
     return 0

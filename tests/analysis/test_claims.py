@@ -233,9 +233,16 @@ def test_a_modulus_without_its_thresholded_twin_is_named_not_judged():
     skip = row("modulus_skip", "lscat_skip", "mod", [2.0, 2.1, 2.2], depth=FOUR_BLOCKS["falling middle"])
     claim = depth_claim("rising", skip)
     assert claim["verdict"] == SUPPORTED  # modulus_skip's falling transition decides nothing without a twin
-    assert "left out: modulus_skip (no lscat_skip variant with cst is selected)" in claim["reason"]
+    assert "left out: modulus_skip (no learned lscat_skip variant with cst is selected)" in claim["reason"]
     alone = check_claims([skip], 0.95, 0.2, 0.01)[6]
-    assert alone["verdict"] == UNTESTABLE and "modulus_skip (no lscat_skip" in alone["reason"]
+    assert alone["verdict"] == UNTESTABLE and "modulus_skip (no learned lscat_skip" in alone["reason"]
+    # a twin without the separation curves cannot test "unlike thresholding": the block is not judged at all
+    blind = row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8])
+    del blind["views"]["block/spatial_mean"]
+    rows = [row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], depth=FOUR_BLOCKS["rising"]), blind]
+    claim = check_claims(rows, 0.95, 0.2, 0.01)[6]
+    assert claim["verdict"] == UNTESTABLE and claim["comparisons"] == []
+    assert "modulus − soft_threshold (no seed where both have a gain)" in claim["reason"]
 
 
 def test_claim_3_gives_the_ratio_of_errors_with_its_interval():
@@ -251,8 +258,8 @@ def test_claim_3_gives_the_ratio_of_errors_with_its_interval():
     assert c["ratio"]["mean"] == pytest.approx(math.exp(mean), rel=1e-9)
     assert (c["ratio"]["low"], c["ratio"]["high"]) == pytest.approx((math.exp(low), math.exp(high)), rel=1e-6)
     assert math.exp(low) <= 22.5 / 7.7 <= math.exp(high) and c["paper_ratio_is"] == "inside"
-    tenfold = [row("modulus", "lscat", "mod", mod), row("soft_threshold", "lscat", "cst", [10 * e for e in mod])]
-    claim = check_claims(tenfold, 0.95, 0.2, 0.01)[2]
+    same = [row("modulus", "lscat", "mod", [3.0] * 3), row("soft_threshold", "lscat", "cst", [30.0] * 3)]
+    claim = check_claims(same, 0.95, 0.2, 0.01)[2]
     assert claim["comparisons"][0]["paper_ratio_is"] == "unknown"  # equal ratios: no spread, no interval
     noisy = [row("modulus", "lscat", "mod", mod), row("soft_threshold", "lscat", "cst", [30.0, 33.0, 28.0])]
     claim = check_claims(noisy, 0.95, 0.2, 0.01)[2]

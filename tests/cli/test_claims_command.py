@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from pcn.analysis.claims import check_claims
-from pcn.analysis.report import comparisons, summary_metrics
+from pcn.analysis.report import comparisons, interval_description, summary_metrics
+from pcn.cli.claims import seeds_as_numbers
 
 from conftest import ROOT, read_yaml
 
@@ -21,14 +22,12 @@ def test_the_committed_report_holds_what_the_current_rules_decide():
     r = read_yaml(ROOT / "params.yaml")["report"]
     resampling = report["resampling"]  # Nadeau-Bengio: 1000 test / 3600 training digits per seed (RUN.md)
     assert resampling == pytest.approx(1000 / 3600)
-    decided = check_claims(
-        report["rows"], report["confidence"], r["equivalence_margin"], r["vanishing_share"], resampling
-    )
-    assert json.loads(json.dumps(decided)) == report["claims"]  # through JSON: seed keys as table.json has them
-    assert (
-        json.loads(json.dumps(comparisons(report["rows"], report["confidence"], resampling)[0]))
-        == report["comparisons"]
-    )
+    rows = [seeds_as_numbers(row) for row in report["rows"]]
+    decided = check_claims(rows, report["confidence"], r["equivalence_margin"], r["vanishing_share"], resampling)
+    assert json.loads(json.dumps(decided)) == report["claims"]
+    assert json.loads(json.dumps(comparisons(rows, report["confidence"], resampling)[0])) == report["comparisons"]
+    assert report["interval"] == interval_description(resampling)
+    assert report["claims"][0]["comparisons"][0]["seeds"] == [0, 1, 2, 3, 4]  # seeds as numbers, as in rows
 
 
 @pytest.fixture
@@ -65,9 +64,10 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
         "vanishing_share": 0.01,
         "resampling": before["resampling"],
     }
-    expected = check_claims(before["rows"], 0.8, 0.2, 0.01, before["resampling"])
+    rows = [seeds_as_numbers(row) for row in before["rows"]]
+    expected = check_claims(rows, 0.8, 0.2, 0.01, before["resampling"])
     assert after["claims"] == json.loads(json.dumps(expected))
-    assert after["comparisons"] == json.loads(json.dumps(comparisons(before["rows"], 0.8, before["resampling"])[0]))
+    assert after["comparisons"] == json.loads(json.dumps(comparisons(rows, 0.8, before["resampling"])[0]))
     summary = json.loads((project / "results/run/summary.json").read_text())
     assert summary == json.loads(json.dumps(summary_metrics(after)))
     table = (project / "results/run/table.md").read_text()
@@ -88,7 +88,19 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
             "lacks views",
         ),
         (("results/run", "--confidence", "1.5"), None, "confidence 1.5: a level strictly between 0 and 1"),
-        (("results/run", "--margin", "-1"), None, "margin -1.0 (--margin or table.json): must be a number"),
+        (("results/run", "--margin", "-1"), None, "margin -1.0 (--margin or table.json): must be a finite"),
+        (("results/run", "--resampling", "inf"), None, "resampling inf (--resampling or table.json): must be a"),
+        (("results/run",), lambda t: json.dumps({**t, "claims": {"1": "x"}}), "'claims' must be a list"),
+        (
+            ("results/run",),
+            lambda t: json.dumps({**t, "rows": [{k: v for k, v in r.items() if k != "test_error"} for r in t["rows"]]}),
+            "rows cannot be decided: KeyError",
+        ),
+        (
+            ("results/run",),
+            lambda t: json.dumps({**t, "rows": [{**r, "views": []} for r in t["rows"]]}),
+            "rows cannot be decided: AttributeError",
+        ),
         (("results/run",), lambda t: json.dumps({**t, "resampling": "x"}), "resampling 'x' (--resampling or table"),
     ],
 )
