@@ -10,6 +10,7 @@ seed in common with it) is named in the claim's reason, never skipped silently.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from pcn.analysis.separation import MEASURES
@@ -106,7 +107,10 @@ def _compared(pairs: list, value, rule: IntervalRule, decide) -> tuple[list[dict
         if c is None:
             left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
             continue
-        parts.append(with_verdict(c, *decide(c["interval"], c["mean_b"])))
+        verdict, boundary = decide(c["interval"], c["mean_b"])
+        parts.append(with_verdict(c, verdict, boundary))
+        if boundary:  # an equivalence: its margin, with the noise it is compared with (check_claims)
+            c["margin"] = boundary
     return parts, left_out
 
 
@@ -131,21 +135,40 @@ def _claim_from_pairs(number, claim, paper, measure, pairs, value, rule, decide,
     return _decided(number, claim, paper, measure, parts, left, "paired variants with common seeds")
 
 
+def binomial_noise(error_pct: float, test_size: int) -> float:
+    """The standard deviation, in percentage points, of an error rate measured on one test split of
+    ``test_size`` images when the true rate is ``error_pct``: :math:`100 \\sqrt{p (1 - p) / n}`,
+    :math:`p` = ``error_pct`` / 100. What an equivalence margin is compared with: a margin near it is about
+    one split's counting noise."""
+    p = min(max(error_pct / 100, 0.0), 1.0)
+    return 100 * math.sqrt(p * (1 - p) / test_size)
+
+
 def check_claims(
-    rows: list[dict], confidence: float, margin: float, vanishing_share: float, resampling: float = 0.0
+    rows: list[dict],
+    confidence: float,
+    margin: float,
+    vanishing_share: float,
+    resampling: float = 0.0,
+    test_size: float | None = None,
 ) -> list[dict]:
     """The seven claims of the paper, each with our comparisons and a computed verdict (module docstring); every
     interval at level ``confidence``, with Nadeau and Bengio's ``resampling`` ratio (0: none;
-    :mod:`pcn.analysis.statistics`)."""
+    :mod:`pcn.analysis.statistics`). An equivalence's comparison carries its ``margin`` (``margin`` times B's
+    mean error: "reaches the accuracy of B" allows that fraction of B's errors) and, when the test split's size
+    ``test_size`` is known, the ``binomial_noise`` of B's error on one such split (:func:`binomial_noise`)."""
     rule = IntervalRule(confidence, resampling)
     equivalent = lambda interval, b_mean: (equivalence_verdict(interval, margin * b_mean), margin * b_mean)  # noqa: E731
-    return [
+    claims = [
         *_table1_claims(rows, rule, margin, direction, equivalent),
         *_ablation_claims(rows, rule, direction),
         _resnet_claim(rows, rule, margin, direction, equivalent),
         _mechanism_claim(rows, rule, vanishing_share),
         _depth_claim(rows, rule),
     ]
+    for part in (p for c in claims for p in c["comparisons"] if "margin" in p):
+        part["binomial_noise"] = binomial_noise(part["mean_b"], test_size) if test_size else None
+    return claims
 
 
 def _table1_claims(rows: list[dict], rule: IntervalRule, margin: float, direction, equivalent) -> list[dict]:

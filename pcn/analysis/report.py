@@ -97,6 +97,8 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
         "seeds": list(seeds),
         "test_error": summary(errors),
         "test_error_by_seed": dict(zip(seeds, errors)),
+        "train_accuracy_by_seed": {seed: r["train"].get("final_train_acc") for seed, r in seeds.items()},
+        "recipe": v.get("recipe"),
         "best_epoch_error": summary(best),
         "val_error": summary(val) if None not in val else None,
         "paper_error": PAPER_ERRORS.get(dataset, {}).get((v["arch"], v["nonlinearity"])),
@@ -114,6 +116,15 @@ def resampling_ratio(rows: list[dict]) -> float:
     if not splits or any(not s for s in splits):
         return 0.0
     return sum(s["n_test"] / s["n_train"] for s in splits) / len(splits)
+
+
+def test_size(rows: list[dict]) -> float | None:
+    """The mean number of test images of a run's split when every run recorded its split (the evaluate stage's
+    ``resampled_split``), else None."""
+    splits = [s for r in rows for s in r.get("resampled_split_by_seed", {}).values()]
+    if not splits or any(not s for s in splits):
+        return None
+    return sum(s["n_test"] for s in splits) / len(splits)
 
 
 def comparisons(rows: list[dict], confidence: float, resampling: float = 0.0) -> tuple[list[dict], list[str]]:
@@ -217,14 +228,15 @@ def build_report(
 ) -> dict:
     """Everything the report shows, as JSON-able data (``table.json``); claims first."""
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
-    resampling = resampling_ratio(rows)
+    resampling, n_test = resampling_ratio(rows), test_size(rows)
     comps, notes = comparisons(rows, confidence, resampling)
     views = [v for v in ("block/spatial_mean", "block/flatten") if all(v in r["views"] for r in rows)]
     return {
         "dataset": dataset,
         "confidence": confidence,
         "resampling": resampling,
-        "claims": check_claims(rows, confidence, margin, vanishing_share, resampling),
+        "test_size": n_test,
+        "claims": check_claims(rows, confidence, margin, vanishing_share, resampling, n_test),
         "interval": interval_description(resampling),
         "rows": rows,
         "table1": table1(rows),

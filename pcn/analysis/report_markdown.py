@@ -64,6 +64,10 @@ def _comparison_cell(c: dict) -> str:
     cell = f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
     if c.get("ratio") and c["ratio"]["low"] is not None:  # claim 3: the size, as a ratio of errors
         cell += f"; ratio {c['ratio']['mean']:.3g}× [{c['ratio']['low']:.3g}, {c['ratio']['high']:.3g}]"
+    if "margin" in c:  # an equivalence: its margin, and one test split's counting noise at B's error
+        cell += f"; margin +{c['margin']:.3g} points"
+        if c.get("binomial_noise"):
+            cell += f" (one test split's binomial noise at {c['b']}'s error: {c['binomial_noise']:.2g})"
     if c.get("seeds_to_decide"):
         cell += f" (about {c['seeds_to_decide']} seeds would decide it at this mean and spread)"
     elif "seeds_to_decide" in c:
@@ -91,13 +95,27 @@ def claims_markdown(report: dict) -> list[str]:
     return lines + [""]
 
 
+def _budget(row: dict) -> str:
+    """The training budget of a variant: its learning rate and epochs (lr x0.1 every lr_step epochs, if any)."""
+    recipe = row.get("recipe")
+    if not recipe:  # a report written before rows recorded their recipe
+        return f"{row['epochs']} epochs"
+    step = f", ×0.1 after {recipe['lr_step']}" if recipe["lr_step"] < recipe["epochs"] else ""
+    return f"lr {recipe['lr']:g}, {recipe['epochs']} epochs{step}"
+
+
+def _train_accuracy(row: dict) -> str:
+    values = [a for a in (row.get("train_accuracy_by_seed") or {}).values() if a is not None]
+    return f"{min(values):.3f} – {max(values):.3f}" if values else "—"
+
+
 def _variant_table(rows: list[dict]) -> list[str]:
     """One line per variant: errors over seeds and the separation of its last block (mean over seeds)."""
     lines = [
-        "| variant | block | ρ | parameters | epochs | n | test error % (mean ± sd) | min – max | "
-        "best-epoch error % | paper error % | probe acc. last (flattened) | NCM acc. last (spatial mean) | "
-        "class-mean share of ρ, block 1 |",
-        "|" + "---|" * 13,
+        "| variant | block | ρ | parameters | budget: lr, epochs | n | test error % (mean ± sd) | min – max | "
+        "best-epoch error % | paper error % | train acc. last epoch (min – max) | probe acc. last (flattened) | "
+        "NCM acc. last (spatial mean) | class-mean-difference share of ρ, block 1 (claim 6) |",
+        "|" + "---|" * 14,
     ]
     for r in rows:
         te, views = r["test_error"], r["views"]
@@ -113,15 +131,16 @@ def _variant_table(rows: list[dict]) -> list[str]:
                     r["arch"],
                     r["nonlinearity"],
                     f"{r['n_parameters']:,}",
-                    str(r["epochs"]),
+                    _budget(r),
                     str(te["n"]),
                     _pm(te),
                     f"{te['min']:.2f} – {te['max']:.2f}",
                     _pm(r["best_epoch_error"]),
                     paper,
+                    _train_accuracy(r),
                     f"{views['block/flatten']['probe_accuracy']['mean'][-1]:.3f}",
                     f"{views['block/spatial_mean']['ncm_accuracy']['mean'][-1]:.3f}",
-                    "—" if rho is None else f"{rho['class_mean_share']['mean'][0]:.3g}",
+                    "—" if rho is None else f"{rho['between_share']['mean'][0]:.3g}",
                 ]
             )
             + " |"

@@ -43,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Nadeau-Bengio ratio n_test / n_train of each seed's own split (default: the report's, else 0)",
     )
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=None,
+        help="images in each seed's test split, for the binomial noise of the equivalence margins (default: the "
+        "report's, else none)",
+    )
     parser.add_argument("--write", action="store_true", help="rewrite the report's table.json and table.md")
 
 
@@ -113,6 +120,7 @@ def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
         "margin": r.equivalence_margin if args.margin is None else args.margin,
         "vanishing_share": r.vanishing_share if args.vanishing_share is None else args.vanishing_share,
         "resampling": report.get("resampling", 0.0) if args.resampling is None else args.resampling,
+        "test_size": report.get("test_size") if args.test_size is None else args.test_size,
     }
     c = values["confidence"]
     if isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 < c < 1:
@@ -121,6 +129,9 @@ def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
         v = values[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
             fail(f"{key} {v!r} (--{key.replace('_', '-')} or table.json): must be a finite number, zero or positive")
+    n = values["test_size"]
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, float)) or not 1 <= n < math.inf):
+        fail(f"test_size {n!r} (--test-size or table.json): must be a number of images, at least 1")
     return values
 
 
@@ -137,9 +148,10 @@ def decide_again(report: dict, values: dict) -> dict:
     confidence, resampling = values["confidence"], values["resampling"]
     try:
         claims = check_claims(
-            report["rows"], *(values[k] for k in ("confidence", "margin", "vanishing_share", "resampling"))
+            report["rows"], *(values[k] for k in ("confidence", "margin", "vanishing_share", "resampling", "test_size"))
         )
         decided = dict(report, claims=claims, confidence=confidence, resampling=resampling)
+        decided["test_size"] = values["test_size"]
         decided["comparisons"], decided["notes"] = comparisons(report["rows"], confidence, resampling)
         decided["interval"] = interval_description(resampling)
         decided["claims_decided_by"] = {"command": "pcn claims", **values}

@@ -97,5 +97,11 @@ def collect(workspace: Workspace, params: Params) -> dict[str, dict]:
     for name in params.variants:
         v = params.models[name]
         seeds = {seed: read_run(workspace, params, name, seed) for seed in params.seeds}
-        variants[name] = {"arch": v.arch, "nonlinearity": v.nonlinearity, "learned": v.learned, "seeds": seeds}
+        variants[name] = {
+            "arch": v.arch,
+            "nonlinearity": v.nonlinearity,
+            "learned": v.learned,
+            "recipe": v.recipe(params.train),  # what the trainings ran with (their params_hash says so)
+            "seeds": seeds,
+        }
     return variants

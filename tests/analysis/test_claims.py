@@ -265,3 +265,31 @@ def test_claim_3_gives_the_ratio_of_errors_with_its_interval():
     claim = check_claims(noisy, 0.95, 0.2, 0.01)[2]
     assert claim["comparisons"][0]["paper_ratio_is"] == "below"
     assert "the paper's 2.9× (LScat+skip on CIFAR-10) is below it" in claim["reason"]
+
+
+def test_an_equivalence_states_its_margin_and_one_test_splits_binomial_noise():
+    from scipy import stats
+
+    from pcn.analysis.claims import binomial_noise
+    from pcn.analysis.report_markdown import _comparison_cell
+
+    # the noise of an error rate counted on n images: the sd of Binomial(n, p) / n, in points
+    assert binomial_noise(2.98, 1000) == pytest.approx(100 * stats.binom(1000, 0.0298).std() / 1000)
+    rows = [
+        row("modulus_skip", "lscat_skip", "mod", [3.0, 3.6, 2.8]),
+        row("resnet_standard", "resnet18_standard", "relu", [2.9, 3.1, 3.0]),
+        row("resnet_relu", "resnet18", "relu", [2.5, 2.6, 2.4]),
+        row("resnet_abs", "resnet18", "abs", [2.55, 2.6, 2.5]),
+        row("resnet_thresh", "resnet18", "thresh", [20.0, 25.0, 22.0]),
+    ]
+    claims = check_claims(rows, 0.95, 0.2, 0.01, 0.0, 1000)
+    claim1 = claims[0]["comparisons"][0]
+    assert claim1["margin"] == pytest.approx(0.2 * 3.0) and claim1["binomial_noise"] == pytest.approx(
+        binomial_noise(3.0, 1000)
+    )
+    thresh, absolute = claims[4]["comparisons"]
+    assert "margin" not in thresh and absolute["margin"] == pytest.approx(0.2 * 2.5)  # a direction has none
+    cell = _comparison_cell(absolute)
+    assert "margin +0.5 points (one test split's binomial noise at resnet_relu's error: 0.49)" in cell
+    unknown = check_claims(rows, 0.95, 0.2, 0.01)[0]["comparisons"][0]  # split size not recorded
+    assert unknown["binomial_noise"] is None and "binomial" not in _comparison_cell(unknown)

@@ -23,7 +23,9 @@ def test_the_committed_report_holds_what_the_current_rules_decide():
     resampling = report["resampling"]  # Nadeau-Bengio: 1000 test / 3600 training digits per seed (RUN.md)
     assert resampling == pytest.approx(1000 / 3600)
     rows = [seeds_as_numbers(row) for row in report["rows"]]
-    decided = check_claims(rows, report["confidence"], r["equivalence_margin"], r["vanishing_share"], resampling)
+    assert report["test_size"] == 1000  # each seed's test split (RUN.md): the equivalences' binomial noise
+    margins = (r["equivalence_margin"], r["vanishing_share"])
+    decided = check_claims(rows, report["confidence"], *margins, resampling, report["test_size"])
     assert json.loads(json.dumps(decided)) == report["claims"]
     assert json.loads(json.dumps(comparisons(rows, report["confidence"], resampling)[0])) == report["comparisons"]
     assert report["interval"] == interval_description(resampling)
@@ -63,9 +65,10 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
         "margin": 0.2,
         "vanishing_share": 0.01,
         "resampling": before["resampling"],
+        "test_size": before["test_size"],
     }
     rows = [seeds_as_numbers(row) for row in before["rows"]]
-    expected = check_claims(rows, 0.8, 0.2, 0.01, before["resampling"])
+    expected = check_claims(rows, 0.8, 0.2, 0.01, before["resampling"], before["test_size"])
     assert after["claims"] == json.loads(json.dumps(expected))
     assert after["comparisons"] == json.loads(json.dumps(comparisons(rows, 0.8, before["resampling"])[0]))
     summary = json.loads((project / "results/run/summary.json").read_text())
@@ -102,6 +105,8 @@ def test_write_replaces_the_claims_and_keeps_the_rows(project):
             "rows cannot be decided: AttributeError",
         ),
         (("results/run",), lambda t: json.dumps({**t, "resampling": "x"}), "resampling 'x' (--resampling or table"),
+        (("results/run", "--test-size", "0"), None, "test_size 0.0 (--test-size or table.json): must be a number"),
+        (("results/run",), lambda t: json.dumps({**t, "test_size": True}), "test_size True (--test-size or table"),
     ],
 )
 def test_bad_input_is_named_and_nothing_is_written(project, args, change, message):
