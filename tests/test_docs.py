@@ -55,7 +55,7 @@ UNCHECKED = {
     ". .venv/bin/activate": "activates the environment that the command before it creates",
 }
 #: Folders of the project whose files a command may name: such a file must exist.
-PROJECT_FOLDERS = ("bench/", "docs/", "pcn/", "presets/", "results/", "stages/", "sweeps/", "tests/")
+PROJECT_FOLDERS = ("bench/", "docs/", "pcn/", "presets/", "results/", "stages/", "studies/", "sweeps/", "tests/")
 SHELL_OPERATORS = {"&&", "||", ";", "|"}
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S)
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")

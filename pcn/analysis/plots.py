@@ -155,3 +155,34 @@ def plot_errors(rows: list[dict], path: Path) -> None:
     ax.invert_yaxis()
     fig.tight_layout()
     save_png(fig, path)
+
+
+def plot_study(table: dict, path: Path) -> None:
+    """A study (:mod:`pcn.analysis.study`) against its values: the premise share (log scale; one dot per seed,
+    the line through the means) and each compared variant's gap to the reference (mean with its interval)."""
+    fig = _figure(10.0, 4.2)
+    premise_ax, gap_ax = fig.subplots(1, 2)
+    done = [p for p in table["points"] if not p.get("pending")]
+    x = [p["value"] for p in done]
+    premise_ax.plot(x, [p["premise_share"]["mean"] for p in done], "o-", color="tab:gray")
+    for p in done:
+        values = list(p["premise_share"]["by_seed"].values())
+        premise_ax.plot([p["value"]] * len(values), values, "k.", markersize=4)
+    premise_ax.set_yscale("log")
+    premise_ax.set_title("premise: share of the first-layer wavelet energy\nin class means (dots: seeds)", fontsize=9)
+    for variant, color in zip(table["compare"], curve_colors(len(table["compare"]))):
+        intervals = [p["gap"][variant]["interval"] for p in done]
+        means = [i["mean"] for i in intervals]
+        low = [i["mean"] - i["low"] if i["low"] is not None else 0.0 for i in intervals]
+        high = [i["high"] - i["mean"] if i["high"] is not None else 0.0 for i in intervals]
+        gap_ax.errorbar(x, means, yerr=[low, high], marker="o", capsize=3, color=color, label=variant)
+    gap_ax.axhline(0.0, color="k", linewidth=0.8)
+    level = f"{100 * table['confidence']:.0f}%"
+    gap_ax.set_title(f"test error minus {table['reference']}'s (points)\nmean over seeds, {level} interval", fontsize=9)
+    gap_ax.legend(fontsize=7)
+    for ax in (premise_ax, gap_ax):
+        ax.set_xlabel(table["key"])
+        ax.set_xticks(x)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, path)

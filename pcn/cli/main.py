@@ -16,6 +16,7 @@ import sys
 SUBCOMMANDS = {
     "preset": ("pcn.cli.preset", "apply a presets/*.yaml file as a DVC experiment (dvc exp run --set-param ...)"),
     "sweep": ("pcn.cli.sweep", "queue a hyperparameter sweep (dvc exp run --queue), or tabulate its validation errors"),
+    "study": ("pcn.cli.study", "queue a study (one data key over several values), or tabulate and plot it"),
     "repro": ("pcn.cli.repro", "run the stages dvc repro would run, side by side on a Dask cluster (GPUs, cores)"),
     "resync": ("pcn.cli.resync", "replay the MLflow journals left by an unreachable tracking store"),
     "aliases": ("pcn.cli.aliases", "check that the registry's aliases point at the workspace's models (--repair)"),
@@ -28,6 +29,7 @@ SUBCOMMANDS = {
 EPILOG = """examples:
   pcn preset presets/translated.yaml       # the translated-digits experiment
   pcn sweep sweeps/translated-lr.yaml table
+  pcn study studies/translation-range.yaml table
   pcn repro --workers 2                    # dvc repro, two stages at a time
   pcn resync checkpoints/mlflow_pending/*.jsonl
   pcn aliases --repair                     # after dvc checkout: current and seed-<s> follow the workspace

@@ -34,22 +34,29 @@ KEYS = {"preset", "set", "parameter", "values"}
 SUMMARY = "results/report/summary.json"
 
 
-def load_sweep(path: Path, root: Path) -> dict:
-    """The sweep file, checked: its keys, a preset inside the project ``root``, a list of values, variants."""
-    sweep = read_yaml_file(path)
-    if not isinstance(sweep, dict) or set(sweep) != KEYS:
-        fail(f"{path}: expected exactly the keys {', '.join(sorted(KEYS))}")
-    preset = (root / str(sweep["preset"])).resolve()
+def read_points_file(path: Path, root: Path, keys: set[str]) -> dict:
+    """A sweep or study file, checked: exactly ``keys``, a preset inside the project ``root``, a list of at
+    least two different values; with the preset's settings under ``preset_settings``."""
+    spec = read_yaml_file(path)
+    if not isinstance(spec, dict) or set(spec) != keys:
+        fail(f"{path}: expected exactly the keys {', '.join(sorted(keys))}")
+    preset = (root / str(spec["preset"])).resolve()
     if not preset.is_relative_to(root) or not preset.is_file():
-        fail(f"{path}: preset {sweep['preset']!r} is not a file of this repository")
-    values = sweep["values"]
+        fail(f"{path}: preset {spec['preset']!r} is not a file of this repository")
+    values = spec["values"]
     if not isinstance(values, list) or len(values) < 2 or len(set(map(json.dumps, values))) != len(values):
         fail(f"{path}: values must be a list of at least two different values")
+    return {**spec, "preset_settings": read_yaml_file(preset)}
+
+
+def load_sweep(path: Path, root: Path) -> dict:
+    """The sweep file, checked (:func:`read_points_file`, then its variants and parameter)."""
+    sweep = read_points_file(path, root, KEYS)
     if not isinstance(sweep["set"], dict) or not isinstance(sweep["set"].get("variants"), list):
         fail(f"{path}: set.variants must list the variants swept")
     if not isinstance(sweep["parameter"], str) or not sweep["parameter"].isidentifier():
         fail(f"{path}: parameter must be the name of a per-variant setting (e.g. lr)")
-    return {**sweep, "preset_settings": read_yaml_file(preset)}
+    return sweep
 
 
 def point_settings(sweep: dict, value) -> dict:
@@ -62,18 +69,13 @@ def experiment_name(path: Path, index: int) -> str:
     return f"{path.stem}-{index}"
 
 
-def queue(path: Path, sweep: dict, params_path: Path, root: Path) -> int:
-    """Queue one experiment per value (every command checked before the first is queued)."""
+def queue_experiments(points: list[tuple[str, dict, str]], params_path: Path, root: Path) -> int:
+    """Queue one experiment per ``(name, settings, label)`` (``dvc exp run --queue -n name`` with the settings
+    on top of ``params_path``); every command is checked before the first is queued."""
     base = read_yaml_file(params_path)
     commands = [
-        exp_run_command(
-            base,
-            point_settings(sweep, value),
-            f"{path} (value {value!r})",
-            params_path.name,
-            ["--queue", "-n", experiment_name(path, i)],
-        )
-        for i, value in enumerate(sweep["values"])
+        exp_run_command(base, settings, label, params_path.name, ["--queue", "-n", name])
+        for name, settings, label in points
     ]
     for cmd in commands:
         status = subprocess.call(cmd, cwd=root)  # an argument list: no shell sees the values
@@ -81,6 +83,25 @@ def queue(path: Path, sweep: dict, params_path: Path, root: Path) -> int:
             return status
     print(f"queued {len(commands)} experiments; run them with: dvc queue start -j 1")
     return 0
+
+
+def queue(path: Path, sweep: dict, params_path: Path, root: Path) -> int:
+    """Queue one experiment per value of the sweep."""
+    points = [
+        (experiment_name(path, i), point_settings(sweep, value), f"{path} (value {value!r})")
+        for i, value in enumerate(sweep["values"])
+    ]
+    return queue_experiments(points, params_path, root)
+
+
+def show_experiments(root: Path, show_json: Path | None = None) -> dict[str, dict]:
+    """:func:`experiments` of ``dvc exp show --json --all-commits`` (or of a saved output, ``show_json``)."""
+    if show_json:
+        return experiments(json.loads(show_json.read_text()))
+    out = subprocess.run(["dvc", "exp", "show", "--json", "--all-commits"], cwd=root, capture_output=True, text=True)
+    if out.returncode:
+        fail(f"dvc exp show failed: {out.stderr.strip()}")
+    return experiments(json.loads(out.stdout))
 
 
 #: Queue states of an experiment whose results are final (no executor entry: run outside the queue).
@@ -182,16 +203,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     sweep = load_sweep(args.sweep, root)
     if args.action == "queue":
         return queue(args.sweep, sweep, args.params or root / "params.yaml", root)
-    if args.show_json:
-        show = json.loads(args.show_json.read_text())
-    else:
-        out = subprocess.run(
-            ["dvc", "exp", "show", "--json", "--all-commits"], cwd=root, capture_output=True, text=True
-        )
-        if out.returncode:
-            fail(f"dvc exp show failed: {out.stderr.strip()}")
-        show = json.loads(out.stdout)
-    table = sweep_table(args.sweep, sweep, experiments(show))
+    table = sweep_table(args.sweep, sweep, show_experiments(root, args.show_json))
     stem = args.sweep.with_suffix("")
     print(markdown(table))
     committed = Path(f"{stem}.json")

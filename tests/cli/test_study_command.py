@@ -1,0 +1,169 @@
+"""pcn study: every value is the preset with the study's settings and one value of its key, checked before
+anything is queued; the table reads each finished experiment's report and writes the study's table and figure."""
+
+import json
+import subprocess
+
+import pytest
+
+from pcn.cli import study as study_module
+from pcn.cli.main import parser_for
+from pcn.cli.preset import overlay
+from pcn.cli.project import CommandError
+from pcn.schema import parse_params
+
+from conftest import ROOT, tiny_params
+from project import commit, dvc, make_project, run
+
+STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
+
+
+def study_command(argv: list[str]) -> int:
+    """``pcn study ARGV`` in this process (its errors raised, not printed)."""
+    parser, module = parser_for("study")
+    return module.run(parser.parse_args(argv), [])
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_every_value_of_the_committed_studies_is_valid_and_differs_only_by_the_key(path, default_params):
+    study = study_module.load_study(path, ROOT)
+    points = [overlay(default_params, study_module.point_settings(study, v)) for v in study["values"]]
+    for value, point in zip(study["values"], points):
+        parse_params(point, path.name)
+        assert study_module.value_at(point, study["key"]) == value
+        assert study_module.value_at(overlay(point, study_module.nested(study["key"], None)), study["key"]) is None
+    without_key = [overlay(p, study_module.nested(study["key"], 0)) for p in points]
+    assert all(p == without_key[0] for p in without_key)  # only the key differs
+
+
+def toy_study(tmp_path, values="[28, 40]"):
+    path = tmp_path / "range.yaml"
+    path.write_text(
+        "preset: presets/translated.yaml\nset:\n  seeds: [0, 1, 2]\n  variants: [modulus, soft_threshold]\n"
+        f"key: data.translated_mnist.canvas\nvalues: {values}\nreference: modulus\ncompare: [soft_threshold]\n"
+    )
+    return path, study_module.load_study(path, ROOT)
+
+
+def test_bad_study_files_are_refused_naming_the_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    good = {
+        "preset": "presets/translated.yaml",
+        "set": {"variants": ["modulus", "soft_threshold"]},
+        "key": "data.translated_mnist.canvas",
+        "values": [28, 40],
+        "reference": "modulus",
+        "compare": ["soft_threshold"],
+    }
+    for change, message in [
+        ({"key": None}, "expected exactly the keys"),
+        ({"preset": "../params.yaml"}, "not a file of this repository"),
+        ({"key": "data.$(rm -rf x)"}, "dotted params key"),
+        ({"values": [28]}, "at least two"),
+        ({"values": [28, 28]}, "at least two"),
+        ({"set": {"seeds": [0]}}, "set.variants"),
+        ({"compare": []}, "compare must list"),
+        ({"reference": "tanh"}, r"'tanh' not in set.variants \(modulus, soft_threshold\)"),
+    ]:
+        study = {k: v for k, v in {**good, **change}.items() if v is not None}
+        bad.write_text(json.dumps(study))
+        with pytest.raises(CommandError, match=message):
+            study_module.load_study(bad, ROOT)
+    bad.write_text(json.dumps(good))
+    assert study_module.load_study(bad, ROOT)["values"] == [28, 40]
+
+
+def test_queue_checks_every_value_before_queueing_any(tmp_path, monkeypatch):
+    path, _ = toy_study(tmp_path)
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
+    monkeypatch.chdir(ROOT)
+    assert study_command([str(path), "queue"]) == 0
+    assert [c[-3:] for c in calls] == [["--queue", "-n", f"range-{i}"] for i in range(2)]
+    assert "data.translated_mnist.canvas=40" in calls[1] and "seeds=[0,1,2]" in calls[0]
+    calls.clear()
+    path, _ = toy_study(tmp_path, values="[28, 20]")  # digits of 28 pixels do not fit a canvas of 20
+    with pytest.raises(CommandError, match=r"canvas=20"):
+        study_command([str(path), "queue"])
+    assert calls == []
+
+
+def report(gaps: dict, premise: float) -> dict:
+    views = {"before_rho/flatten": {"layers": [1], "class_mean_share": {"by_seed": {s: [premise] for s in gaps}}}}
+    return {
+        "resampling": 0.25,
+        "rows": [
+            {"variant": "modulus", "arch": "lscat", "test_error_by_seed": dict.fromkeys(gaps, 3.0), "views": views},
+            {"variant": "soft_threshold", "arch": "lscat", "test_error_by_seed": {s: 3.0 + g for s, g in gaps.items()}},
+        ],
+    }
+
+
+def exp_show(canvases: dict[str, int]) -> list:
+    """A `dvc exp show --json` answer (DVC 3's nesting) with finished experiments ``name: canvas``."""
+    revs = [
+        {
+            "rev": f"{i + 1:040x}",
+            "name": name,
+            "data": {
+                "rev": f"{i + 1:040x}",
+                "params": {"params.yaml": {"data": {"data": {"translated_mnist": {"canvas": c}}}}},
+            },
+        }
+        for i, (name, c) in enumerate(canvases.items())
+    ]
+    return [
+        {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [{"revs": [r], "name": r["name"]} for r in revs]}
+    ]
+
+
+def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkeypatch):
+    path, _ = toy_study(tmp_path)
+    reports = {
+        f"{1:040x}": report({"0": 5.0, "1": 7.0, "2": 6.0}, 0.1),
+        f"{2:040x}": report({"0": 25.0, "1": 31.0, "2": 27.0}, 0.004),
+    }
+    monkeypatch.setattr(study_module, "read_report", lambda root, rev: reports[rev])
+    monkeypatch.chdir(ROOT)
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(exp_show({"range-0": 28, "range-1": 40})))
+    assert study_command([str(path), "table", "--show-json", str(show)]) == 0
+    table = json.loads(path.with_suffix(".json").read_text())
+    assert [p["premise_share"]["mean"] for p in table["points"]] == pytest.approx([0.1, 0.004])
+    assert table["growth"]["soft_threshold"]["verdict"] == "supported"
+    assert path.with_suffix(".png").stat().st_size > 0 and "| 40 | 0.0040" in path.with_suffix(".md").read_text()
+    written = path.with_suffix(".json").read_text()
+    show.write_text(json.dumps(exp_show({"range-0": 28})))  # a fresh clone: range-1 unknown
+    with pytest.raises(CommandError, match=r"range\.json: not written.*canvas = 40"):
+        study_command([str(path), "table", "--show-json", str(show)])
+    assert path.with_suffix(".json").read_text() == written
+    assert study_command([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
+    assert json.loads(path.with_suffix(".json").read_text())["points"][1]["pending"] is True
+    show.write_text(json.dumps(exp_show({"range-0": 32})))  # the experiment ran another value
+    with pytest.raises(CommandError, match="range-0 ran data.translated_mnist.canvas=32, not 28"):
+        study_command([str(path), "table", "--show-json", str(show), "--overwrite"])
+
+
+@pytest.mark.slow
+def test_table_reads_the_reports_of_real_experiments(tmp_path, default_params):
+    """Two real experiments of a seconds-long project, read back through ``dvc exp show`` and DVC's cache (the
+    key, report.confidence, reruns only the report in the second experiment)."""
+    repo = make_project(tmp_path / "repo", tiny_params(default_params, seeds=(0, 1)))
+    (repo / "presets").mkdir()
+    (repo / "presets" / "none.yaml").write_text("runtime: {progress: false}\n")
+    (repo / "study.yaml").write_text(
+        "preset: presets/none.yaml\nset: {variants: [modulus, soft_threshold]}\n"
+        "key: report.confidence\nvalues: [0.9, 0.95]\nreference: modulus\ncompare: [soft_threshold]\n"
+    )
+    commit(repo, "study")
+    for i, level in enumerate((0.9, 0.95)):
+        dvc("exp", "run", "-n", f"study-{i}", "-S", f"report.confidence={level}", cwd=repo)
+    result = run(["pcn", "study", "study.yaml", "table"], repo)
+    table = json.loads((repo / "study.json").read_text())
+    assert [p["value"] for p in table["points"]] == [0.9, 0.95] and not any(p.get("pending") for p in table["points"])
+    assert table["growth"]["soft_threshold"]["seeds"] == ["0", "1"]
+    for p in table["points"]:
+        assert set(p["gap"]["soft_threshold"]["by_seed"]) == {"0", "1"} and p["premise_share"]["n"] == 2
+    first, second = table["points"]
+    assert first["gap"] == second["gap"] and first["premise_share"] == second["premise_share"]  # same trainings
+    assert "| 0.95 |" in result.stdout
