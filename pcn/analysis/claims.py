@@ -109,7 +109,7 @@ def _compared(pairs: list, value, rule: IntervalRule, decide) -> tuple[list[dict
             continue
         verdict, boundary = decide(c["interval"], c["mean_b"])
         parts.append(with_verdict(c, verdict, boundary))
-        if boundary:  # an equivalence: its margin, with the noise it is compared with (check_claims)
+        if decide is not direction:  # an equivalence: its margin, with the noise it is compared with (check_claims)
             c["margin"] = boundary
     return parts, left_out
 

@@ -168,7 +168,9 @@ def plot_study(table: dict, path: Path) -> None:
     for p in done:
         values = list(p["premise_share"]["by_seed"].values())
         premise_ax.plot([p["value"]] * len(values), values, "k.", markersize=4)
-    premise_ax.set_yscale("log")
+    # symlog: the cross-fitted share can reach zero or below (pcn.analysis.separation), where log would drop it
+    premise_ax.set_yscale("symlog", linthresh=1e-4)
+    premise_ax.axhline(0.0, color="k", linewidth=0.8)
     premise_ax.set_title("premise: share of the first-layer wavelet energy\nin class means (dots: seeds)", fontsize=9)
     for variant, color in zip(table["compare"], curve_colors(len(table["compare"]))):
         intervals = [p["gap"][variant]["interval"] for p in done]

@@ -96,11 +96,13 @@ def claims_markdown(report: dict) -> list[str]:
 
 
 def _budget(row: dict) -> str:
-    """The training budget of a variant: its learning rate and epochs (lr x0.1 every lr_step epochs, if any)."""
+    """The training budget of a variant: its learning rate and epochs, and the decay (lr times lr_gamma every
+    lr_step epochs) when one happens within them."""
     recipe = row.get("recipe")
     if not recipe:  # a report written before rows recorded their recipe
         return f"{row['epochs']} epochs"
-    step = f", ×0.1 after {recipe['lr_step']}" if recipe["lr_step"] < recipe["epochs"] else ""
+    decays = recipe["lr_step"] < recipe["epochs"] and recipe.get("lr_gamma", 1.0) != 1.0
+    step = f", ×{recipe['lr_gamma']:g} every {recipe['lr_step']}" if decays else ""
     return f"lr {recipe['lr']:g}, {recipe['epochs']} epochs{step}"
 
 

@@ -19,6 +19,8 @@ seed (each seed keeps the same digits and split at every value; only their posit
 :math:`g_v^{last}(s) - g_v^{first}(s)` with its interval (the same :math:`r`), decided as a direction
 (:func:`pcn.analysis.verdicts.direction_verdict`): supported above zero, contradicted below, otherwise not
 distinguishable, with the seeds that the observed spread would need (:func:`pcn.analysis.statistics.seeds_to_decide`).
+The premise share's change over the same two values is reported beside it, with its interval
+(:func:`premise_change`): the growth is read against the vanishing of the class means.
 """
 
 from __future__ import annotations
@@ -52,7 +54,15 @@ def _errors(rows: list[dict], variant: str, label: str) -> dict:
 
 
 def point(table: dict, value, reference: str, compared: list[str], confidence: float) -> dict:
-    """The study's measures at one value from its report ``table`` (module docstring)."""
+    """The study's measures at one value from its report ``table`` (module docstring); a report that lacks
+    what they need raises :class:`StudyError` naming the value."""
+    try:
+        return _point(table, value, reference, compared, confidence)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise StudyError(f"value {value!r}: its report cannot be read ({type(exc).__name__}: {exc})") from None
+
+
+def _point(table: dict, value, reference: str, compared: list[str], confidence: float) -> dict:
     label = f"value {value!r}"
     rows, r = table.get("rows") or [], float(table.get("resampling") or 0.0)
     ref = _errors(rows, reference, label)
@@ -77,18 +87,32 @@ def point(table: dict, value, reference: str, compared: list[str], confidence: f
     }
 
 
+def _change(points: list[dict], first: dict, last: dict, confidence: float) -> tuple[list[str], dict]:
+    """The seeds of both ends and the interval of ``last[s] - first[s]`` over them."""
+    common = sorted(set(first) & set(last), key=int)
+    if not common:
+        raise StudyError(f"values {points[0]['value']!r} and {points[-1]['value']!r} share no seed")
+    r = max(points[0]["resampling"], points[-1]["resampling"])
+    return common, paired_interval([last[s] - first[s] for s in common], confidence, r)
+
+
 def growth(points: list[dict], variant: str, confidence: float) -> dict:
     """The change of ``variant``'s gap from the first value to the last, paired by seed, with its verdict."""
     first, last = points[0]["gap"][variant]["by_seed"], points[-1]["gap"][variant]["by_seed"]
-    common = sorted(set(first) & set(last), key=int)
-    r = max(points[0]["resampling"], points[-1]["resampling"])
-    interval = paired_interval([last[s] - first[s] for s in common], confidence, r)
-    verdict = direction_verdict(interval) if common else UNDECIDED
+    common, interval = _change(points, first, last, confidence)
     out = {"from": points[0]["value"], "to": points[-1]["value"], "seeds": common, "interval": interval}
-    out["verdict"] = verdict
-    if verdict == UNDECIDED and interval["sd"]:
+    out["verdict"] = direction_verdict(interval)
+    if out["verdict"] == UNDECIDED and interval["sd"]:
         out["seeds_to_decide"] = seeds_to_decide(interval, 0.0)
     return out
+
+
+def premise_change(points: list[dict], confidence: float) -> dict:
+    """The change of the premise share from the first value to the last, paired by seed (its interval): the
+    other half of "the gap grows as the class means vanish"."""
+    first, last = points[0]["premise_share"]["by_seed"], points[-1]["premise_share"]["by_seed"]
+    common, interval = _change(points, first, last, confidence)
+    return {"from": points[0]["value"], "to": points[-1]["value"], "seeds": common, "interval": interval}
 
 
 def study_table(study: dict, tables: dict, confidence: float) -> dict:
@@ -109,4 +133,5 @@ def study_table(study: dict, tables: dict, confidence: float) -> dict:
         "confidence": confidence,
         "points": points,
         "growth": {v: growth(done, v, confidence) for v in compared} if ends else {},
+        "premise_change": premise_change(done, confidence) if ends else None,
     }

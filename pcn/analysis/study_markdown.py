@@ -25,6 +25,8 @@ def _power(growth: dict) -> str:
 
 
 def study_markdown(table: dict, title: str) -> str:
+    """The study's table (:func:`pcn.analysis.study.study_table`) under ``title``: the measures at every value,
+    then the premise share's change and each compared variant's growth verdict from the first value to the last."""
     reference, compared = table["reference"], table["compare"]
     done = [p for p in table["points"] if not p.get("pending")]
     words = interval_words({"confidence": table["confidence"], "resampling": done[0]["resampling"] if done else 0})
@@ -47,12 +49,20 @@ def study_markdown(table: dict, title: str) -> str:
             lines.append(f"| {p['value']} | pending |" + " |" * (1 + 2 * len(compared)))
             continue
         share = p["premise_share"]
-        cells = [f"{share['mean']:.4f}" + (f" ± {share['sd']:.4f}" if share["sd"] is not None else "")]
+        cells = [f"{share['mean']:.3g}" + (f" ± {share['sd']:.2g}" if share["sd"] is not None else "")]
         cells.append(_error(p["test_error"][reference]))
         for v in compared:
             cells += [_error(p["test_error"][v]), _interval(p["gap"][v]["interval"])]
         lines.append(f"| {p['value']} | " + " | ".join(cells) + " |")
     lines.append("")
+    change = table.get("premise_change")
+    if change:
+        i = change["interval"]
+        interval = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
+        lines.append(
+            f"- The premise share changes by {i['mean']:+.3g} {interval} from {change['from']} to {change['to']} "
+            f"(paired by seed, {len(change['seeds'])} seeds)."
+        )
     for v, g in table["growth"].items():
         lines.append(
             f"- Does the gap of {v} grow from {g['from']} to {g['to']}? Its change, paired by seed "

@@ -46,6 +46,8 @@ def load_study(path: Path, root: Path) -> dict:
     compare = study["compare"]
     if not isinstance(compare, list) or not compare or not all(isinstance(v, str) for v in compare):
         fail(f"{path}: compare must list the variants compared with the reference")
+    if not isinstance(study["reference"], str) or study["reference"] in compare or len(set(compare)) != len(compare):
+        fail(f"{path}: reference must be one variant name, and compare other variants, each once")
     missing = [v for v in [study["reference"], *compare] if v not in variants]
     if missing:
         fail(f"{path}: {', '.join(map(repr, missing))} not in set.variants ({', '.join(map(str, variants))})")
@@ -65,6 +67,7 @@ def point_settings(study: dict, value) -> dict:
 
 
 def value_at(params: dict, key: str):
+    """The value of the dotted ``key`` in the nested ``params`` (None where a level is missing)."""
     for part in key.split("."):
         params = params.get(part) if isinstance(params, dict) else None
     return params
@@ -96,6 +99,7 @@ def finished_reports(path: Path, study: dict, found: dict[str, dict], read) -> d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The study file, the action, and the options of ``table``."""
     parser.add_argument("study", type=Path, help="a studies/*.yaml file")
     parser.add_argument("action", choices=("queue", "table"))
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
@@ -133,7 +137,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     reports = finished_reports(args.study, study, found, lambda rev: read_report(root, rev))
     try:
         table = study_table(study, reports, args.confidence)
-    except (StudyError, KeyError, TypeError) as exc:
+    except (StudyError, KeyError, TypeError, ValueError) as exc:
         fail(f"{args.study}: {exc}")
     stem = args.study.with_suffix("")
     text = study_markdown(table, f"Study `{args.study}`")

@@ -101,7 +101,8 @@ def collect(workspace: Workspace, params: Params) -> dict[str, dict]:
             "arch": v.arch,
             "nonlinearity": v.nonlinearity,
             "learned": v.learned,
-            "recipe": v.recipe(params.train),  # what the trainings ran with (their params_hash says so)
+            # what the trainings ran with (their params_hash says so): lr x lr_gamma every lr_step epochs
+            "recipe": {**v.recipe(params.train), "lr_gamma": params.train.lr_gamma},
             "seeds": seeds,
         }
     return variants

@@ -50,7 +50,7 @@ def two_seed_variants() -> dict:
         "modulus": {
             "arch": "lscat",
             "nonlinearity": "mod",
-            "recipe": {"lr": 0.01, "epochs": 2, "lr_step": 1, "batch_size": 128},
+            "recipe": {"lr": 0.01, "epochs": 2, "lr_step": 1, "batch_size": 128, "lr_gamma": 0.1},
             "seeds": {0: run(2.0, [0.80, 0.85, 0.95]), 1: run(3.0, [0.80, 0.83, 0.91])},
         },
         "soft_threshold": {
@@ -109,7 +109,7 @@ def test_summary_difference_and_band_on_two_seeds():
 def test_markdown_states_spread_interval_and_trends():
     text = markdown(build_report("cifar10", two_seed_variants(), 0.95))
     # the budget of each arm, its training accuracy over seeds and claim 6's measure of ρ in block 1 (a / 4)
-    mod = "| modulus | lscat | mod | 1,000 | lr 0.01, 2 epochs, ×0.1 after 1 | 2 | 2.50 ± 0.71 | 2.00 – 3.00 |"
+    mod = "| modulus | lscat | mod | 1,000 | lr 0.01, 2 epochs, ×0.1 every 1 | 2 | 2.50 ± 0.71 | 2.00 – 3.00 |"
     assert mod in text and "| 0.940 – 0.960 | " in text
     assert [line for line in text.splitlines() if line.startswith(mod)][0].endswith("| 0.21 |")  # (0.85 + 0.83) / 8
     assert "| soft_threshold | lscat | cst | 1,000 | 2 epochs | 2 |" in text  # no recipe recorded

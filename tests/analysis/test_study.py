@@ -128,3 +128,17 @@ def test_markdown_states_every_value_and_the_verdict():
     lines = [line for line in text.splitlines() if line.startswith("| 28 |") or line.startswith("| 40 |")]
     assert len(lines) == 2 and "+6.00 [" in lines[0] and "+27.67 [" in lines[1]
     assert f"**{SUPPORTED}**" in text and "Nadeau and Bengio" in text
+
+
+def test_the_premise_change_and_ends_without_a_common_seed():
+    first, last = {"0": 5.0, "1": 7.0, "2": 6.0}, {"0": 25.0, "1": 31.0, "2": 27.0}
+    table = study_table(STUDY, tables([first, first, last]), 0.95)  # premise 0.1 / (i + 1) on modulus, twice on soft
+    change = table["premise_change"]
+    assert change["interval"]["mean"] == pytest.approx((0.1 / 3 - 0.1) * 1.5) and change["seeds"] == ["0", "1", "2"]
+    assert "- The premise share changes by -0.1 no interval from 28 to 40" in study_markdown(table, "Study")
+    with pytest.raises(StudyError, match="values 28 and 40 share no seed"):
+        study_table(STUDY, tables([{"0": 5.0, "1": 7.0}, first, {"2": 9.0}]), 0.95)
+    broken = tables([first, first, last])
+    del broken[1]["rows"][1]["test_error_by_seed"]
+    with pytest.raises(StudyError, match="value 34: its report cannot be read .KeyError"):
+        study_table(STUDY, broken, 0.95)

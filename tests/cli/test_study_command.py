@@ -64,6 +64,9 @@ def test_bad_study_files_are_refused_naming_the_problem(tmp_path):
         ({"set": {"seeds": [0]}}, "set.variants"),
         ({"compare": []}, "compare must list"),
         ({"reference": "tanh"}, r"'tanh' not in set.variants \(modulus, soft_threshold\)"),
+        ({"compare": ["modulus"]}, "compare other variants, each once"),
+        ({"compare": ["soft_threshold", "soft_threshold"]}, "compare other variants, each once"),
+        ({"reference": ["modulus"]}, "reference must be one variant name"),
     ]:
         study = {k: v for k, v in {**good, **change}.items() if v is not None}
         bad.write_text(json.dumps(study))
@@ -131,7 +134,7 @@ def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkey
     table = json.loads(path.with_suffix(".json").read_text())
     assert [p["premise_share"]["mean"] for p in table["points"]] == pytest.approx([0.1, 0.004])
     assert table["growth"]["soft_threshold"]["verdict"] == "supported"
-    assert path.with_suffix(".png").stat().st_size > 0 and "| 40 | 0.0040" in path.with_suffix(".md").read_text()
+    assert path.with_suffix(".png").stat().st_size > 0 and "| 40 | 0.004 ± 0 |" in path.with_suffix(".md").read_text()
     written = path.with_suffix(".json").read_text()
     show.write_text(json.dumps(exp_show({"range-0": 28})))  # a fresh clone: range-1 unknown
     with pytest.raises(CommandError, match=r"range\.json: not written.*canvas = 40"):
