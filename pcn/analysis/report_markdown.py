@@ -100,10 +100,14 @@ def _budget(row: dict) -> str:
     lr_step epochs) when one happens within them."""
     recipe = row.get("recipe")
     if not recipe:  # a report written before rows recorded their recipe
-        return f"{row['epochs']} epochs"
+        return _epochs(row["epochs"])
     decays = recipe["lr_step"] < recipe["epochs"] and recipe.get("lr_gamma", 1.0) != 1.0
     step = f", ×{recipe['lr_gamma']:g} every {recipe['lr_step']}" if decays else ""
-    return f"lr {recipe['lr']:g}, {recipe['epochs']} epochs{step}"
+    return f"lr {recipe['lr']:g}, {_epochs(recipe['epochs'])}{step}"
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def _train_accuracy(row: dict) -> str:

@@ -26,7 +26,9 @@ def test_seeds_reruns_and_report(tmp_path, default_params):
         "modulus-0", "modulus-1", "soft_threshold-0", "soft_threshold-1"
     )
     table = (repo / "results/report/table.md").read_text()
-    assert re.search(r"\| modulus \| lscat \| mod \| [\d,]+ \| 1 \| 2 \| [\d.]+ ± [\d.]+ \|", table), table
+    assert re.search(r"\| modulus \| lscat \| mod \| [\d,]+ \| lr 0.01, 1 epoch \| 2 \| [\d.]+ ± [\d.]+ \|", table), (
+        table
+    )
     assert "soft_threshold minus modulus:" in table and "Student t over 2 paired seeds" in table
     report = read_json(repo / "results/report/table.json")
     assert report["comparisons"][0]["seeds"] == [0, 1] and report["comparisons"][0]["interval"]["low"] is not None
