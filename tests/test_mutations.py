@@ -117,7 +117,7 @@ GUARDS = {
     "fused backward drops the statistics terms": "tests/nn/test_fused_projection.py",
     "Gauss product sign": "tests/nn/test_phase_collapse.py",
     "kernel truncation keeps too little": "tests/nn/test_morlet.py",
-    "stratified split overlaps": "tests/data/test_splits.py",
+    "stratified split overlaps": "tests/data",
     "phase kept on the real part only": "tests/nn/test_nonlinearities.py",
     "non-finite steps go unnoticed": "tests/train/test_epoch.py",
     "a host read every step": "tests/train/test_epoch.py",
