@@ -158,7 +158,7 @@ def plot_errors(rows: list[dict], path: Path) -> None:
 
 
 def plot_study(table: dict, path: Path) -> None:
-    """A study (:mod:`pcn.analysis.study`) against its values: the premise share (log scale; one dot per seed,
+    """A study (:mod:`pcn.analysis.study`) against its values: the premise share (symlog scale; one dot per seed,
     the line through the means) and each compared variant's gap to the reference (mean with its interval)."""
     fig = _figure(10.0, 4.2)
     premise_ax, gap_ax = fig.subplots(1, 2)

@@ -108,23 +108,25 @@ def variant_row(dataset: str, name: str, v: dict) -> dict:
     }
 
 
-def resampling_ratio(rows: list[dict]) -> float:
-    """Nadeau and Bengio's :math:`r = n_{test} / n_{train}` (mean over every run) when every run drew its own
-    split and recorded its sizes (the evaluate stage's ``resampled_split``), else 0: a test split shared by
-    every seed needs no correction, and a run without the record (written before it existed) gives no ratio."""
+def recorded_splits(rows: list[dict]) -> list[dict]:
+    """Every run's split sizes ``{"n_train", "n_test"}`` when every run drew its own split and recorded them (the
+    evaluate stage's ``resampled_split``), else ``[]``: a test split shared by every seed has no record, and a
+    run written before the record existed gives none."""
     splits = [s for r in rows for s in r.get("resampled_split_by_seed", {}).values()]
-    if not splits or any(not s for s in splits):
-        return 0.0
-    return sum(s["n_test"] / s["n_train"] for s in splits) / len(splits)
+    return [] if any(not s for s in splits) else splits
+
+
+def resampling_ratio(rows: list[dict]) -> float:
+    """Nadeau and Bengio's :math:`r = n_{test} / n_{train}` (mean over every run) of :func:`recorded_splits`,
+    else 0: a test split shared by every seed needs no correction, and without the record there is no ratio."""
+    splits = recorded_splits(rows)
+    return sum(s["n_test"] / s["n_train"] for s in splits) / len(splits) if splits else 0.0
 
 
 def test_size(rows: list[dict]) -> float | None:
-    """The mean number of test images of a run's split when every run recorded its split (the evaluate stage's
-    ``resampled_split``), else None."""
-    splits = [s for r in rows for s in r.get("resampled_split_by_seed", {}).values()]
-    if not splits or any(not s for s in splits):
-        return None
-    return sum(s["n_test"] for s in splits) / len(splits)
+    """The mean number of test images of a run's split (:func:`recorded_splits`), else None."""
+    splits = recorded_splits(rows)
+    return sum(s["n_test"] for s in splits) / len(splits) if splits else None
 
 
 def comparisons(rows: list[dict], confidence: float, resampling: float = 0.0) -> tuple[list[dict], list[str]]:
