@@ -7,9 +7,10 @@ batch 128 in float32, bench/RESULTS.md), answered in one call:
   ``--batches`` size, in float32 with and without TF32 matrix products (``torch.backends.cuda.matmul``)
   and in bf16 autocast. Images/s that grow with the batch mean a step bound by launches and fixed costs;
   flat images/s mean a step bound by arithmetic or memory traffic.
-* ``operators``: :mod:`torch.profiler` over ``--profile-steps`` steps at ``--profile-batch`` in float32,
-  the operators sorted by their own device time (CUDA) or CPU time: name, calls, own time in ms and its
-  share of the total.
+* ``operators``: :mod:`torch.profiler` over ``--profile-steps`` steps at ``--profile-batch`` in float32
+  (the model, its data and two warm-up steps outside the profiled region): on a GPU the kernels and,
+  apart, the operators that launch them, each by own device time; on a CPU the operators by own CPU
+  time. Per row: name, calls, own time in ms and its share of its list's total.
 
 Usage::
 
@@ -72,20 +73,29 @@ def operators(preset: str, batch: int, device: str, steps: int, top: int) -> dic
         train_one_epoch(model, timed.epoch(0), opt, torch.device(device), 0, steps)
         if device == "cuda":
             torch.cuda.synchronize()
-    attr = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
-    events = sorted((e for e in prof.key_averages() if getattr(e, attr) > 0), key=lambda e: -getattr(e, attr))
+    if device == "cuda":  # kernels alone (an operator's device time is its kernels': counting both doubles it)
+        kernels = [e for e in prof.key_averages() if e.device_type == torch.autograd.DeviceType.CUDA]
+        operators_ = [e for e in prof.key_averages() if e.device_type != torch.autograd.DeviceType.CUDA]
+        return {
+            "batch": batch,
+            "steps": steps,
+            "clock": "self_device_time_total",
+            "kernels": _ranked(kernels, "self_device_time_total", top),
+            "operators": _ranked(operators_, "self_device_time_total", top),
+        }
+    ops = _ranked(prof.key_averages(), "self_cpu_time_total", top)
+    return {"batch": batch, "steps": steps, "clock": "self_cpu_time_total", "kernels": ops, "operators": ops}
+
+
+def _ranked(events, attr: str, top: int) -> dict:
+    """The ``top`` events by ``attr`` (microseconds), with their calls, milliseconds and share of all events."""
+    events = sorted((e for e in events if getattr(e, attr) > 0), key=lambda e: -getattr(e, attr))
     total = sum(getattr(e, attr) for e in events)
     rows = [
-        {
-            "name": e.key,
-            "calls": e.count,
-            "self_ms": getattr(e, attr) / 1e3,
-            "share": getattr(e, attr) / total,
-            "cpu_self_ms": e.self_cpu_time_total / 1e3,
-        }
+        {"name": e.key, "calls": e.count, "self_ms": getattr(e, attr) / 1e3, "share": getattr(e, attr) / total}
         for e in events[:top]
     ]
-    return {"batch": batch, "steps": steps, "clock": attr, "total_ms": total / 1e3, "rows": rows}
+    return {"total_ms": total / 1e3, "rows": rows}
 
 
 def main() -> None:
@@ -108,9 +118,10 @@ def main() -> None:
     result["operators"] = operators(args.preset, args.profile_batch, args.device, args.profile_steps, args.top)
     args.out.write_text(json.dumps(result, indent=1))
     ops = result["operators"]
-    print(f"operators at batch {ops['batch']}, {ops['steps']} steps: {ops['total_ms']:.1f} ms of {ops['clock']}")
-    for row in ops["rows"]:
-        print(f"{row['share']:6.1%} {row['self_ms']:9.2f} ms {row['calls']:6d}  {row['name'][:70]}")
+    for kind in ("kernels", "operators") if args.device == "cuda" else ("operators",):
+        print(f"{kind} at batch {ops['batch']}, {ops['steps']} steps: {ops[kind]['total_ms']:.1f} ms ({ops['clock']})")
+        for row in ops[kind]["rows"]:
+            print(f"{row['share']:6.1%} {row['self_ms']:9.2f} ms {row['calls']:6d}  {row['name'][:70]}")
     print(f"written: {args.out}")
 
 

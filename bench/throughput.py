@@ -50,6 +50,16 @@ PRESETS = dict(NETWORKS)
 DEFAULT_PRESETS = ("cifar10_lscat_skip", "imagenet_lscat")
 
 
+def true_float32() -> None:
+    """Float32 products in float32 on a GPU, for both implementations: cuDNN's default TF32 convolutions would
+    run the reference's ``conv2d`` Pc in lower precision than pcn's matrix products (on an H200 the logits
+    then differed by 5.6e-3 relative, against 5e-6 on a CPU; bench/RESULTS.md, GPU)."""
+    import torch
+
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def build(preset: str, impl: str, device: str, compile_model: bool):
     """The config, the network (``ours``/``plain``: pcn's; ``reference``: the authors' formulation wrapping the
     same weights) and what a step calls (compiled for ``ours`` with ``compile_model``)."""
@@ -58,6 +68,7 @@ def build(preset: str, impl: str, device: str, compile_model: bool):
     from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
     from pcn.nn.reference import ReferenceFFTNet
 
+    true_float32()
     torch.manual_seed(0)
     cfg = PhaseCollapseConfig(**PRESETS[preset], fused_projection=impl != "plain")
     model = PhaseCollapseNet(cfg).to(device).train()
@@ -185,6 +196,7 @@ def check_equal(preset: str, device: str) -> float:
     from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
     from pcn.nn.reference import ReferenceFFTNet
 
+    true_float32()
     torch.manual_seed(0)
     model = PhaseCollapseNet(PhaseCollapseConfig(**PRESETS[preset])).to(device).train()
     x = torch.randn(2, 3, model.cfg.image_size, model.cfg.image_size, device=device)

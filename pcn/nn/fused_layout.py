@@ -22,8 +22,8 @@ class _Layout:
     """How the channel products of one call are laid out as matrix products.
 
     * per-sample (``H W >= FOLD_BELOW_PIXELS``): activations stay (B, C, N) with ``N = H W``;
-      products are ``bmm`` over the batch and weight gradients a loop of in-place ``addmm``
-      (no (B, M, C) temporary).
+      products are ``bmm`` over the batch and weight gradients, on a CPU, a loop of in-place ``addmm``
+      (no (B, M, C) temporary), on a GPU one batched product (:meth:`outer_sum`).
     * folded (small maps): activations are copied once to (C, B N) so that every product is
       one matrix product. With 4x4 or 2x2 maps a per-sample product would re-read the whole
       weight matrix for a handful of columns.
@@ -89,17 +89,33 @@ class _Layout:
 
     def outer_sum(self, g: Tensor, x: Tensor) -> Tensor:
         """:math:`\\sum_{b, p} g_{b, :, p}\\, x_{b, :, p}^T`: rows(M), rows(C) -> (M, C), accumulated in float32
-        at least (one bf16 product per sample, summed in float32, in the low-precision path)."""
+        at least (one bf16 product per sample, summed in float32, in the low-precision path).
+
+        Per sample, a CPU loops over the batch (no (B, M, C) temporary); a GPU makes one batched product and
+        sums it: the loop's B small products per call were the largest share of a CIFAR-10 LScat+skip step on
+        an H200 (bench/RESULTS.md, GPU)."""
         if self.folded:
             return (g @ x.t()).float() if g.dtype == torch.bfloat16 else g @ x.t()
-        low = g.dtype == torch.bfloat16
-        acc = g.new_zeros(g.shape[1], x.shape[1], dtype=torch.float32 if low else g.dtype)
-        for gb, xb in zip(g, x):
-            if low:
-                acc.add_(gb @ xb.t())
-            else:
-                acc.addmm_(gb, xb.t())
-        return acc
+        return outer_sum_batched(g, x) if g.is_cuda else outer_sum_loop(g, x)
+
+
+def outer_sum_loop(g: Tensor, x: Tensor) -> Tensor:
+    """Per-sample :meth:`_Layout.outer_sum` as a loop of in-place products: (B, M, N), (B, C, N) -> (M, C)."""
+    low = g.dtype == torch.bfloat16
+    acc = g.new_zeros(g.shape[1], x.shape[1], dtype=torch.float32 if low else g.dtype)
+    for gb, xb in zip(g, x):
+        if low:
+            acc.add_(gb @ xb.t())
+        else:
+            acc.addmm_(gb, xb.t())
+    return acc
+
+
+def outer_sum_batched(g: Tensor, x: Tensor) -> Tensor:
+    """Per-sample :meth:`_Layout.outer_sum` as one batched product (a (B, M, C) temporary) summed over the
+    batch: the same per-sample products as :func:`outer_sum_loop`, summed in float32 at least."""
+    low = g.dtype == torch.bfloat16
+    return torch.bmm(g, x.transpose(1, 2)).sum(0, dtype=torch.float32 if low else g.dtype)  # (B, M, C) -> (M, C)
 
 
 LOW_PRECISION = (torch.bfloat16, torch.float16)

@@ -21,12 +21,14 @@ pytestmark = pytest.mark.slow
 #: Options that shrink a documented command to a smoke test: option -> value (None: a flag).
 SHRINK = {"--steps": "1", "--warmup": "1", "--rounds": "1", "--images": "64", "--batch": "2", "--decode": "4"}
 SHRINK.update({"--scale": "tiny", "--stages": "2", "--seconds": "0.1"})  # parallel.py: a seconds-long pipeline
+SHRINK.update({"--batches": "2", "--profile-batch": "2", "--profile-steps": "1", "--top": "3"})  # profile_step.py
 #: What each script accepts (its argparse options), so that only accepted options are added.
 ACCEPTS = {
     "throughput.py": {"--steps", "--warmup", "--rounds", "--batch"},
     "epoch.py": {"--steps", "--warmup", "--rounds", "--images", "--batch"},
     "ceilings.py": set(),
     "parallel.py": {"--rounds", "--scale", "--stages", "--seconds"},
+    "profile_step.py": {"--steps", "--batches", "--profile-batch", "--profile-steps", "--top"},
 }
 
 

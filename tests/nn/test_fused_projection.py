@@ -11,11 +11,28 @@ from pcn.nn.layers import ComplexProjection, Standardization, batch_moments
 from pcn.nn.phase_collapse import PhaseCollapseConfig, PhaseCollapseNet
 
 
-@pytest.fixture(params=["folded", "per_sample"])
+@pytest.fixture(params=["folded", "per_sample", "per_sample_batched"])
 def layout(request, monkeypatch):
-    """Run a test with the batch folded into the columns (small maps) and with per-sample products."""
+    """Run a test with the batch folded into the columns (small maps) and with per-sample products, the
+    weight gradients as the CPU's loop or as the GPU's batched product (made to run on the CPU here)."""
     monkeypatch.setattr(fused_layout, "FOLD_BELOW_PIXELS", 10**9 if request.param == "folded" else 0)
+    if request.param == "per_sample_batched":
+        monkeypatch.setattr(fused_layout, "outer_sum_loop", fused_layout.outer_sum_batched)
     return request.param
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+def test_batched_outer_sum_equals_the_loop_and_the_definition(dtype):
+    """sum_b g_b x_b^T: the GPU's batched product, the CPU's loop and an einsum in float64 agree."""
+    g = torch.Generator().manual_seed(3)
+    grad, x = (torch.randn(5, m, 7, generator=g, dtype=torch.float64) for m in (4, 6))  # (B, M, N), (B, C, N)
+    exact = torch.einsum("bmn,bcn->mc", grad, x)
+    loop = fused_layout.outer_sum_loop(grad.to(dtype), x.to(dtype))
+    batched = fused_layout.outer_sum_batched(grad.to(dtype), x.to(dtype))
+    assert batched.dtype == loop.dtype == (torch.float32 if dtype == torch.bfloat16 else dtype)
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.bfloat16: 2e-2}[dtype]
+    assert torch.allclose(batched.double(), exact, rtol=tol, atol=tol * exact.abs().max())
+    torch.testing.assert_close(batched, loop, rtol=tol, atol=tol * float(exact.abs().max()))
 
 
 def make_parts(dtype=torch.float32, seed=0):
