@@ -10,7 +10,9 @@ setting (``parameter``: ``models.<variant>.<parameter>`` of every variant in ``s
 over the sweep's seeds) at every value, and the value with the lowest one. The test split is never read.
 ``table`` never replaces a finished value of the committed table with ``pending`` (the experiments live in
 one checkout's DVC store; a fresh clone does not have them): it prints the new table, names the lost points
-and writes nothing, unless ``--overwrite``.
+and writes nothing, unless ``--overwrite``. ``--keep-committed`` finishes a sweep run in pieces: the
+committed table's finished values that this checkout lacks are kept (same experiment and value), named in
+the table (``kept``), and the choice is made again over them.
 
 Choosing, per variant v: ``argmin_value val_error(v, value)`` (ties: the first value listed).
 """
@@ -151,11 +153,32 @@ def sweep_table(path: Path, sweep: dict, found: dict[str, dict]) -> dict:
         points.append(
             {"value": value, "experiment": experiment_name(path, i), "val_error_pct": {v: val.get(v) for v in variants}}
         )
+    return {"sweep": str(path), "parameter": parameter, "set": sweep["set"], "points": points, "chosen": choose(points)}
+
+
+def choose(points: list[dict]) -> dict:
+    """Per variant, the value of the lowest validation error (ties: the first listed); None while one is pending."""
     chosen = {}
-    for v in variants:
+    for v in points[0]["val_error_pct"]:
         done = [(p["val_error_pct"][v], i) for i, p in enumerate(points) if p["val_error_pct"][v] is not None]
         chosen[v] = points[min(done)[1]]["value"] if len(done) == len(points) else None
-    return {"sweep": str(path), "parameter": parameter, "set": sweep["set"], "points": points, "chosen": chosen}
+    return chosen
+
+
+def keep_committed(old: dict, new: dict) -> list[str]:
+    """Fill ``new``'s pending points with the finished ones of the committed table ``old`` (same experiment and
+    value: the sweep was run in pieces, in checkouts that do not share a DVC store); choose again. Returns the
+    ``experiment/variant`` points kept, also recorded in ``new["kept"]``."""
+    kept = []
+    for before, after in zip(old.get("points") or [], new["points"]):
+        if (before.get("experiment"), before.get("value")) != (after["experiment"], after["value"]):
+            continue
+        for v, error in (before.get("val_error_pct") or {}).items():
+            if error is not None and v in after["val_error_pct"] and after["val_error_pct"][v] is None:
+                after["val_error_pct"][v] = error
+                kept.append(f"{after['experiment']}/{v}")
+    new["chosen"], new["kept"] = choose(new["points"]), kept
+    return kept
 
 
 def lost_points(old: dict, new: dict) -> list[str]:
@@ -187,6 +210,8 @@ def markdown(table: dict) -> str:
             for c, p in zip(cells, table["points"])
         ]
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {'pending' if chosen is None else chosen} |")
+    if table.get("kept"):
+        lines += ["", f"Kept from the committed table (run in another checkout): {', '.join(table['kept'])}."]
     return "\n".join(lines) + "\n"
 
 
@@ -195,7 +220,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("queue", "table"))
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
-    parser.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
+    keep.add_argument(
+        "--keep-committed",
+        action="store_true",
+        help="keep the committed table's finished values that this checkout lacks (a sweep run in pieces)",
+    )
 
 
 def run(args: argparse.Namespace, extra: list[str]) -> int:
@@ -205,16 +236,19 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         return queue(args.sweep, sweep, args.params or root / "params.yaml", root)
     table = sweep_table(args.sweep, sweep, show_experiments(root, args.show_json))
     stem = args.sweep.with_suffix("")
-    print(markdown(table))
     committed = Path(f"{stem}.json")
     try:
-        lost = lost_points(json.loads(committed.read_text()), table) if committed.is_file() else []
+        old = json.loads(committed.read_text()) if committed.is_file() else {}
+        if args.keep_committed:
+            keep_committed(old, table)
+        lost = lost_points(old, table)
     except (json.JSONDecodeError, AttributeError, TypeError) as exc:
         fail(f"{committed}: not a sweep table ({exc}); move it away or pass --overwrite")
+    print(markdown(table))
     if lost and not args.overwrite:
         fail(
             f"{committed}: not written: this checkout's DVC does not have the finished experiments of "
-            f"{', '.join(lost)} (pending above); run `table` where they ran, or pass --overwrite"
+            f"{', '.join(lost)} (pending above); run `table` where they ran, or pass --keep-committed or --overwrite"
         )
     write_json(committed, table)
     write_text(Path(f"{stem}.md"), markdown(table))

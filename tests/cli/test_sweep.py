@@ -127,6 +127,15 @@ def test_table_never_replaces_finished_values_by_pending(tmp_path):
     assert {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")} == written
     assert sweep_command([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
     assert "| modulus | 5.00 | pending | pending | pending |" in path.with_suffix(".md").read_text()
+    path.with_suffix(".json").write_text(written[".json"])  # a sweep run in pieces: lr-0 here, lr-1/lr-2 kept
+    show.write_text(json.dumps(exp_show({"lr-0": (0.01, {"modulus": 6.5})})))
+    assert sweep_command([str(path), "table", "--show-json", str(show), "--keep-committed"]) == 0
+    kept = json.loads(path.with_suffix(".json").read_text())
+    assert [p["val_error_pct"]["modulus"] for p in kept["points"]] == [6.5, 6.0, 5.5]
+    assert kept["kept"] == ["lr-1/modulus", "lr-2/modulus"] and kept["chosen"]["modulus"] == 0.03
+    assert "Kept from the committed table (run in another checkout): lr-1/modulus, lr-2/modulus." in (
+        path.with_suffix(".md").read_text()
+    )
     path.with_suffix(".json").write_text("[1, 2")  # not a table: named, not overwritten
     with pytest.raises(CommandError, match=r"lr\.json: not a sweep table"):
         sweep_command([str(path), "table", "--show-json", str(show)])
