@@ -12,7 +12,8 @@ over the sweep's seeds) at every value, and the value with the lowest one. The t
 one checkout's DVC store; a fresh clone does not have them): it prints the new table, names the lost points
 and writes nothing, unless ``--overwrite``. ``--keep-committed`` finishes a sweep run in pieces: the
 committed table's finished values that this checkout lacks are kept (same experiment and value), named in
-the table (``kept``), and the choice is made again over them.
+the table (``kept``), and the choice is made again over them; ``queue --pending`` queues only the values
+that the committed table lacks.
 
 Choosing, per variant v: ``argmin_value val_error(v, value)`` (ties: the first value listed).
 """
@@ -87,13 +88,32 @@ def queue_experiments(points: list[tuple[str, dict, str]], params_path: Path, ro
     return 0
 
 
-def queue(path: Path, sweep: dict, params_path: Path, root: Path) -> int:
-    """Queue one experiment per value of the sweep."""
+def queue(path: Path, sweep: dict, params_path: Path, root: Path, pending: bool = False) -> int:
+    """Queue one experiment per value of the sweep (``pending``: per value that the committed table lacks)."""
+    committed = path.with_suffix(".json")
+    todo = pending_indices(path, sweep, json.loads(committed.read_text())) if pending and committed.is_file() else None
     points = [
         (experiment_name(path, i), point_settings(sweep, value), f"{path} (value {value!r})")
         for i, value in enumerate(sweep["values"])
+        if todo is None or i in todo
     ]
+    if not points:
+        print(f"{committed}: every value is finished; nothing queued")
+        return 0
     return queue_experiments(points, params_path, root)
+
+
+def pending_indices(path: Path, sweep: dict, committed: dict) -> set[int]:
+    """The values (indices) whose point in the ``committed`` table is missing, of another value, or pending for
+    one of the sweep's variants."""
+    points = {p.get("experiment"): p for p in committed.get("points") or [] if isinstance(p, dict)}
+    todo = set()
+    for i, value in enumerate(sweep["values"]):
+        point = points.get(experiment_name(path, i)) or {}
+        errors = point.get("val_error_pct") or {}
+        if point.get("value") != value or any(errors.get(v) is None for v in sweep["set"]["variants"]):
+            todo.add(i)
+    return todo
 
 
 def show_experiments(root: Path, show_json: Path | None = None) -> dict[str, dict]:
@@ -220,6 +240,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("queue", "table"))
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
+    parser.add_argument("--pending", action="store_true", help="queue: only the values the committed table lacks")
     keep = parser.add_mutually_exclusive_group()
     keep.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
     keep.add_argument(
@@ -233,7 +254,7 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     root = find_root()
     sweep = load_sweep(args.sweep, root)
     if args.action == "queue":
-        return queue(args.sweep, sweep, args.params or root / "params.yaml", root)
+        return queue(args.sweep, sweep, args.params or root / "params.yaml", root, args.pending)
     table = sweep_table(args.sweep, sweep, show_experiments(root, args.show_json))
     stem = args.sweep.with_suffix("")
     committed = Path(f"{stem}.json")

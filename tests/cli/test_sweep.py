@@ -150,6 +150,22 @@ def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
     assert [c[-3:] for c in calls] == [["--queue", "-n", f"lr-{i}"] for i in range(3)]
     assert "+models.modulus.lr=0.1" in calls[1] and "models.resnet_relu.lr=0.1" in calls[1]
     calls.clear()
+    committed = {  # lr-0 finished; lr-1 pending for resnet_relu; lr-2 committed at another value
+        "points": [
+            {"experiment": "lr-0", "value": 0.01, "val_error_pct": {"modulus": 5.0, "resnet_relu": 9.0}},
+            {"experiment": "lr-1", "value": 0.1, "val_error_pct": {"modulus": 6.0, "resnet_relu": None}},
+            {"experiment": "lr-2", "value": 0.3, "val_error_pct": {"modulus": 6.0, "resnet_relu": 7.0}},
+        ]
+    }
+    path.with_suffix(".json").write_text(json.dumps(committed))
+    assert sweep_module.queue(path, sweep, ROOT / "params.yaml", ROOT, pending=True) == 0
+    assert [c[-1] for c in calls] == ["lr-1", "lr-2"]
+    calls.clear()
+    committed["points"][1]["val_error_pct"]["resnet_relu"] = 8.0
+    committed["points"][2]["value"] = 0.03
+    path.with_suffix(".json").write_text(json.dumps(committed))
+    assert sweep_module.queue(path, sweep, ROOT / "params.yaml", ROOT, pending=True) == 0
+    assert calls == []
     bad = dict(sweep, values=[0.01, -1.0])  # the second point does not validate
     with pytest.raises(CommandError, match=r"value -1\.0.*lr"):
         sweep_module.queue(path, bad, ROOT / "params.yaml", ROOT)
