@@ -6,6 +6,11 @@ Claims 3, 4 and 6 take in every LScat non-linearity of the phase-preserving fami
 (claim 3 its soft-thresholding ``cst``, claim 4 the others), so a non-linearity added to that family joins
 them; a selected variant of the family that a claim cannot compare (no modulus network of its block, no
 seed in common with it) is named in the claim's reason, never skipped silently.
+
+The identity control (no non-linearity, :data:`IDENTITY`), when selected, enters claims 3, 4, 6 and 7 as
+:data:`IDENTITY` says: in claims 3 and 4 its comparisons carry ``role: control`` and tell how much of a
+phase-preserving network's gap is the loss of the phase collapse (control minus modulus) and how much is harm
+beyond it (the network minus the control); the verdict follows the claim's words, the modulus comparisons.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ from pcn.names import (
 #: The phase collapse of the LScat blocks (the modulus) and its soft-thresholding (claims 3 and 7).
 MODULUS, SOFT_THRESHOLD = "mod", "cst"
 LSCAT, LSCAT_SKIP = LSCAT_ARCHITECTURES
+#: The control without non-linearity, rho(z) = z (:mod:`pcn.names`): claims 3 and 4 report the modulus and each
+#: phase-preserving network against it (not deciding), claim 6 decides the modulus against it as against every
+#: phase-preserving network (rho(z) = z is f(|z|) z / |z| with f(r) = r), claim 7 the modulus's gain.
+IDENTITY = "identity"
+#: ``role`` of a comparison that is reported beside a claim's verdict and does not decide it.
+CONTROL = "control"
 #: The measure claims 6 and 7 use: (place, feature, measure) of a view (pcn.analysis.separation).
 #: Both shares are taken on flattened maps, normalized by the energy of rho's output itself (the issue's
 #: ||E[rho(x*psi) | c]||^2 / E||rho(x*psi)||^2): on spatial means the denominator would be the energy of the
@@ -117,11 +128,17 @@ def _compared(pairs: list, value, rule: IntervalRule, decide) -> tuple[list[dict
 def _decided(number, claim, paper, measure, parts: list[dict], left_out: list[str], needed: str) -> dict:
     """A claim's result from its comparisons (untestable, needing ``needed``, without any); the reason names
     every verdict and every selected variant left out."""
-    if parts:
-        verdict = combine([p["verdict"] for p in parts])
-        reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in parts)
+    deciding = [p for p in parts if p.get("role") != CONTROL]
+    if deciding:
+        verdict = combine([p["verdict"] for p in deciding])
+        reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in deciding)
     else:
         verdict, reason = UNTESTABLE, _missing(needed)
+    controls = [p for p in parts if p.get("role") == CONTROL]
+    if controls:
+        reason += "; controls (not deciding): " + "; ".join(
+            f"{difference_name(p)} {p['interval']['mean']:+.3g}: {p['verdict']}" for p in controls
+        )
     if left_out:
         reason += f"; left out: {', '.join(left_out)}"
     return _result(number, claim, paper, measure, parts, verdict, reason)
@@ -197,19 +214,26 @@ def _table1_claims(rows: list[dict], rule: IntervalRule, margin: float, directio
     ]
 
 
+#: How claims 3 and 4 use the identity control (their measure's words).
+_CONTROLS = (
+    "; with the identity control of the block selected, also identity minus modulus (the cost of no "
+    "non-linearity) and the network minus identity (harm beyond it), reported, not deciding"
+)
+
+
 def _ablation_claims(rows: list[dict], rule: IntervalRule, direction) -> list[dict]:
     """Claims 3-4: Table 2, the phase-preserving non-linearities of :mod:`pcn.names` against the modulus."""
     c3 = (
         "Replacing the modulus by complex soft-thresholding increases the error (about 3× on CIFAR-10).",
         'poster, Table 2: "three-fold increase"; CIFAR-10 LScat+skip 7.7% (modulus) vs 22.5% (soft-thresholding)',
-        "test error % of the soft-thresholded network minus the modulus network of the same block",
+        "test error % of the soft-thresholded network minus the modulus network of the same block" + _CONTROLS,
     )
     others = tuple(n for n in _phase_preserving() if n != SOFT_THRESHOLD)
     c4 = (
         "Other phase-preserving non-linearities (modulus-sigmoid, module collapse, tanh) also increase the error.",
         'poster: "those results hold true when more general phase preserving" non-linearities are used '
         "(Table 2, CIFAR-10; its numbers could not be read)",
-        f"test error % of each {' / '.join(others)} network minus the modulus network of the same block",
+        f"test error % of each {' / '.join(others)} network minus the modulus network of the same block" + _CONTROLS,
     )
     out = []
     for number, c, rhos, needed in (
@@ -217,13 +241,27 @@ def _ablation_claims(rows: list[dict], rule: IntervalRule, direction) -> list[di
         (4, c4, others, f"{_one_of(others)} variant and its mod variant"),
     ):
         pairs, left_out = _lscat_pairs(rows, rhos)
-        out.append(
-            _claim_from_pairs(number, *c, pairs, error_by_seed, rule, direction, left_out)
-            if pairs
-            else _decided(number, *c, [], left_out, needed)
-        )
+        if not pairs:
+            out.append(_decided(number, *c, [], left_out, needed))
+            continue
+        parts, unpaired = _compared(pairs, error_by_seed, rule, direction)
+        controls, uncontrolled = _compared(_control_pairs(rows, [v for v, _ in pairs]), error_by_seed, rule, direction)
+        for part in controls:
+            part["role"] = CONTROL
+        out.append(_decided(number, *c, parts + controls, [*left_out, *unpaired, *uncontrolled], needed))
     _with_error_ratios(out[0], rows, rule)
     return out
+
+
+def _control_pairs(rows: list[dict], tested: list[dict]) -> list[tuple[dict, dict]]:
+    """Per block with a selected identity control: ``(control, modulus)`` (what losing every non-linearity
+    costs), then ``(network, control)`` for each tested network of the block (its harm beyond that)."""
+    pairs = []
+    for arch in dict.fromkeys(r["arch"] for r in tested):
+        control, mod = _find(rows, arch, IDENTITY), _find(rows, arch, MODULUS)
+        if control is not None and mod is not None:
+            pairs += [(control, mod)] + [(r, control) for r in tested if r["arch"] == arch]
+    return pairs
 
 
 #: The paper's ratio of errors, soft-thresholding over the modulus: LScat+skip on CIFAR-10, 22.5% / 7.7%.
@@ -235,7 +273,7 @@ def _with_error_ratios(result: dict, rows: list[dict], rule: IntervalRule) -> No
     modulus, :func:`pcn.analysis.statistics.ratio_interval` over the same seeds), and where the paper's ratio
     falls against its interval, in the reason; the verdict stays the direction's."""
     by_name = {r["variant"]: r for r in rows}
-    for c in result["comparisons"]:
+    for c in (c for c in result["comparisons"] if c.get("role") != CONTROL):
         a, b = (error_by_seed(by_name[c[k]]) for k in ("a", "b"))
         ratio = ratio_interval([a[s] for s in c["seeds"]], [b[s] for s in c["seeds"]], rule)
         if ratio is None:
@@ -283,6 +321,7 @@ def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: floa
         f"premise: {MEASURES[PREMISE_VIEW[2]].label} of the flattened first-layer wavelet coefficients "
         f"≤ {vanishing_share:g}; then {MEASURES[measure].label} of ρ's output in block 1 "
         f"({feature.replace('_', ' ')} features), modulus minus each phase-preserving network of the same block "
+        "and minus the identity control (no non-linearity) when it is selected "
         "(block 1's ρ acts on the fixed wavelet coefficients of the image, before any learned projection: for the "
         "modulus the value involves no trained parameter, so LScat and LScat+skip give the same one)"
     )
@@ -302,7 +341,7 @@ def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: floa
             f"the class means of the first-layer wavelet coefficients carry {premise:.3g} of their energy "
             f"(> {vanishing_share:g}): these classes are not translation invariant, so the premise fails",
         )
-    pairs, left_out = _lscat_pairs(rows, _phase_preserving(), modulus_first=True)
+    pairs, left_out = _lscat_pairs(rows, (*_phase_preserving(), IDENTITY), modulus_first=True)
     value = lambda r: view_value(r, MECHANISM_VIEW, 1)  # noqa: E731
     result = _claim_from_pairs(6, claim, paper, how, pairs, value, rule, direction, left_out)
     result["comparisons"].insert(0, {"premise_share": premise})
@@ -345,10 +384,6 @@ def _depth_claim(rows: list[dict], rule: IntervalRule) -> dict:
         parts += _transition_gains(mod, rule) + against
     needed = f"an LScat variant with {MODULUS} and {_one_of((SOFT_THRESHOLD,))} variant of its block"
     return _decided(7, claim, paper, how, parts, left_out, needed)
-
-
-#: The control without non-linearity (claim 7 compares the modulus's gain with its gain when selected).
-IDENTITY = "identity"
 
 
 def _block_layers(row: dict) -> list:

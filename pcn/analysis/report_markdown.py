@@ -62,6 +62,8 @@ def _comparison_cell(c: dict) -> str:
     i = c["interval"]
     ci = "no interval" if i["low"] is None else f"[{i['low']:+.3g}, {i['high']:+.3g}]"
     cell = f"{difference_name(c)}: {i['mean']:+.3g} {ci} ({len(c['seeds'])} seeds) → {c['verdict']}"
+    if c.get("role") == "control":
+        cell = f"control (not deciding): {cell}"
     if c.get("ratio") and c["ratio"]["low"] is not None:  # claim 3: the size, as a ratio of errors
         cell += f"; ratio {c['ratio']['mean']:.3g}× [{c['ratio']['low']:.3g}, {c['ratio']['high']:.3g}]"
     if "margin" in c:  # an equivalence: its margin, and one test split's counting noise at B's error

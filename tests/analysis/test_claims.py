@@ -3,6 +3,7 @@
 import pytest
 
 from pcn import names
+from pcn.analysis import report_markdown
 from pcn.analysis.claims import check_claims
 from pcn.analysis.statistics import paired_interval, seeds_to_decide
 from pcn.analysis.verdicts import (
@@ -293,3 +294,39 @@ def test_an_equivalence_states_its_margin_and_one_test_splits_binomial_noise():
     assert "margin +0.5 points (one test split's binomial noise at resnet_relu's error: 0.49)" in cell
     unknown = check_claims(rows, 0.95, 0.2, 0.01)[0]["comparisons"][0]  # split size not recorded
     assert unknown["binomial_noise"] is None and "binomial" not in _comparison_cell(unknown)
+
+
+def test_the_identity_control_is_reported_in_claims_3_and_4_and_decides_claim_6():
+    rows = [
+        row("modulus", "lscat", "mod", [3.0, 3.2, 2.9], mechanism=(0.10, 0.12, 0.11)),
+        row("soft_threshold", "lscat", "cst", [9.0, 9.5, 8.8], mechanism=(0.001, -0.001, 0.0)),
+        row("tanh", "lscat", "tanh", [7.0, 7.5, 6.8], mechanism=(0.0, 0.001, 0.0)),
+    ]
+    without = check_claims(rows, 0.95, 0.2, 0.01)
+    # the control: worse than the modulus, better than soft-thresholding (harm beyond the lost phase collapse),
+    # not distinguishable from tanh; its class means separate more than the modulus's (contradicting claim 6)
+    control = row("identity", "lscat", "identity", [6.0, 6.1, 6.3], mechanism=(0.20, 0.21, 0.23))
+    claims = check_claims([*rows, control], 0.95, 0.2, 0.01)
+    for number in (3, 4):
+        before, after = without[number - 1], claims[number - 1]
+        assert after["verdict"] == before["verdict"] == SUPPORTED  # the controls decide nothing
+        roles = [c.get("role") for c in after["comparisons"]]
+        assert roles == [None] * len(before["comparisons"]) + ["control"] * (len(roles) - len(before["comparisons"]))
+    c3 = claims[2]["comparisons"]
+    assert [(c["a"], c["b"]) for c in c3] == [
+        ("soft_threshold", "modulus"),
+        ("identity", "modulus"),
+        ("soft_threshold", "identity"),
+    ]
+    assert c3[1]["interval"] == paired_interval([6.0 - 3.0, 6.1 - 3.2, 6.3 - 2.9], 0.95)
+    assert c3[2]["interval"] == paired_interval([9.0 - 6.0, 9.5 - 6.1, 8.8 - 6.3], 0.95)
+    assert "ratio" in c3[0] and "ratio" not in c3[1]  # claim 3's size is the modulus comparison's alone
+    assert "controls (not deciding): identity − modulus +3" in claims[2]["reason"]
+    assert "soft_threshold − identity +2.97: supported" in claims[2]["reason"]
+    c4 = claims[3]["comparisons"]
+    assert (c4[-1]["a"], c4[-1]["b"], c4[-1]["verdict"]) == ("tanh", "identity", UNDECIDED)  # +0.97, sd 0.45
+    assert without[5]["verdict"] == SUPPORTED
+    assert claims[5]["verdict"] == CONTRADICTED  # modulus − identity: less separation than no non-linearity
+    assert "modulus − identity: contradicted" in claims[5]["reason"]
+    table = "\n".join(report_markdown.claims_markdown({"claims": claims, "dataset": "d", "confidence": 0.95}))
+    assert "<br>control (not deciding): identity − modulus: +3.1 [+2.44, +3.76] (3 seeds) → supported" in table
