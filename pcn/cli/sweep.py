@@ -212,7 +212,12 @@ def lost_points(old: dict, new: dict) -> list[str]:
 
 
 def markdown(table: dict) -> str:
-    values = [p["value"] for p in table["points"]]
+    """The table as Markdown, its columns in increasing value when every value is a number (a value added to a
+    sweep later goes last in its file, so that the experiments already run keep their names)."""
+    points = table["points"]
+    if all(isinstance(p["value"], (int, float)) and not isinstance(p["value"], bool) for p in points):
+        points = sorted(points, key=lambda p: p["value"])
+    values = [p["value"] for p in points]
     lines = [
         f"# Sweep `{table['sweep']}`: {table['parameter']} chosen on the validation split",
         "",
@@ -224,10 +229,10 @@ def markdown(table: dict) -> str:
         "|---|" + "---|" * (len(values) + 1),
     ]
     for v, chosen in table["chosen"].items():
-        cells = [p["val_error_pct"][v] for p in table["points"]]
+        cells = [p["val_error_pct"][v] for p in points]
         cells = [
             "pending" if c is None else f"**{c:.2f}**" if p["value"] == chosen else f"{c:.2f}"
-            for c, p in zip(cells, table["points"])
+            for c, p in zip(cells, points)
         ]
         lines.append(f"| {v} | " + " | ".join(cells) + f" | {'pending' if chosen is None else chosen} |")
     if table.get("kept"):

@@ -93,7 +93,8 @@ def test_the_table_chooses_the_lowest_validation_error_and_never_the_test_error(
     assert table["chosen"] == {"modulus": 0.01, "resnet_relu": 0.1}
     assert [p["val_error_pct"]["modulus"] for p in table["points"]] == [5.0, 6.0, 5.5]
     md = sweep_module.markdown(table)
-    assert "| modulus | **5.00** | 6.00 | 5.50 | 0.01 |" in md
+    assert "| modulus | **5.00** | 5.50 | 6.00 | 0.01 |" in md  # columns by value: 0.01, 0.03, 0.1
+    assert "| lr = 0.01 | lr = 0.03 | lr = 0.1 |" in md
     json.dumps(table)
 
 
@@ -120,7 +121,7 @@ def test_table_never_replaces_finished_values_by_pending(tmp_path):
     show.write_text(json.dumps(exp_show(finished)))
     assert sweep_command([str(path), "table", "--show-json", str(show)]) == 0
     written = {suffix: path.with_suffix(suffix).read_text() for suffix in (".json", ".md")}
-    assert "| modulus | **5.00** | 6.00 | 5.50 |" in written[".md"]
+    assert "| modulus | **5.00** | 5.50 | 6.00 |" in written[".md"]
     show.write_text(json.dumps(exp_show({"lr-0": finished["lr-0"]})))  # a fresh clone: lr-1, lr-2 unknown
     with pytest.raises(CommandError, match=r"lr\.json: not written.*lr-1/modulus, lr-2/modulus"):
         sweep_command([str(path), "table", "--show-json", str(show)])
