@@ -7,8 +7,8 @@ Claims 3, 4 and 6 take in every LScat non-linearity of the phase-preserving fami
 them; a selected variant of the family that a claim cannot compare (no modulus network of its block, no
 seed in common with it) is named in the claim's reason, never skipped silently.
 
-The identity control (no non-linearity, :data:`IDENTITY`), when selected, enters claims 3, 4, 6 and 7 as
-:data:`IDENTITY` says: in claims 3 and 4 its comparisons carry ``role: control`` and tell how much of a
+The identity control (no non-linearity, :data:`pcn.analysis.claim_parts.IDENTITY`), when selected, enters claims
+3, 4, 6 and 7 as that constant says: in claims 3 and 4 its comparisons carry ``role: control`` and tell how much of a
 phase-preserving network's gap is the loss of the phase collapse (control minus modulus) and how much is harm
 beyond it (the network minus the control); the verdict follows the claim's words, the modulus comparisons.
 """
@@ -18,13 +18,28 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from pcn.analysis.claim_parts import (
+    CONTROL,
+    IDENTITY,
+    LSCAT,
+    LSCAT_SKIP,
+    MODULUS,
+    SOFT_THRESHOLD,
+    claim_from_pairs,
+    claim_result,
+    compared,
+    decided,
+    find_learned,
+    lscat_pairs,
+    missing,
+    one_of,
+    phase_preserving,
+)
 from pcn.analysis.separation import MEASURES
 from pcn.analysis.statistics import IntervalRule, placement, ratio_interval
 from pcn.analysis.verdicts import (
     UNTESTABLE,
-    combine,
     compare,
-    difference_name,
     direction,
     equivalence_verdict,
     error_by_seed,
@@ -33,22 +48,11 @@ from pcn.analysis.verdicts import (
 )
 from pcn.names import (
     LSCAT_ARCHITECTURES,
-    PHASE_PRESERVING,
     RESNET_ARCHITECTURE,
     SCAT_ARCHITECTURE,
     STANDARD_RESNET_ARCHITECTURE,
-    of_family,
 )
 
-#: The phase collapse of the LScat blocks (the modulus) and its soft-thresholding (claims 3 and 7).
-MODULUS, SOFT_THRESHOLD = "mod", "cst"
-LSCAT, LSCAT_SKIP = LSCAT_ARCHITECTURES
-#: The control without non-linearity, rho(z) = z (:mod:`pcn.names`): claims 3 and 4 report the modulus and each
-#: phase-preserving network against it (not deciding), claim 6 decides the modulus against it as against every
-#: phase-preserving network (rho(z) = z is f(|z|) z / |z| with f(r) = r), claim 7 the modulus's gain.
-IDENTITY = "identity"
-#: ``role`` of a comparison that is reported beside a claim's verdict and does not decide it.
-CONTROL = "control"
 #: The measure claims 6 and 7 use: (place, feature, measure) of a view (pcn.analysis.separation).
 #: Both shares are taken on flattened maps, normalized by the energy of rho's output itself (the issue's
 #: ||E[rho(x*psi) | c]||^2 / E||rho(x*psi)||^2): on spatial means the denominator would be the energy of the
@@ -56,100 +60,6 @@ CONTROL = "control"
 MECHANISM_VIEW = ("rho", "flatten", "between_share")
 PREMISE_VIEW = ("before_rho", "flatten", "class_mean_share")
 DEPTH_VIEW = ("block", "spatial_mean", "ncm_accuracy")
-
-
-def _find(rows: list[dict], arch: str, rho: str) -> dict | None:
-    """The first selected variant of ``arch`` with non-linearity ``rho`` whose parameters are learned: a
-    frozen one (``learned: false``, e.g. the authors' threshold frozen at 1.0) decides no verdict."""
-    return next((r for r in rows if r["arch"] == arch and r["nonlinearity"] == rho and r.get("learned", True)), None)
-
-
-def _result(number: int, claim: str, paper: str, measure: str, parts: list[dict], verdict: str, reason: str) -> dict:
-    return {
-        "claim": number,
-        "statement": claim,
-        "paper": paper,
-        "measure": measure,
-        "comparisons": parts,
-        "verdict": verdict,
-        "reason": reason,
-    }
-
-
-def _missing(needed: str) -> str:
-    return f"needs {needed} among the selected variants (params.yaml: variants)"
-
-
-def _one_of(names: tuple[str, ...]) -> str:
-    """``an ms, mc or tanh``: the names, with the article of the first (read letter by letter when it has no
-    vowel: "an ms", "a cst"; as a word otherwise: "a tanh")."""
-    first = names[0]
-    vowel = first[0] in ("aeiou" if set(first) & set("aeiou") else "aefhilmnorsx")
-    listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else first
-    return ("an " if vowel else "a ") + listed
-
-
-def _phase_preserving() -> tuple[str, ...]:
-    """The phase-preserving non-linearities of the LScat blocks (:mod:`pcn.names`), in their listed order."""
-    return tuple(dict.fromkeys(n for arch in LSCAT_ARCHITECTURES for n in of_family(arch, PHASE_PRESERVING)))
-
-
-def _lscat_pairs(rows: list[dict], rhos: tuple[str, ...], modulus_first: bool = False) -> tuple[list, list[str]]:
-    """Each selected LScat variant with a non-linearity in ``rhos`` and the modulus network of its block, as
-    ``(variant, modulus)`` (``(modulus, variant)`` with ``modulus_first``); and the variants left out, why."""
-    pairs, left_out = [], []
-    for r in rows:
-        if r["arch"] in LSCAT_ARCHITECTURES and r["nonlinearity"] in rhos:
-            mod = _find(rows, r["arch"], MODULUS)
-            if mod is None:
-                left_out.append(f"{r['variant']} (no {r['arch']} variant with {MODULUS} is selected)")
-            else:
-                pairs.append((mod, r) if modulus_first else (r, mod))
-    return pairs, left_out
-
-
-def _compared(pairs: list, value, rule: IntervalRule, decide) -> tuple[list[dict], list[str]]:
-    """Each ``(a, b)`` of ``pairs`` compared under ``rule``, with its verdict and boundary
-    ``decide(interval, b_mean)``; the pairs
-    left out for want of a seed where both have a value."""
-    parts, left_out = [], []
-    for a, b in pairs:
-        c = compare(a, b, value, rule)
-        if c is None:
-            left_out.append(f"{a['variant']} − {b['variant']} (no seed where both have a value)")
-            continue
-        verdict, boundary = decide(c["interval"], c["mean_b"])
-        parts.append(with_verdict(c, verdict, boundary))
-        if decide is not direction:  # an equivalence: its margin, with the noise it is compared with (check_claims)
-            c["margin"] = boundary
-    return parts, left_out
-
-
-def _decided(number, claim, paper, measure, parts: list[dict], left_out: list[str], needed: str) -> dict:
-    """A claim's result from its comparisons (untestable, needing ``needed``, without any); the reason names
-    every verdict and every selected variant left out."""
-    deciding = [p for p in parts if p.get("role") != CONTROL]
-    if deciding:
-        verdict = combine([p["verdict"] for p in deciding])
-        reason = "; ".join(f"{difference_name(p)}: {p['verdict']}" for p in deciding)
-    else:
-        verdict, reason = UNTESTABLE, _missing(needed)
-    controls = [p for p in parts if p.get("role") == CONTROL]
-    if controls:
-        reason += "; controls (not deciding): " + "; ".join(
-            f"{difference_name(p)} {p['interval']['mean']:+.3g}: {p['verdict']}" for p in controls
-        )
-    if left_out:
-        reason += f"; left out: {', '.join(left_out)}"
-    return _result(number, claim, paper, measure, parts, verdict, reason)
-
-
-def _claim_from_pairs(number, claim, paper, measure, pairs, value, rule, decide, left_out=()) -> dict:
-    """A claim decided by comparing each (a, b) of ``pairs`` under ``rule`` with ``decide(interval, b_mean) ->
-    (verdict, boundary)``."""
-    parts, unpaired = _compared(pairs, value, rule, decide)
-    left = [*left_out, *unpaired]
-    return _decided(number, claim, paper, measure, parts, left, "paired variants with common seeds")
 
 
 def binomial_noise(error_pct: float, test_size: int) -> float:
@@ -190,27 +100,27 @@ def check_claims(
 
 def _table1_claims(rows: list[dict], rule: IntervalRule, margin: float, direction, equivalent) -> list[dict]:
     """Claims 1-2: Table 1 (LScat+skip vs ResNet, Scat vs LScat)."""
-    skip, resnet = _find(rows, LSCAT_SKIP, MODULUS), _find(rows, STANDARD_RESNET_ARCHITECTURE, "relu")
+    skip, resnet = find_learned(rows, LSCAT_SKIP, MODULUS), find_learned(rows, STANDARD_RESNET_ARCHITECTURE, "relu")
     c1 = (
         "LScat+skip reaches the accuracy of a ResNet of similar depth.",
         "Table 1: CIFAR-10 7.7% vs ResNet-20 8.8%; ImageNet top-1 30.1% vs ResNet-18 30.2%",
         f"test error % of LScat+skip minus the standard ResNet-18, within a margin of {margin:g} × the ResNet's "
         "mean error",
     )
-    scat = _find(rows, SCAT_ARCHITECTURE, MODULUS)
-    learned = _find(rows, LSCAT, MODULUS) or skip
+    scat = find_learned(rows, SCAT_ARCHITECTURE, MODULUS)
+    learned = find_learned(rows, LSCAT, MODULUS) or skip
     c2 = (
         "Learned projections largely outperform the Scat baseline whose projections are predefined.",
         "Table 1: CIFAR-10 Scat 27.7% vs LScat 11.7%; ImageNet top-1 73.0% vs 35.9%",
         "test error % of Scat minus LScat (the ratio of the means shows the size)",
     )
     return [
-        _claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, rule, equivalent)
+        claim_from_pairs(1, *c1, [(skip, resnet)], error_by_seed, rule, equivalent)
         if skip and resnet
-        else _result(1, *c1, [], UNTESTABLE, _missing("lscat_skip with mod and resnet18_standard")),
-        _claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, rule, direction)
+        else claim_result(1, *c1, [], UNTESTABLE, missing("lscat_skip with mod and resnet18_standard")),
+        claim_from_pairs(2, *c2, [(scat, learned)], error_by_seed, rule, direction)
         if scat and learned
-        else _result(2, *c2, [], UNTESTABLE, _missing("scat and lscat with mod")),
+        else claim_result(2, *c2, [], UNTESTABLE, missing("scat and lscat with mod")),
     ]
 
 
@@ -228,7 +138,7 @@ def _ablation_claims(rows: list[dict], rule: IntervalRule, direction) -> list[di
         'poster, Table 2: "three-fold increase"; CIFAR-10 LScat+skip 7.7% (modulus) vs 22.5% (soft-thresholding)',
         "test error % of the soft-thresholded network minus the modulus network of the same block" + _CONTROLS,
     )
-    others = tuple(n for n in _phase_preserving() if n != SOFT_THRESHOLD)
+    others = tuple(n for n in phase_preserving() if n != SOFT_THRESHOLD)
     c4 = (
         "Other phase-preserving non-linearities (modulus-sigmoid, module collapse, tanh) also increase the error.",
         'poster: "those results hold true when more general phase preserving" non-linearities are used '
@@ -237,18 +147,18 @@ def _ablation_claims(rows: list[dict], rule: IntervalRule, direction) -> list[di
     )
     out = []
     for number, c, rhos, needed in (
-        (3, c3, (SOFT_THRESHOLD,), f"{_one_of((SOFT_THRESHOLD,))} variant and its architecture's mod variant"),
-        (4, c4, others, f"{_one_of(others)} variant and its mod variant"),
+        (3, c3, (SOFT_THRESHOLD,), f"{one_of((SOFT_THRESHOLD,))} variant and its architecture's mod variant"),
+        (4, c4, others, f"{one_of(others)} variant and its mod variant"),
     ):
-        pairs, left_out = _lscat_pairs(rows, rhos)
+        pairs, left_out = lscat_pairs(rows, rhos)
         if not pairs:
-            out.append(_decided(number, *c, [], left_out, needed))
+            out.append(decided(number, *c, [], left_out, needed))
             continue
-        parts, unpaired = _compared(pairs, error_by_seed, rule, direction)
-        controls, uncontrolled = _compared(_control_pairs(rows, [v for v, _ in pairs]), error_by_seed, rule, direction)
+        parts, unpaired = compared(pairs, error_by_seed, rule, direction)
+        controls, uncontrolled = compared(_control_pairs(rows, [v for v, _ in pairs]), error_by_seed, rule, direction)
         for part in controls:
             part["role"] = CONTROL
-        out.append(_decided(number, *c, parts + controls, [*left_out, *unpaired, *uncontrolled], needed))
+        out.append(decided(number, *c, parts + controls, [*left_out, *unpaired, *uncontrolled], needed))
     _with_error_ratios(out[0], rows, rule)
     return out
 
@@ -258,7 +168,7 @@ def _control_pairs(rows: list[dict], tested: list[dict]) -> list[tuple[dict, dic
     costs), then ``(network, control)`` for each tested network of the block (its harm beyond that)."""
     pairs = []
     for arch in dict.fromkeys(r["arch"] for r in tested):
-        control, mod = _find(rows, arch, IDENTITY), _find(rows, arch, MODULUS)
+        control, mod = find_learned(rows, arch, IDENTITY), find_learned(rows, arch, MODULUS)
         if control is not None and mod is not None:
             pairs += [(control, mod)] + [(r, control) for r in tested if r["arch"] == arch]
     return pairs
@@ -291,8 +201,8 @@ def _with_error_ratios(result: dict, rows: list[dict], rule: IntervalRule) -> No
 
 def _resnet_claim(rows: list[dict], rule: IntervalRule, margin: float, direction, equivalent) -> dict:
     """Claim 5: Table 3, the bias-free ResNet-18 with thresholding and with the absolute value against ReLU."""
-    relu, absolute = _find(rows, RESNET_ARCHITECTURE, "relu"), _find(rows, RESNET_ARCHITECTURE, "abs")
-    thresh = _find(rows, RESNET_ARCHITECTURE, "thresh")
+    relu, absolute = find_learned(rows, RESNET_ARCHITECTURE, "relu"), find_learned(rows, RESNET_ARCHITECTURE, "abs")
+    thresh = find_learned(rows, RESNET_ARCHITECTURE, "thresh")
     c5 = (
         "In a bias-free ResNet, soft-thresholding degrades the accuracy and the absolute value preserves it.",
         'poster, Table 3 (ImageNet): soft-thresholding "considerably degrades performances", absolute values '
@@ -301,10 +211,10 @@ def _resnet_claim(rows: list[dict], rule: IntervalRule, margin: float, direction
         f"(within {margin:g} × ReLU's mean error)",
     )
     if relu and absolute and thresh:
-        a, left_a = _compared([(thresh, relu)], error_by_seed, rule, direction)
-        b, left_b = _compared([(absolute, relu)], error_by_seed, rule, equivalent)
-        return _decided(5, *c5, a + b, left_a + left_b, "common seeds")
-    return _result(5, *c5, [], UNTESTABLE, _missing("resnet18 with relu, abs and thresh"))
+        a, left_a = compared([(thresh, relu)], error_by_seed, rule, direction)
+        b, left_b = compared([(absolute, relu)], error_by_seed, rule, equivalent)
+        return decided(5, *c5, a + b, left_a + left_b, "common seeds")
+    return claim_result(5, *c5, [], UNTESTABLE, missing("resnet18 with relu, abs and thresh"))
 
 
 def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: float) -> dict:
@@ -328,10 +238,10 @@ def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: floa
     premise_rows = [r for r in rows if r["arch"] in LSCAT_ARCHITECTURES]
     shares = [v for r in premise_rows for v in view_value(r, PREMISE_VIEW, 1).values()]
     if not shares:
-        return _result(6, claim, paper, how, [], UNTESTABLE, _missing("an LScat variant"))
+        return claim_result(6, claim, paper, how, [], UNTESTABLE, missing("an LScat variant"))
     premise = sum(shares) / len(shares)
     if premise > vanishing_share:
-        return _result(
+        return claim_result(
             6,
             claim,
             paper,
@@ -341,9 +251,9 @@ def _mechanism_claim(rows: list[dict], rule: IntervalRule, vanishing_share: floa
             f"the class means of the first-layer wavelet coefficients carry {premise:.3g} of their energy "
             f"(> {vanishing_share:g}): these classes are not translation invariant, so the premise fails",
         )
-    pairs, left_out = _lscat_pairs(rows, (*_phase_preserving(), IDENTITY), modulus_first=True)
+    pairs, left_out = lscat_pairs(rows, (*phase_preserving(), IDENTITY), modulus_first=True)
     value = lambda r: view_value(r, MECHANISM_VIEW, 1)  # noqa: E731
-    result = _claim_from_pairs(6, claim, paper, how, pairs, value, rule, direction, left_out)
+    result = claim_from_pairs(6, claim, paper, how, pairs, value, rule, direction, left_out)
     result["comparisons"].insert(0, {"premise_share": premise})
     if pairs:
         result["reason"] = f"premise met (share {premise:.3g}); " + result["reason"]
@@ -365,14 +275,14 @@ def _depth_claim(rows: list[dict], rule: IntervalRule) -> dict:
     )
     parts, left_out = [], []
     for arch in LSCAT_ARCHITECTURES:
-        mod, cst = _find(rows, arch, MODULUS), _find(rows, arch, SOFT_THRESHOLD)
+        mod, cst = find_learned(rows, arch, MODULUS), find_learned(rows, arch, SOFT_THRESHOLD)
         if mod is None:
             continue
         if cst is None:
             left_out.append(f"{mod['variant']} (no learned {arch} variant with {SOFT_THRESHOLD} is selected)")
             continue
         against = []
-        for other in (cst, _find(rows, arch, IDENTITY)):
+        for other in (cst, find_learned(rows, arch, IDENTITY)):
             c = None if other is None else compare(mod, other, _gain(), rule)
             if c is None and other is not None:
                 left_out.append(f"{mod['variant']} − {other['variant']} (no seed where both have a gain)")
@@ -382,8 +292,8 @@ def _depth_claim(rows: list[dict], rule: IntervalRule) -> dict:
         if not against or against[0]["b"] != f"gain of {cst['variant']}":
             continue  # "unlike thresholding" cannot be tested for this block: judge none of it
         parts += _transition_gains(mod, rule) + against
-    needed = f"an LScat variant with {MODULUS} and {_one_of((SOFT_THRESHOLD,))} variant of its block"
-    return _decided(7, claim, paper, how, parts, left_out, needed)
+    needed = f"an LScat variant with {MODULUS} and {one_of((SOFT_THRESHOLD,))} variant of its block"
+    return decided(7, claim, paper, how, parts, left_out, needed)
 
 
 def _block_layers(row: dict) -> list:
