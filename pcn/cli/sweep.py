@@ -90,8 +90,12 @@ def queue_experiments(points: list[tuple[str, dict, str]], params_path: Path, ro
 
 def queue(path: Path, sweep: dict, params_path: Path, root: Path, pending: bool = False) -> int:
     """Queue one experiment per value of the sweep (``pending``: per value that the committed table lacks)."""
-    committed = path.with_suffix(".json")
-    todo = pending_indices(path, sweep, json.loads(committed.read_text())) if pending and committed.is_file() else None
+    committed, todo = path.with_suffix(".json"), None
+    if pending and committed.is_file():
+        try:
+            todo = pending_indices(path, sweep, json.loads(committed.read_text()))
+        except (json.JSONDecodeError, AttributeError, TypeError) as exc:
+            fail(f"{committed}: not a sweep table ({exc}); move it away or queue without --pending")
     points = [
         (experiment_name(path, i), point_settings(sweep, value), f"{path} (value {value!r})")
         for i, value in enumerate(sweep["values"])

@@ -167,6 +167,10 @@ def test_queue_checks_every_point_before_queueing_any(tmp_path, monkeypatch):
     path.with_suffix(".json").write_text(json.dumps(committed))
     assert sweep_module.queue(path, sweep, ROOT / "params.yaml", ROOT, pending=True) == 0
     assert calls == []
+    path.with_suffix(".json").write_text("[1, 2]")  # not a table: named, nothing queued
+    with pytest.raises(CommandError, match=r"lr\.json: not a sweep table"):
+        sweep_module.queue(path, sweep, ROOT / "params.yaml", ROOT, pending=True)
+    assert calls == []
     bad = dict(sweep, values=[0.01, -1.0])  # the second point does not validate
     with pytest.raises(CommandError, match=r"value -1\.0.*lr"):
         sweep_module.queue(path, bad, ROOT / "params.yaml", ROOT)
