@@ -115,12 +115,18 @@ def premise_change(points: list[dict], confidence: float) -> dict:
     return {"from": points[0]["value"], "to": points[-1]["value"], "seeds": common, "interval": interval}
 
 
-def study_table(study: dict, tables: dict, confidence: float) -> dict:
+def study_table(study: dict, tables: dict, confidence: float, kept: dict | None = None) -> dict:
     """The study over its values: ``tables`` maps each finished value's index to its report (table.json);
-    values without one are pending. The growth is computed when the first and last values are finished."""
-    reference, compared = study["reference"], study["compare"]
+    ``kept`` maps indices to points measured earlier (a committed table's, for values this checkout did not
+    run; a report in ``tables`` wins); other values are pending. The growth is computed when the first and
+    last values are finished."""
+    reference, compared, kept = study["reference"], study["compare"], kept or {}
     points = [
-        point(tables[i], value, reference, compared, confidence) if i in tables else {"value": value, "pending": True}
+        point(tables[i], value, reference, compared, confidence)
+        if i in tables
+        else kept[i]
+        if i in kept
+        else {"value": value, "pending": True}
         for i, value in enumerate(study["values"])
     ]
     done = [p for p in points if not p.get("pending")]
@@ -134,4 +140,5 @@ def study_table(study: dict, tables: dict, confidence: float) -> dict:
         "points": points,
         "growth": {v: growth(done, v, confidence) for v in compared} if ends else {},
         "premise_change": premise_change(done, confidence) if ends else None,
+        "kept": [study["values"][i] for i in sorted(kept) if i not in tables],
     }

@@ -70,4 +70,9 @@ def study_markdown(table: dict, title: str) -> str:
         )
     if not table["growth"]:
         lines.append("- The growth is decided once the first and the last values have finished.")
+    if table.get("kept"):
+        lines.append(
+            f"- Kept from the committed table (run in another checkout): {table['key']} = "
+            f"{', '.join(map(str, table['kept']))}."
+        )
     return "\n".join(lines) + "\n"

@@ -12,6 +12,13 @@ the reference with its interval, and whether the gap grows from the first value 
 (:mod:`pcn.analysis.study`). Unlike a sweep, a study measures on the test split: it chooses nothing. As with
 a sweep, ``table`` never turns a finished value of the committed table into ``pending`` (the experiments live
 in one checkout's DVC store): it names the lost values and writes nothing, unless ``--overwrite``.
+
+A study runs in pieces (a checkout may not outlive a session): ``queue --pending`` queues only the values that
+the committed table lacks, ``queue --only 28 40`` only those values (as written in the study file), and
+``table --keep-committed`` keeps the committed table's finished values that this checkout lacks (when the
+committed table was made with the same ``set``, reference, compared variants and confidence), naming them
+(``kept``). Every experiment read is checked to have run its value with the study's settings (each leaf of the
+preset and ``set``), so a value run before ``set`` changed is named, not mixed in.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from pcn.files import write_json, write_text
 
 EXAMPLE = """examples:
   pcn study studies/translation-range.yaml queue && dvc queue start -j 1
+  pcn study studies/translation-range.yaml queue --pending --only 28 40   # a piece: values not yet committed
+  pcn study studies/translation-range.yaml table --keep-committed         # keeps committed values run elsewhere
   pcn study studies/translation-range.yaml table   # writes studies/translation-range.json, .md and .png"""
 
 KEYS = {"preset", "set", "key", "values", "reference", "compare"}
@@ -83,8 +92,18 @@ def read_report(root: Path, rev: str) -> dict:
         fail(f"{REPORT} of experiment {rev}: cannot be read ({type(exc).__name__}: {exc})")
 
 
+def leaves(settings: dict, prefix: str = ""):
+    """``(dotted key, value)`` of every leaf of the nested ``settings`` (a list is a leaf)."""
+    for key, value in settings.items():
+        if isinstance(value, dict) and value:
+            yield from leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
 def finished_reports(path: Path, study: dict, found: dict[str, dict], read) -> dict[int, dict]:
-    """``{value index: report}`` of the finished experiments, each checked to have run its value."""
+    """``{value index: report}`` of the finished experiments, each checked to have run its value with the
+    study's settings (its key first, then every leaf of :func:`point_settings`)."""
     reports = {}
     for i, value in enumerate(study["values"]):
         name = experiment_name(path, i)
@@ -94,6 +113,12 @@ def finished_reports(path: Path, study: dict, found: dict[str, dict], read) -> d
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
         if value_at(params, study["key"]) != value:
             fail(f"experiment {name} ran {study['key']}={value_at(params, study['key'])!r}, not {value!r}")
+        for key, wanted in leaves(point_settings(study, value)):
+            if value_at(params, key) != wanted:
+                fail(
+                    f"experiment {name} ran {key}={value_at(params, key)!r}, not {wanted!r} (the study's "
+                    f"settings changed since): queue it again (`queue --only {json.dumps(value)}`)"
+                )
         reports[i] = read(data.get("rev") or name)
     return reports
 
@@ -105,16 +130,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)")
-    parser.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
+    parser.add_argument("--pending", action="store_true", help="queue: only the values the committed table lacks")
+    parser.add_argument("--only", nargs="+", metavar="VALUE", help="queue: only these values of the study file")
+    keep = parser.add_mutually_exclusive_group()
+    keep.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
+    keep.add_argument(
+        "--keep-committed",
+        action="store_true",
+        help="keep the committed table's finished values that this checkout lacks (a study run in pieces)",
+    )
 
 
-def lost_values(committed: Path, table: dict) -> list:
-    """The values finished in the ``committed`` table that the new one has as pending."""
+def read_committed(committed: Path) -> dict:
+    """The committed study table (``{}`` when there is none); anything else than a table is named."""
     try:
         old = json.loads(committed.read_text()) if committed.is_file() else {}
-        finished = {json.dumps(p["value"]) for p in old.get("points") or [] if not p.get("pending")}
-    except (json.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
+        if not isinstance(old, dict) or not all(isinstance(p, dict) and "value" in p for p in old.get("points") or []):
+            raise TypeError("its points are not a list of values")
+    except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as exc:
         fail(f"{committed}: not a study table ({exc}); move it away or pass --overwrite")
+    return old
+
+
+def finished_values(table: dict) -> dict[str, dict]:
+    """``{value as JSON: point}`` of the finished points of a study ``table``."""
+    return {json.dumps(p["value"]): p for p in table.get("points") or [] if not p.get("pending")}
+
+
+def queued_indices(path: Path, study: dict, pending: bool, only: list[str] | None) -> list[int]:
+    """The indices of the values to queue: all, or those the committed table lacks (``pending``), or those
+    named in ``only`` (written as in the study file: ``28``; each read as YAML and matched to a value)."""
+    import yaml
+
+    todo = list(range(len(study["values"])))
+    if only:
+        written = [json.dumps(v) for v in study["values"]]
+        wanted = [json.dumps(yaml.safe_load(v)) for v in only]
+        unknown = [v for v, w in zip(only, wanted) if w not in written]
+        if unknown:
+            fail(f"--only {' '.join(unknown)}: not values of {path} (valid: {', '.join(written)})")
+        todo = [i for i in todo if written[i] in wanted]
+    if pending:
+        done = finished_values(read_committed(path.with_suffix(".json")))
+        todo = [i for i in todo if json.dumps(study["values"][i]) not in done]
+    return todo
+
+
+def kept_points(committed: Path, old: dict, study: dict, confidence: float) -> dict[int, dict]:
+    """``{value index: point}`` of the committed table ``old``'s finished values, when it was made with the
+    same settings, reference, compared variants and confidence as the study now (else they cannot be mixed)."""
+    same = {"set": study["set"], "reference": study["reference"], "compare": study["compare"], "confidence": confidence}
+    differ = [key for key, value in same.items() if old.get(key) != value]
+    if differ and old:
+        fail(
+            f"{committed}: the committed table differs from the study in {', '.join(differ)}: its values cannot be kept"
+        )
+    done = finished_values(old)
+    return {i: done[json.dumps(v)] for i, v in enumerate(study["values"]) if json.dumps(v) in done}
+
+
+def lost_values(old: dict, table: dict) -> list:
+    """The values finished in the committed table ``old`` that the new one has as pending."""
+    finished = finished_values(old)
     return [p["value"] for p in table["points"] if p.get("pending") and json.dumps(p["value"]) in finished]
 
 
@@ -126,30 +203,40 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     root = find_root()
     study = load_study(args.study, root)
     if args.action == "queue":
+        values = study["values"]
         points = [
-            (experiment_name(args.study, i), point_settings(study, v), f"{args.study} ({study['key']}={v!r})")
-            for i, v in enumerate(study["values"])
+            (
+                experiment_name(args.study, i),
+                point_settings(study, values[i]),
+                f"{args.study} ({study['key']}={values[i]!r})",
+            )
+            for i in queued_indices(args.study, study, args.pending, args.only)
         ]
+        if not points:
+            print(f"{args.study.with_suffix('.json')}: every value asked for is finished; nothing queued")
+            return 0
         return queue_experiments(points, args.params or root / "params.yaml", root)
     if not 0 < args.confidence < 1:
         fail(f"--confidence must lie strictly between 0 and 1, not {args.confidence}")
     found = show_experiments(root, args.show_json)
     reports = finished_reports(args.study, study, found, lambda rev: read_report(root, rev))
+    stem = args.study.with_suffix("")
+    old = read_committed(Path(f"{stem}.json"))
+    kept = kept_points(Path(f"{stem}.json"), old, study, args.confidence) if args.keep_committed else {}
     try:
-        table = study_table(study, reports, args.confidence)
+        table = study_table(study, reports, args.confidence, kept)
     except (StudyError, KeyError, TypeError, ValueError) as exc:
         fail(f"{args.study}: {exc}")
-    stem = args.study.with_suffix("")
     text = study_markdown(table, f"Study `{args.study}`")
     print(text)
-    lost = lost_values(Path(f"{stem}.json"), table)
+    lost = lost_values(old, table)
     if lost and not args.overwrite:
         fail(
             f"{stem}.json: not written: this checkout's DVC does not have the finished experiments of "
             f"{study['key']} = {', '.join(map(repr, lost))} (pending above); run `table` where they ran, or "
             "pass --overwrite"
         )
-    write_json(Path(f"{stem}.json"), {"study": str(args.study), **table})
+    write_json(Path(f"{stem}.json"), {"study": str(args.study), "set": study["set"], **table})
     write_text(Path(f"{stem}.md"), text)
     if any(not p.get("pending") for p in table["points"]):
         plot_study(table, Path(f"{stem}.png"))

@@ -102,49 +102,96 @@ def report(gaps: dict, premise: float) -> dict:
     }
 
 
-def exp_show(canvases: dict[str, int]) -> list:
-    """A `dvc exp show --json` answer (DVC 3's nesting) with finished experiments ``name: canvas``."""
-    revs = [
-        {
-            "rev": f"{i + 1:040x}",
-            "name": name,
-            "data": {
-                "rev": f"{i + 1:040x}",
-                "params": {"params.yaml": {"data": {"data": {"translated_mnist": {"canvas": c}}}}},
-            },
-        }
-        for i, (name, c) in enumerate(canvases.items())
-    ]
+def exp_show(study: dict, canvases: dict[str, int], **changed) -> list:
+    """A `dvc exp show --json` answer (DVC 3's nesting) with finished experiments ``name: canvas``, each run
+    with the study's settings at that canvas (``changed``: dotted keys set otherwise)."""
+    revs = []
+    for i, (name, c) in enumerate(canvases.items()):
+        params = study_module.point_settings(study, c)
+        for key, value in changed.items():
+            params = overlay(params, study_module.nested(key, value))
+        rev = f"{i + 1:040x}"
+        revs.append({"rev": rev, "name": name, "data": {"rev": rev, "params": {"params.yaml": {"data": params}}}})
     return [
         {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [{"revs": [r], "name": r["name"]} for r in revs]}
     ]
 
 
-def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkeypatch):
-    path, _ = toy_study(tmp_path)
+def two_reports(monkeypatch) -> None:
+    """The reports of experiments 1 (canvas 28: a small gap, a large premise share) and 2 (canvas 40)."""
     reports = {
         f"{1:040x}": report({"0": 5.0, "1": 7.0, "2": 6.0}, 0.1),
         f"{2:040x}": report({"0": 25.0, "1": 31.0, "2": 27.0}, 0.004),
     }
     monkeypatch.setattr(study_module, "read_report", lambda root, rev: reports[rev])
     monkeypatch.chdir(ROOT)
+
+
+def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkeypatch):
+    path, study = toy_study(tmp_path)
+    two_reports(monkeypatch)
     show = tmp_path / "show.json"
-    show.write_text(json.dumps(exp_show({"range-0": 28, "range-1": 40})))
+    show.write_text(json.dumps(exp_show(study, {"range-0": 28, "range-1": 40})))
     assert study_command([str(path), "table", "--show-json", str(show)]) == 0
     table = json.loads(path.with_suffix(".json").read_text())
     assert [p["premise_share"]["mean"] for p in table["points"]] == pytest.approx([0.1, 0.004])
-    assert table["growth"]["soft_threshold"]["verdict"] == "supported"
+    assert table["growth"]["soft_threshold"]["verdict"] == "supported" and table["set"] == study["set"]
     assert path.with_suffix(".png").stat().st_size > 0 and "| 40 | 0.004 ± 0 |" in path.with_suffix(".md").read_text()
     written = path.with_suffix(".json").read_text()
-    show.write_text(json.dumps(exp_show({"range-0": 28})))  # a fresh clone: range-1 unknown
+    show.write_text(json.dumps(exp_show(study, {"range-0": 28})))  # a fresh clone: range-1 unknown
     with pytest.raises(CommandError, match=r"range\.json: not written.*canvas = 40"):
         study_command([str(path), "table", "--show-json", str(show)])
     assert path.with_suffix(".json").read_text() == written
     assert study_command([str(path), "table", "--show-json", str(show), "--overwrite"]) == 0
     assert json.loads(path.with_suffix(".json").read_text())["points"][1]["pending"] is True
-    show.write_text(json.dumps(exp_show({"range-0": 32})))  # the experiment ran another value
+    show.write_text(json.dumps(exp_show(study, {"range-0": 32})))  # the experiment ran another value
     with pytest.raises(CommandError, match="range-0 ran data.translated_mnist.canvas=32, not 28"):
         study_command([str(path), "table", "--show-json", str(show), "--overwrite"])
+    show.write_text(json.dumps(exp_show(study, {"range-0": 28}, seeds=[0, 1])))  # run before `set` changed
+    with pytest.raises(CommandError, match=r"range-0 ran seeds=\[0, 1\], not \[0, 1, 2\].*--only 28"):
+        study_command([str(path), "table", "--show-json", str(show), "--overwrite"])
+
+
+def test_a_study_run_in_pieces_keeps_the_committed_values_and_decides_as_in_one_piece(tmp_path, monkeypatch):
+    path, study = toy_study(tmp_path)
+    two_reports(monkeypatch)
+    show = tmp_path / "show.json"
+    show.write_text(json.dumps(exp_show(study, {"range-0": 28, "range-1": 40})))
+    assert study_command([str(path), "table", "--show-json", str(show)]) == 0
+    whole = json.loads(path.with_suffix(".json").read_text())
+    show.write_text(json.dumps(exp_show(study, {"range-0": 28})))  # the next checkout ran 28 only
+    assert study_command([str(path), "table", "--show-json", str(show), "--keep-committed"]) == 0
+    pieces = json.loads(path.with_suffix(".json").read_text())
+    assert pieces.pop("kept") == [40] and whole.pop("kept") == []
+    assert pieces == whole
+    assert "Kept from the committed table" in path.with_suffix(".md").read_text()
+    with pytest.raises(CommandError, match=r"range\.json: the committed table differs from the study in confidence"):
+        study_command([str(path), "table", "--show-json", str(show), "--keep-committed", "--confidence", "0.9"])
+    path.write_text(path.read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1]"))
+    show.write_text(json.dumps(exp_show(study, {})))
+    with pytest.raises(CommandError, match="differs from the study in set: its values cannot be kept"):
+        study_command([str(path), "table", "--show-json", str(show), "--keep-committed"])
+
+
+def test_queue_pending_and_only_choose_the_values_of_a_piece(tmp_path, monkeypatch):
+    path, study = toy_study(tmp_path, values="[28, 32, 36, 40]")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **_: calls.append(cmd[-1]) or 0)
+    monkeypatch.chdir(ROOT)
+    assert study_command([str(path), "queue", "--only", "28", "40"]) == 0
+    assert calls == ["range-0", "range-3"]
+    with pytest.raises(CommandError, match=r"--only 30: not values of .*range\.yaml \(valid: 28, 32, 36, 40\)"):
+        study_command([str(path), "queue", "--only", "28", "30"])
+    path.with_suffix(".json").write_text(
+        json.dumps({"points": [{"value": 28}, {"value": 32, "pending": True}, {"value": 36}, {"value": 40}]})
+    )
+    calls.clear()
+    assert study_command([str(path), "queue", "--pending"]) == 0 and calls == ["range-1"]
+    calls.clear()
+    assert study_command([str(path), "queue", "--pending", "--only", "28"]) == 0 and calls == []
+    path.with_suffix(".json").write_text("[1, 2]")
+    with pytest.raises(CommandError, match=r"range\.json: not a study table"):
+        study_command([str(path), "queue", "--pending"])
 
 
 @pytest.mark.slow
