@@ -6,8 +6,9 @@ every premise share quoted is a computed mean, and a sentence that says the gap 
 import json
 import re
 
-from conftest import ROOT
 from test_readme_claims import INTERVAL, matches, number
+
+from conftest import ROOT
 
 README = (ROOT / "README.md").read_text()
 STUDY = json.loads((ROOT / "studies/translation-range.json").read_text())
