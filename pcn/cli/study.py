@@ -17,8 +17,8 @@ A study runs in pieces (a checkout may not outlive a session): ``queue --pending
 the committed table lacks, ``queue --only 28 40`` only those values (as written in the study file), and
 ``table --keep-committed`` keeps the committed table's finished values that this checkout lacks (when the
 committed table was made with the same ``set``, reference, compared variants and confidence), naming them
-(``kept``). Every experiment read is checked to have run its value with the study's settings (each leaf of the
-preset and ``set``), so a value run before ``set`` changed is named, not mixed in.
+(``kept``). Every experiment read is checked to have run its value with the study's settings (its key, then each leaf
+of the preset and ``set``), so a value run before ``set`` changed is named, not mixed in.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 
 from pcn.cli.preset import overlay
 from pcn.cli.project import fail, find_root
-from pcn.cli.sweep import experiment_name, queue_experiments, read_points_file, show_experiments
+from pcn.cli.sweep import add_piece_arguments, experiment_name, queue_experiments, read_points_file, show_experiments
 from pcn.files import write_json, write_text
 
 EXAMPLE = """examples:
@@ -111,13 +111,11 @@ def finished_reports(path: Path, study: dict, found: dict[str, dict], read) -> d
         if not data:
             continue
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data") or {}
-        if value_at(params, study["key"]) != value:
-            fail(f"experiment {name} ran {study['key']}={value_at(params, study['key'])!r}, not {value!r}")
-        for key, wanted in leaves(point_settings(study, value)):
+        for key, wanted in [(study["key"], value), *leaves(point_settings(study, value))]:
             if value_at(params, key) != wanted:
                 fail(
-                    f"experiment {name} ran {key}={value_at(params, key)!r}, not {wanted!r} (the study's "
-                    f"settings changed since): queue it again (`queue --only {json.dumps(value)}`)"
+                    f"experiment {name} ran {key}={value_at(params, key)!r}, not {wanted!r}: queue it again "
+                    f"(`queue --only {json.dumps(value)}`)"
                 )
         reports[i] = read(data.get("rev") or name)
     return reports
@@ -130,15 +128,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the intervals (default 0.95)")
-    parser.add_argument("--pending", action="store_true", help="queue: only the values the committed table lacks")
     parser.add_argument("--only", nargs="+", metavar="VALUE", help="queue: only these values of the study file")
-    keep = parser.add_mutually_exclusive_group()
-    keep.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
-    keep.add_argument(
-        "--keep-committed",
-        action="store_true",
-        help="keep the committed table's finished values that this checkout lacks (a study run in pieces)",
-    )
+    add_piece_arguments(parser, "study")
 
 
 def read_committed(committed: Path) -> dict:
@@ -220,9 +211,9 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
         fail(f"--confidence must lie strictly between 0 and 1, not {args.confidence}")
     found = show_experiments(root, args.show_json)
     reports = finished_reports(args.study, study, found, lambda rev: read_report(root, rev))
-    stem = args.study.with_suffix("")
-    old = read_committed(Path(f"{stem}.json"))
-    kept = kept_points(Path(f"{stem}.json"), old, study, args.confidence) if args.keep_committed else {}
+    stem, committed = args.study.with_suffix(""), args.study.with_suffix(".json")
+    old = read_committed(committed)
+    kept = kept_points(committed, old, study, args.confidence) if args.keep_committed else {}
     try:
         table = study_table(study, reports, args.confidence, kept)
     except (StudyError, KeyError, TypeError, ValueError) as exc:
@@ -232,11 +223,11 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     lost = lost_values(old, table)
     if lost and not args.overwrite:
         fail(
-            f"{stem}.json: not written: this checkout's DVC does not have the finished experiments of "
+            f"{committed}: not written: this checkout's DVC does not have the finished experiments of "
             f"{study['key']} = {', '.join(map(repr, lost))} (pending above); run `table` where they ran, or "
-            "pass --overwrite"
+            "pass --keep-committed or --overwrite"
         )
-    write_json(Path(f"{stem}.json"), {"study": str(args.study), "set": study["set"], **table})
+    write_json(committed, {"study": str(args.study), "set": study["set"], **table})
     write_text(Path(f"{stem}.md"), text)
     if any(not p.get("pending") for p in table["points"]):
         plot_study(table, Path(f"{stem}.png"))

@@ -249,13 +249,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("queue", "table"))
     parser.add_argument("--params", type=Path, help="the params file to start from (default: the project's)")
     parser.add_argument("--show-json", type=Path, help="read this `dvc exp show --json` output instead of running it")
+    add_piece_arguments(parser, "sweep")
+
+
+def add_piece_arguments(parser: argparse.ArgumentParser, kind: str) -> None:
+    """The options of a sweep or study (``kind``) run in pieces: ``--pending``, ``--overwrite`` or
+    ``--keep-committed``."""
     parser.add_argument("--pending", action="store_true", help="queue: only the values the committed table lacks")
     keep = parser.add_mutually_exclusive_group()
     keep.add_argument("--overwrite", action="store_true", help="replace finished values of the table by pending")
     keep.add_argument(
         "--keep-committed",
         action="store_true",
-        help="keep the committed table's finished values that this checkout lacks (a sweep run in pieces)",
+        help=f"keep the committed table's finished values that this checkout lacks (a {kind} run in pieces)",
     )
 
 

@@ -127,13 +127,19 @@ def two_reports(monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkeypatch):
+def table_of_both_values(tmp_path, monkeypatch):
+    """The toy study's table written from both finished experiments: its file, the study, the `dvc exp show`
+    file (to rewrite) and the table."""
     path, study = toy_study(tmp_path)
     two_reports(monkeypatch)
     show = tmp_path / "show.json"
     show.write_text(json.dumps(exp_show(study, {"range-0": 28, "range-1": 40})))
     assert study_command([str(path), "table", "--show-json", str(show)]) == 0
-    table = json.loads(path.with_suffix(".json").read_text())
+    return path, study, show, json.loads(path.with_suffix(".json").read_text())
+
+
+def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkeypatch):
+    path, study, show, table = table_of_both_values(tmp_path, monkeypatch)
     assert [p["premise_share"]["mean"] for p in table["points"]] == pytest.approx([0.1, 0.004])
     assert table["growth"]["soft_threshold"]["verdict"] == "supported" and table["set"] == study["set"]
     assert path.with_suffix(".png").stat().st_size > 0 and "| 40 | 0.004 ± 0 |" in path.with_suffix(".md").read_text()
@@ -153,12 +159,7 @@ def test_table_writes_the_study_and_never_loses_finished_values(tmp_path, monkey
 
 
 def test_a_study_run_in_pieces_keeps_the_committed_values_and_decides_as_in_one_piece(tmp_path, monkeypatch):
-    path, study = toy_study(tmp_path)
-    two_reports(monkeypatch)
-    show = tmp_path / "show.json"
-    show.write_text(json.dumps(exp_show(study, {"range-0": 28, "range-1": 40})))
-    assert study_command([str(path), "table", "--show-json", str(show)]) == 0
-    whole = json.loads(path.with_suffix(".json").read_text())
+    path, study, show, whole = table_of_both_values(tmp_path, monkeypatch)
     show.write_text(json.dumps(exp_show(study, {"range-0": 28})))  # the next checkout ran 28 only
     assert study_command([str(path), "table", "--show-json", str(show), "--keep-committed"]) == 0
     pieces = json.loads(path.with_suffix(".json").read_text())
