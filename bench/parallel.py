@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["pcn", "stages", "dvc.yaml", "params.yaml", "pyproject.toml", ".dvc/config", ".dvcignore"]
-PROJECT_FILES += [".gitignore", "data/listing/README.md"]
+PROJECT_FILES += [".gitignore", "data/listing/README.md", "studies"]
 GIT = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
 
 #: The paper's CIFAR-10 comparison and the throughput assumed for it (pcn's target on one GPU, not measured).

@@ -41,6 +41,8 @@ from pcn.typed_params import auto_or_count, bounded, build, choice, listed
 MAX_SEED = 2**31 - 1
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 EXPERIMENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+#: A committed study's name (``studies/<name>.json``): a file name, never a path.
+STUDY_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 
 
 class ParamsError(ValueError):
@@ -168,6 +170,7 @@ class ReportConfig:
     confidence: float = bounded(0.5, 1.0, high_open=True)  # level of the intervals of paired differences
     equivalence_margin: float = bounded(0.0)  # "reaches the accuracy of": within this x the reference's error
     vanishing_share: float = bounded(0.0, 1.0)  # claim 6's premise: class means' share of wavelet energy at most
+    studies: list[str] = listed(allow_empty=True)  # committed studies/<name>.json shown in the report
 
 
 @dataclass
@@ -291,6 +294,25 @@ def _check_names(p: Params, errors: list[str]) -> None:
         errors.append(f"seeds: expected distinct integers in [0, {MAX_SEED}], got {p.seeds}")
 
 
+def study_name_errors(names: list[str], key: str) -> list[str]:
+    """What is wrong with ``names`` as the committed studies to show (``key`` names where they were given):
+    each must be the stem of a ``studies/<name>.json`` (no folder), and none may be given twice."""
+    errors = [
+        f"{key}[{i}]: {name!r} is not a study name (the stem of a committed studies/<name>.json, no folder): "
+        f"it must match {STUDY_PATTERN.pattern}"
+        for i, name in enumerate(names)
+        if not STUDY_PATTERN.fullmatch(name)
+    ]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        errors.append(f"{key}: names must be unique; given more than once: {', '.join(twice)}")
+    return errors
+
+
+def _check_studies(p: Params, errors: list[str]) -> None:
+    errors.extend(study_name_errors(p.report.studies, "report.studies"))
+
+
 def _check_data(p: Params, errors: list[str]) -> None:
     d = p.data
     if d.name in ("mnist5k", "translated_mnist"):
@@ -356,6 +378,7 @@ CONSISTENCY_CHECKS = (
     (_check_models, ("models",)),
     (_check_network, ("network", "filters")),
     (_check_train, ("train", "models")),
+    (_check_studies, ("report",)),
 )
 
 

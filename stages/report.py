@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pcn.analysis.plots import plot_epoch_bands, plot_errors, plot_layer_bands
 from pcn.analysis.report import LAYER_FIGURES, SUMMARY_KEYS, build_report, summary_metrics
 from pcn.analysis.report_markdown import markdown
+from pcn.analysis.report_studies import STUDIES_DIR, StudyNotFound, read_studies
 from pcn.files import write_json, write_text
 from pcn.pipeline.provenance import Provenance, ProvenanceChanged
 from pcn.pipeline.results import ResultsError, collect
@@ -86,7 +87,8 @@ def report(params, provenance: Provenance, run) -> str:
     )
     variants = collect(WORKSPACE, params)
     r = params.report
-    built = build_report(params.data.name, variants, r.confidence, r.equivalence_margin, r.vanishing_share)
+    studies = read_studies(ROOT, r.studies)
+    built = build_report(params.data.name, variants, r.confidence, r.equivalence_margin, r.vanishing_share, studies)
     table = markdown(built)
     provenance.refuse_if_changed()
     out = WORKSPACE.report_dir
@@ -98,6 +100,8 @@ def report(params, provenance: Provenance, run) -> str:
     log_report_metrics(run, built, summary)
     for name in ["table.md", "table.json", "summary.json", *FIGURES]:
         run.log_artifact(out / name)
+    for name in studies:  # the study's figure, which table.md links to in the repository
+        run.log_artifact(ROOT / STUDIES_DIR / f"{name}.png", STUDIES_DIR)
     if params.runtime.log_models and run.run_id:
         move_aliases(params, run)
     return table
@@ -123,7 +127,7 @@ def main() -> None:
             "Its outputs are written but not credited"
         )  # the last call: figures and aliases are written
         experiment_id = getattr(run, "experiment_id", None)  # None: tracking off
-    except (ResultsError, ProvenanceChanged) as exc:
+    except (ResultsError, ProvenanceChanged, StudyNotFound) as exc:
         fail(str(exc))
     print(table)
     if experiment_id is not None:

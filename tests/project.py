@@ -17,6 +17,7 @@ from conftest import ROOT
 PROJECT_FILES = [
     "pcn",
     "stages",
+    "studies",
     "dvc.yaml",
     "pyproject.toml",
     ".dvc/config",

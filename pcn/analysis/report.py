@@ -226,9 +226,15 @@ def interval_description(resampling: float) -> str:
 
 
 def build_report(
-    dataset: str, variants: dict[str, dict], confidence: float, margin: float = 0.2, vanishing_share: float = 0.01
+    dataset: str,
+    variants: dict[str, dict],
+    confidence: float,
+    margin: float = 0.2,
+    vanishing_share: float = 0.01,
+    studies: dict[str, dict] | None = None,
 ) -> dict:
-    """Everything the report shows, as JSON-able data (``table.json``); claims first."""
+    """Everything the report shows, as JSON-able data (``table.json``); claims first. ``studies``: the committed
+    study tables it shows (:func:`pcn.analysis.report_studies.read_studies`)."""
     rows = [variant_row(dataset, name, v) for name, v in variants.items()]
     resampling, n_test = resampling_ratio(rows), test_size(rows)
     comps, notes = comparisons(rows, confidence, resampling)
@@ -245,6 +251,7 @@ def build_report(
         "comparisons": comps,
         "notes": notes,
         "trends": {view: [trend_sentence(r, view) for r in rows] for view in views},
+        "studies": studies or {},
     }
 
 

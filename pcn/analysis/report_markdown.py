@@ -1,25 +1,13 @@
-"""The report as Markdown (``table.md``): the claims table first, then the errors per variant, Table 1 in the
-paper's layout, the paired comparisons and the separation with depth (:func:`markdown`), all from the data of
-:func:`pcn.analysis.report.build_report`."""
+"""The report as Markdown (``table.md``): the claims table first, then the committed studies it shows
+(:mod:`pcn.analysis.report_studies`), the errors per variant, Table 1 in the paper's layout, the paired comparisons
+and the separation with depth (:func:`markdown`), all from the data of :func:`pcn.analysis.report.build_report`."""
 
 from __future__ import annotations
 
 from pcn.analysis.paper import PAPER_ERRORS, PAPER_TABLE1
+from pcn.analysis.report_studies import studies_markdown
+from pcn.analysis.statistics import interval_words
 from pcn.analysis.verdicts import difference_name
-
-
-def interval_words(report: dict) -> str:
-    """How the report's intervals are computed, in words: the level, and Nadeau and Bengio's correction when
-    every seed drew its own split (``report["resampling"]``, :mod:`pcn.analysis.statistics`)."""
-    level = f"{100 * report['confidence']:.0f}%"
-    r = report.get("resampling", 0.0)
-    words = f"two-sided {level} Student-t intervals of differences paired by seed"
-    if r:
-        return (
-            f"{words}, widened by Nadeau and Bengio's correction for resampled splits (each seed drew its own "
-            f"train/test split: half-width t·s·√(1/n + r), r = n_test / n_train = {r:.4g})"
-        )
-    return words + " (one test split for every seed, or split sizes not recorded: no resampling correction)"
 
 
 def _table1_markdown(dataset: str, columns: list[dict]) -> list[str]:
@@ -157,10 +145,10 @@ def _variant_table(rows: list[dict]) -> list[str]:
 
 
 def markdown(report: dict) -> str:
-    """The report as Markdown (``table.md``): the claims table first."""
+    """The report as Markdown (``table.md``): the claims table first, then the committed studies it shows."""
     dataset, rows = report["dataset"], report["rows"]
     seeds = sorted({s for r in rows for s in r["seeds"]})
-    lines = claims_markdown(report)
+    lines = claims_markdown(report) + studies_markdown(report.get("studies") or {})
     lines += [f"## {dataset}: test error over {len(seeds)} seeds ({', '.join(map(str, seeds))})", ""]
     lines += _variant_table(rows)
     level = f"{100 * report['confidence']:.0f}%"

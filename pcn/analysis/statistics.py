@@ -244,3 +244,17 @@ def trend(curve: Sequence[float]) -> dict:
         "steps": len(steps),
         "monotonic": monotonic,
     }
+
+
+def interval_words(report: dict) -> str:
+    """How the report's intervals are computed, in words: the level, and Nadeau and Bengio's correction when
+    every seed drew its own split (``report["resampling"]``, :mod:`pcn.analysis.statistics`)."""
+    level = f"{100 * report['confidence']:.0f}%"
+    r = report.get("resampling", 0.0)
+    words = f"two-sided {level} Student-t intervals of differences paired by seed"
+    if r:
+        return (
+            f"{words}, widened by Nadeau and Bengio's correction for resampled splits (each seed drew its own "
+            f"train/test split: half-width t·s·√(1/n + r), r = n_test / n_train = {r:.4g})"
+        )
+    return words + " (one test split for every seed, or split sizes not recorded: no resampling correction)"

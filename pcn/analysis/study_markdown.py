@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pcn.analysis.report_markdown import interval_words
+from pcn.analysis.statistics import interval_words
 
 
 def _interval(i: dict) -> str:
@@ -24,15 +24,15 @@ def _power(growth: dict) -> str:
     return f" (the observed spread would need about {need} seeds to decide it)"
 
 
-def study_markdown(table: dict, title: str) -> str:
-    """The study's table (:func:`pcn.analysis.study.study_table`) under ``title``: the measures at every value,
-    then the premise share's change and each compared variant's growth verdict from the first value to the last."""
+def study_markdown(table: dict, title: str, level: int = 1, figure: str | None = None) -> str:
+    """The study's table (:func:`pcn.analysis.study.study_table`) under ``title`` (a heading of ``level``): the
+    measures at every value, then the premise share's change and each compared variant's growth verdict from the
+    first value to the last. ``figure``, a markdown line (an image), goes right under the heading."""
     reference, compared = table["reference"], table["compare"]
     done = [p for p in table["points"] if not p.get("pending")]
     words = interval_words({"confidence": table["confidence"], "resampling": done[0]["resampling"] if done else 0})
-    lines = [
-        f"# {title}",
-        "",
+    lines = [f"{'#' * level} {title}", ""] + ([figure, ""] if figure else [])
+    lines += [
         f"`{table['key']}` at {', '.join(map(str, table['values']))}; the same variants and seeds at each value. "
         "Premise share: the share of the energy of the flattened first-layer wavelet coefficients carried by "
         "their class means (`class_mean_share`, cross-fitted; claim 6's premise), mean ± sd over the seeds. "

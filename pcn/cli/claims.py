@@ -6,7 +6,8 @@ margin would decide, this command recomputes the claims from those rows with the
 each claim's verdict beside the stored one. With ``--write`` it replaces the report's claims and paired
 comparisons in ``table.json`` (recording how they were decided under ``claims_decided_by``) and rewrites
 ``table.md`` and ``summary.json`` (whose intervals follow the same rule); the rows and figures stay as the
-report stage wrote them.
+report stage wrote them. ``--studies NAME ...`` sets the committed studies the report shows
+(:mod:`pcn.analysis.report_studies`), as ``report.studies`` does for the report stage.
 
 The margin and the premise threshold default to the project's params.yaml (``report.equivalence_margin``,
 ``report.vanishing_share``), the confidence level and Nadeau and Bengio's resampling ratio
@@ -24,7 +25,8 @@ from pathlib import Path
 EXAMPLE = """examples:
   pcn claims results/translated                    # the committed run's claims under the current rules
   pcn claims results/translated --confidence 0.9   # what a 90% level would decide
-  pcn claims results/translated --resampling 0.2778 --write   # Nadeau-Bengio: 1000 test / 3600 training"""
+  pcn claims results/translated --resampling 0.2778 --write   # Nadeau-Bengio: 1000 test / 3600 training
+  pcn claims results/translated --studies translation-range --write   # show a committed study in the report"""
 
 #: What each row of table.json must hold for the claims to be decided.
 ROW_KEYS = ("variant", "arch", "nonlinearity", "test_error_by_seed", "views")
@@ -49,6 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="images in each seed's test split, for the binomial noise of the equivalence margins (default: the "
         "report's, else none)",
+    )
+    parser.add_argument(
+        "--studies",
+        nargs="*",
+        metavar="NAME",
+        default=None,
+        help="committed studies (studies/NAME.json) the report shows, replacing its own (default: the report's; "
+        "none: --studies with no name)",
     )
     parser.add_argument("--write", action="store_true", help="rewrite the report's table.json and table.md")
 
@@ -135,6 +145,21 @@ def decision_values(root: Path, args: argparse.Namespace, report: dict) -> dict:
     return values
 
 
+def shown_studies(root: Path, names: list[str]) -> dict[str, dict]:
+    """The committed study tables of ``--studies``, each name checked as ``report.studies`` checks it."""
+    from pcn.analysis.report_studies import StudyNotFound, read_studies
+    from pcn.cli.project import fail
+    from pcn.schema import study_name_errors
+
+    errors = study_name_errors(names, "--studies")
+    if errors:
+        fail("; ".join(errors))
+    try:
+        return read_studies(root, names)
+    except StudyNotFound as exc:
+        fail(str(exc).replace("report.studies", "--studies", 1))
+
+
 def decide_again(report: dict, values: dict) -> dict:
     """The report with its claims and paired comparisons decided under the current rules and ``values``
     (:func:`pcn.analysis.claims.check_claims`, :func:`pcn.analysis.report.comparisons`), and the texts to
@@ -168,6 +193,8 @@ def run(args: argparse.Namespace, extra: list[str]) -> int:
     root = find_root()
     folder, report = read_report(root, args.report_dir)
     values = decision_values(root, args, report)
+    if args.studies is not None:
+        report["studies"] = shown_studies(root, args.studies)
     out = decide_again(report, values)
     listed = [c for c in report.get("claims", []) if isinstance(c, dict) and isinstance(c.get("claim"), int)]
     stored = {c["claim"]: c.get("verdict") for c in listed}
