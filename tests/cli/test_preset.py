@@ -66,7 +66,8 @@ def test_a_bad_preset_is_refused_naming_the_key(tmp_path):
 
 def test_the_translated_preset_is_the_committed_run(default_params):
     """The headline command (pcn preset presets/translated.yaml) reproduces the configuration of the committed
-    report results/translated/: the same variants, seeds, data set and epochs per variant."""
+    report results/translated/: the same variants, seeds, data set, recipe per variant (learning rate, epochs,
+    step) and studies shown."""
     import json
 
     merged = parse_params(overlay(default_params, read_yaml(ROOT / "presets/translated.yaml")), "translated")
@@ -74,8 +75,11 @@ def test_the_translated_preset_is_the_committed_run(default_params):
     assert [r["variant"] for r in table["rows"]] == merged.variants
     for row in table["rows"]:
         assert row["seeds"] == merged.seeds, row["variant"]
-        assert row["epochs"] == merged.models[row["variant"]].recipe(merged.train)["epochs"], row["variant"]
+        recipe = merged.models[row["variant"]].recipe(merged.train)
+        assert row["epochs"] == recipe["epochs"], row["variant"]
+        assert {k: row["recipe"][k] for k in recipe} == recipe, row["variant"]
     assert merged.data.name == "translated_mnist" and table["dataset"] == merged.data.name
+    assert list(table["studies"]) == merged.report.studies
     run = (ROOT / "results/translated/RUN.md").read_text()
     assert f"{len(merged.variants)} variants, {len(merged.seeds)} seeds" in run
 
